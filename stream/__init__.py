@@ -1,0 +1,1 @@
+"""polypwatch streaming side: capture -> preprocess -> infer -> alert -> publish, overlay, replay."""

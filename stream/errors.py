@@ -1,0 +1,37 @@
+"""Exceptions raised by library code. Only CLI ``main()`` functions turn them into exit codes."""
+
+
+class PolypwatchError(Exception):
+    """Base class of every error polypwatch raises on purpose."""
+
+
+class ConfigError(PolypwatchError):
+    """A configuration file, key or value is invalid."""
+
+
+class SourceError(PolypwatchError):
+    """A video source cannot be opened or read."""
+
+
+class SourceEnded(PolypwatchError):
+    """A finite source (file, folder) has no more frames."""
+
+
+class WireError(PolypwatchError):
+    """A message on the wire is malformed, oversized, of an unknown version or topic."""
+
+
+class ModelError(PolypwatchError):
+    """A model file is missing, unreadable or lacks the metadata polypwatch needs."""
+
+
+class BackendError(PolypwatchError):
+    """An inference backend is unavailable or failed."""
+
+
+class TruthError(PolypwatchError):
+    """A ground-truth file is missing, malformed or does not match its video."""
+
+
+class DatasetError(PolypwatchError):
+    """A training or evaluation dataset folder is malformed."""
