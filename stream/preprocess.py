@@ -184,3 +184,18 @@ def input_to_frame_box(box_xyxy: tuple[float, float, float, float], pre: Preproc
     x1 = (a.x0 + box_xyxy[2] * sx) / pre.frame_width
     y1 = (a.y0 + box_xyxy[3] * sy) / pre.frame_height
     return (min(max(x0, 0.0), 1.0), min(max(y0, 0.0), 1.0), min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0))
+
+
+def crop_mask(mask: np.ndarray, area: ActiveArea, spec: PreprocessSpec) -> np.ndarray:
+    """A full-frame mask (HxW, any dtype, >0 = polyp) through the same crop and resize: HxW float32 0..1."""
+    crop = (mask[area.y0:area.y1, area.x0:area.x1] > 0).astype(np.float32)
+    return cv2.resize(crop, (spec.input_width, spec.input_height), interpolation=cv2.INTER_AREA)
+
+
+def apply_corner_mask(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Black out the lower-left corner region in place (after augmentation too, so it is always black)."""
+    a, b = spec.corner_mask
+    if a > 0 and b < 1:
+        H, W = img.shape[:2]
+        img[int(round(b * H)):, : int(round(a * W))] = 0
+    return img

@@ -1,0 +1,33 @@
+"""Augmentation for endoscopy frames already through the shared preprocessing (HxWx3 uint8 + HxW mask)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from stream.preprocess import PreprocessSpec, apply_corner_mask
+
+
+def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+            spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur."""
+    H, W = img.shape[:2]
+    ang = rng.uniform(0, 360)
+    scale = rng.uniform(0.85, 1.25)
+    M = cv2.getRotationMatrix2D((W / 2, H / 2), ang, scale)
+    M[:, 2] += rng.uniform(-0.08, 0.08, 2) * (W, H)
+    if rng.random() < 0.5:
+        M[0] = -M[0]
+        M[0, 2] += W
+    img = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
+    mask = cv2.warpAffine(mask, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
+    x = img.astype(np.float32)
+    x *= rng.uniform(0.7, 1.3)                                              # brightness
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(0.75, 1.25) + mean                         # contrast
+    x *= rng.uniform(0.88, 1.12, 3).astype(np.float32)                      # white balance / hue
+    grey = x.mean(axis=2, keepdims=True)
+    x = grey + (x - grey) * rng.uniform(0.7, 1.3)                           # saturation
+    if rng.random() < 0.3:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 2.0))
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    return apply_corner_mask(out, spec), mask

@@ -1,0 +1,39 @@
+"""The protocol every inference backend follows (Polygraphy-style runner life cycle)."""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """``with Backend(...) as be: outputs = be.infer(batch)``.
+
+    ``infer`` takes an Nx3xHxW float32 batch and returns {output name: numpy array}; nothing else of the
+    backend (tensors, sessions, streams) leaves it.
+    """
+
+    name: str
+
+    def open(self) -> "Backend": ...
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Backend": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class BackendBase:
+    """Context-manager plumbing shared by the backends."""
+
+    name = "base"
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

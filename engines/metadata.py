@@ -1,0 +1,81 @@
+"""Model metadata stored inside the ONNX file: what preprocessing, outputs and threshold the model expects."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stream.errors import ModelError
+from stream.preprocess import PreprocessSpec
+
+METADATA_KEY = "polypwatch"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    model_id: str
+    preprocess: PreprocessSpec
+    input_name: str = "image"
+    score_output: str = "score"        # (N,) polyp probability of the frame
+    heatmap_output: str = "heatmap"    # (N, 1, h, w) per-cell polyp probability
+    threshold: float = 0.5             # recommended operating point of the frame score
+    box_threshold: float = 0.5         # heatmap level that outlines a box
+    training: dict = field(default_factory=dict)   # data, split, command
+    scores: dict = field(default_factory=dict)     # measured scores (see docs/MODEL_CARD.md)
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "box_threshold"):
+            v = getattr(self, name)
+            if not (0.0 < v < 1.0):
+                raise ModelError(f"model metadata {name}: expected 0 < value < 1, got {v!r}")
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "schema": SCHEMA_VERSION, "model_id": self.model_id, "preprocess": self.preprocess.to_dict(),
+            "input_name": self.input_name, "score_output": self.score_output,
+            "heatmap_output": self.heatmap_output, "threshold": self.threshold,
+            "box_threshold": self.box_threshold, "training": self.training, "scores": self.scores,
+        }, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "model") -> "ModelMetadata":
+        try:
+            d = json.loads(text)
+            if d.get("schema") != SCHEMA_VERSION:
+                raise ModelError(f"{where}: metadata schema {d.get('schema')!r}, expected {SCHEMA_VERSION}")
+            return cls(model_id=str(d["model_id"]), preprocess=PreprocessSpec.from_dict(d["preprocess"]),
+                       input_name=d["input_name"], score_output=d["score_output"],
+                       heatmap_output=d["heatmap_output"], threshold=float(d["threshold"]),
+                       box_threshold=float(d["box_threshold"]), training=d.get("training", {}),
+                       scores=d.get("scores", {}))
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+            raise ModelError(f"{where}: malformed polypwatch metadata ({e})") from None
+
+
+def read_onnx_metadata(path: str | Path) -> ModelMetadata:
+    """Metadata of an ONNX model file (reads the graph's metadata_props; weights are not needed)."""
+    import onnx
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model {path}: file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and others for corrupt files
+        raise ModelError(f"model {path}: not a readable ONNX file ({e})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelError(f"model {path}: no {METADATA_KEY!r} metadata; export it with engines.export "
+                         f"or add the metadata (see docs/MODEL_CARD.md)")
+    return ModelMetadata.from_json(props[METADATA_KEY], where=f"model {path}")
+
+
+def write_onnx_metadata(path: str | Path, meta: ModelMetadata) -> None:
+    import onnx
+    model = onnx.load(str(path))
+    for p in list(model.metadata_props):
+        if p.key == METADATA_KEY:
+            model.metadata_props.remove(p)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    onnx.save(model, str(path))

@@ -1,0 +1,149 @@
+"""Training PolypNet: fixed seeds, augmentation, AdamW + cosine schedule, best checkpoint on validation AUROC."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engines.augment import augment
+from engines.training_data import ArraySet
+from stream.metrics import auroc
+from stream.preprocess import PreprocessSpec, normalise
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    heatmap_weight: float = 1.0
+    freeze_blocks: int = 5          # EfficientNet blocks (stride <= 8) kept at their ImageNet weights
+    seed: int = 0
+    pretrained: bool = True
+    threads: int = 0                # torch threads; 0 = torch's default
+    spec: PreprocessSpec = field(default_factory=PreprocessSpec)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise ValueError(f"TrainConfig: expected epochs >= 1, batch_size >= 2, lr > 0; got {self.epochs}, "
+                             f"{self.batch_size}, {self.lr}")
+
+
+def _progress(prefix: str, i: int, n: int, extra: str = "") -> None:
+    width = 30
+    done = int(width * i / max(n, 1))
+    end = "\n" if i >= n else ""
+    print(f"\r{prefix} [{'#' * done}{'.' * (width - done)}] {i}/{n} {extra}", end=end, file=sys.stderr, flush=True)
+
+
+def heat_targets(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """N x H x W masks -> N x 1 x h x w soft targets (fraction of each cell covered, doubled, capped at 1)."""
+    import cv2
+    h, w = size
+    out = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in masks])
+    return np.clip(out * 2.0, 0, 1)[:, None].astype(np.float32)
+
+
+def batch_tensor(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    return np.concatenate([normalise(im, spec) for im in images])
+
+
+def predict(net, data: ArraySet, spec: PreprocessSpec, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(scores N, heatmaps N x h x w) as probabilities, no augmentation."""
+    import torch
+    net.eval()
+    scores, heats = [], []
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            x = torch.from_numpy(batch_tensor(data.images[i:i + batch], spec)).to(memory_format=torch.channels_last)
+            s, h = net(x)
+            scores.append(torch.sigmoid(s).numpy())
+            heats.append(torch.sigmoid(h)[:, 0].numpy())
+    return np.concatenate(scores), np.concatenate(heats)
+
+
+def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Path):
+    """Returns (best network, history). Writes ``out_dir/best.pt`` whenever validation improves."""
+    import torch
+    from torch.nn import functional as F
+    from engines.model import PolypNet
+    torch.manual_seed(cfg.seed)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = PolypNet(pretrained=cfg.pretrained).to(memory_format=torch.channels_last)
+    frozen = [net.stem, *net.blocks16[:cfg.freeze_blocks]]
+    for mod in frozen:
+        for p in mod.parameters():
+            p.requires_grad = False
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    pos_frac = float(train_set.labels.mean())
+    pos_weight = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
+    spec = cfg.spec
+    hh, hw = spec.input_height // 16, spec.input_width // 16
+    best, history = -1.0, []
+    for epoch in range(1, cfg.epochs + 1):
+        net.train()
+        for mod in frozen:
+            mod.eval()
+        order = rng.permutation(len(train_set))
+        t0, losses = time.monotonic(), []
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec) for i in idx))
+            x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
+            y = torch.from_numpy(train_set.labels[idx].astype(np.float32))
+            ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))
+            hm = torch.from_numpy(train_set.has_mask[idx].astype(np.float32))
+            s, h = net(x)
+            loss_cls = F.binary_cross_entropy_with_logits(s, y, pos_weight=pos_weight)
+            lh = F.binary_cross_entropy_with_logits(h, ht, reduction="none").mean((1, 2, 3))
+            loss_heat = (lh * hm).sum() / hm.sum().clamp(min=1)
+            loss = loss_cls + cfg.heatmap_weight * loss_heat
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            _progress(f"epoch {epoch}/{cfg.epochs}", step + 1, steps_per_epoch, f"loss {np.mean(losses[-20:]):.3f}")
+        scores, _ = predict(net, val_set, spec)
+        val_auc = auroc(val_set.labels, scores) or 0.0
+        eps = 1e-6
+        val_loss = float(-np.mean(val_set.labels * np.log(scores + eps) + (1 - val_set.labels) * np.log(1 - scores + eps)))
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_auroc": val_auc,
+                        "val_loss": val_loss, "seconds": round(time.monotonic() - t0, 1)})
+        log.info("epoch %d: train loss %.4f, val AUROC %.4f, val loss %.4f (%.0f s)", epoch, np.mean(losses),
+                 val_auc, val_loss, time.monotonic() - t0)
+        key = val_auc - 0.01 * val_loss
+        if key > best:
+            best = key
+            torch.save({"state_dict": net.state_dict(), "epoch": epoch, "config": asdict(cfg) | {"spec": spec.to_dict()}},
+                       out_dir / "best.pt")
+        (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    state = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=False)
+    net.load_state_dict(state["state_dict"])
+    net.eval()
+    return net, history
+
+
+def load_checkpoint(path: str | Path):
+    import torch
+    from engines.model import PolypNet
+    state = torch.load(str(path), map_location="cpu", weights_only=False)
+    net = PolypNet(pretrained=False)
+    net.load_state_dict(state["state_dict"])
+    return net.eval(), PreprocessSpec.from_dict(state["config"]["spec"])
