@@ -1,0 +1,2 @@
+"""Sub-commands beyond ``run`` register themselves here (overlay, replay)."""
+EXTRA_PARSERS: list = []

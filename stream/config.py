@@ -1,0 +1,238 @@
+"""Configuration: YAML, one section per stage, validated at load into frozen dataclasses.
+
+An unknown key, a wrong type or an out-of-range value raises ConfigError naming the key, the value and what
+was expected (and the nearest valid key for a typo). ``--set section.key=value`` overrides are applied first.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from stream.errors import ConfigError
+
+
+# ---------------------------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class CaptureConfig:
+    source: str = "synthetic://seed=1"   # device index, /dev/videoN, file, folder, rtsp://..., synthetic://...
+    source_id: str = ""                   # name carried on frames and messages (default: derived from source)
+    width: int = 0                        # device capture size (0 = leave the device's default)
+    height: int = 0
+    fps: float = 0.0                      # device fps / pacing of files and folders (0 = the file's own fps)
+    fourcc: str = ""                      # device pixel format, e.g. MJPG
+    pace: bool = True                     # files/folders: real-time pacing (drop what cannot be kept up with)
+    loop: bool = False                    # files/folders/synthetic: start again at the end
+    reopen_initial_s: float = 0.5         # live sources: first reopen delay after a failure
+    reopen_max_s: float = 5.0             # ... growing to at most this
+    read_timeout_s: float = 2.0           # no frame for this long: NO SIGNAL
+
+    _ranges = {"width": (0, 7680), "height": (0, 4320), "fps": (0, 240), "reopen_initial_s": (0.01, 60),
+               "reopen_max_s": (0.01, 600), "read_timeout_s": (0.05, 60)}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    active_area_every: int = 1            # search the active area every N frames (1 = every frame)
+
+    _ranges = {"active_area_every": (1, 10000)}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str = ""                       # ONNX file ('' = the shipped default model)
+    backend: str = "auto"                 # auto | onnxruntime | torch | tensorrt
+    threads: int = 2                      # CPU threads for inference
+    device: str = "auto"                  # torch: auto | cpu | cuda | cuda:N
+    engine_file: str = ""                 # TensorRT engine (tools/build_engine output)
+    max_consecutive_errors: int = 30      # this many failed frames in a row stop the run
+
+    _ranges = {"threads": (0, 256), "max_consecutive_errors": (1, 100000)}
+    _choices = {"backend": ("auto", "onnxruntime", "torch", "tensorrt")}
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    on_threshold: float = 0.0             # 0 = the model's recommended threshold
+    off_threshold: float = 0.0            # 0 = 0.8 x on_threshold (hysteresis)
+    window: int = 5                       # n: frames considered
+    min_hits: int = 3                     # k: frames over on_threshold among the last n to raise the alert
+    min_misses: int = 4                   # frames under off_threshold among the last n to drop it
+
+    _ranges = {"on_threshold": (0.0, 0.999), "off_threshold": (0.0, 0.999), "window": (1, 1000),
+               "min_hits": (1, 1000), "min_misses": (1, 1000)}
+
+
+@dataclass(frozen=True)
+class PublisherConfig:
+    endpoint: str = "tcp://127.0.0.1:5560"
+    allow_non_loopback: bool = False      # binding beyond loopback must be asked for explicitly
+    send_frames: bool = False             # also publish the video on the 'frames' topic
+    frame_encoding: str = "jpeg"          # jpeg | raw
+    jpeg_quality: int = 80
+    frame_max_width: int = 0              # down-scale published frames wider than this (0 = full size)
+    heartbeat_hz: float = 5.0
+    sndhwm: int = 100                     # messages queued per subscriber before ZeroMQ drops
+
+    _ranges = {"jpeg_quality": (10, 100), "frame_max_width": (0, 7680), "heartbeat_hz": (0.2, 100),
+               "sndhwm": (1, 100000)}
+    _choices = {"frame_encoding": ("jpeg", "raw")}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    budget_ms: float = 33.0               # capture -> publish latency budget per frame
+    max_frames: int = 0                   # stop after this many processed frames (0 = no limit)
+    max_seconds: float = 0.0              # stop after this long (0 = no limit)
+    detections_log: str = ""              # optional JSON-lines file of every detection
+
+    _ranges = {"budget_ms": (1, 10000), "max_frames": (0, 10**9), "max_seconds": (0, 10**7)}
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    publisher: PublisherConfig = field(default_factory=PublisherConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    extra: dict = field(default_factory=dict)   # sections owned by other processes (overlay, replay, ...)
+
+
+SECTIONS: dict[str, type] = {k: v for k, v in get_type_hints(Config).items() if k != "extra"}
+EXTERNAL_SECTIONS: dict[str, type] = {}      # filled by modules that own further sections (overlay, ...)
+
+
+def register_section(name: str, cls: type) -> None:
+    EXTERNAL_SECTIONS[name] = cls
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def _suggest(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(where: str, value: Any, typ) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if get_origin(typ) is tuple:
+        inner = get_args(typ)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(f"{where}[{i}]", v, inner) for i, v in enumerate(value))
+    raise ConfigError(f"{where}: unsupported type {typ}")
+
+
+def build_section(name: str, cls: type, raw: Any):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a mapping of keys, got {raw!r}")
+    hints = get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    ranges = getattr(cls, "_ranges", {})
+    choices = getattr(cls, "_choices", {})
+    kwargs = {}
+    for key, value in raw.items():
+        where = f"{name}.{key}"
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key{_suggest(str(key), known)}; expected one of {known}")
+        v = _coerce(where, value, hints[key])
+        if key in ranges:
+            lo, hi = ranges[key]
+            if not (lo <= v <= hi):
+                raise ConfigError(f"{where}: expected a value in {lo}..{hi}, got {v!r}")
+        if key in choices and v not in choices[key]:
+            raise ConfigError(f"{where}: expected one of {list(choices[key])}, got {v!r}")
+        kwargs[key] = v
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check()
+    return obj
+
+
+def _check_cross(cfg: Config) -> None:
+    a = cfg.alerts
+    if a.min_hits > a.window:
+        raise ConfigError(f"alerts.min_hits: expected at most alerts.window ({a.window}), got {a.min_hits}")
+    if a.min_misses > a.window:
+        raise ConfigError(f"alerts.min_misses: expected at most alerts.window ({a.window}), got {a.min_misses}")
+    if a.on_threshold and a.off_threshold and a.off_threshold > a.on_threshold:
+        raise ConfigError(f"alerts.off_threshold: expected at most alerts.on_threshold ({a.on_threshold}), "
+                          f"got {a.off_threshold}")
+    c = cfg.capture
+    if c.reopen_max_s < c.reopen_initial_s:
+        raise ConfigError(f"capture.reopen_max_s: expected at least capture.reopen_initial_s "
+                          f"({c.reopen_initial_s}), got {c.reopen_max_s}")
+    from stream.endpoints import check_endpoint
+    check_endpoint("publisher.endpoint", cfg.publisher.endpoint, cfg.publisher.allow_non_loopback)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'section.key=value' -> (section, key, YAML-parsed value)."""
+    m = re.fullmatch(r"([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)=(.*)", text.strip(), re.S)
+    if not m:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. alerts.window=8")
+    try:
+        value = yaml.safe_load(m.group(3)) if m.group(3) != "" else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({e})") from None
+    return m.group(1), m.group(2), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read ``path`` (or the defaults), apply overrides, validate every section. Raises ConfigError."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError(f"config {p}: cannot read ({e.strerror})") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {p}: not valid YAML ({e})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {p}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    all_sections = {**SECTIONS, **EXTERNAL_SECTIONS}
+    for text in overrides:
+        sec, key, value = parse_override(text)
+        if sec not in all_sections:
+            raise ConfigError(f"--set {text!r}: unknown section {sec!r}{_suggest(sec, all_sections)}; "
+                              f"expected one of {list(all_sections)}")
+        raw.setdefault(sec, {})
+        if not isinstance(raw[sec], dict):
+            raise ConfigError(f"{sec}: expected a mapping of keys, got {raw[sec]!r}")
+        raw[sec][key] = value
+    for sec in raw:
+        if sec not in all_sections:
+            raise ConfigError(f"{sec}: unknown section{_suggest(str(sec), all_sections)}; "
+                              f"expected one of {list(all_sections)}")
+    built = {name: build_section(name, cls, raw.get(name)) for name, cls in SECTIONS.items()}
+    extra = {name: build_section(name, cls, raw.get(name)) for name, cls in EXTERNAL_SECTIONS.items()}
+    cfg = Config(**built, extra=extra)
+    _check_cross(cfg)
+    return cfg

@@ -1,0 +1,80 @@
+"""Frame -> (score, boxes): shared preprocessing, one backend call, conversion at the edge."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.backends import create_backend, resolve_backend_name
+from engines.metadata import ModelMetadata, read_onnx_metadata
+from engines.model_files import resolve_model_path
+from engines.postprocess import to_result
+from stream.detection import Box
+from stream.frame import Frame
+from stream.preprocess import ActiveArea, Preprocessed, crop_to_input, find_active_area, normalise, _pyramid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawResult:
+    score: float
+    boxes: tuple[Box, ...]
+    t_preprocess_ns: int
+    t_infer_ns: int
+    t_postprocess_ns: int
+
+
+class Detector:
+    """Owns the backend. ``with Detector(engine_cfg, preprocess_cfg) as det: det.detect(frame)``."""
+
+    def __init__(self, engine_cfg, preprocess_cfg):
+        self.model_path = resolve_model_path(engine_cfg.model)
+        self.meta: ModelMetadata = read_onnx_metadata(self.model_path)
+        self.spec = self.meta.preprocess
+        self.backend_name = resolve_backend_name(engine_cfg.backend, engine_cfg.engine_file)
+        kwargs = {"model_path": self.model_path, "threads": engine_cfg.threads}
+        if self.backend_name == "torch":
+            kwargs.update(device=engine_cfg.device, model_id=self.meta.model_id,
+                          score_output=self.meta.score_output, heatmap_output=self.meta.heatmap_output)
+        elif self.backend_name == "tensorrt":
+            kwargs = {"engine_path": engine_cfg.engine_file, "onnx_path": self.model_path}
+        self.backend = create_backend(self.backend_name, kwargs)
+        self.area_every = preprocess_cfg.active_area_every
+        self._area: ActiveArea | None = None
+        self._area_shape: tuple[int, ...] = ()
+        self._count = 0
+
+    def __enter__(self) -> "Detector":
+        self.backend.open()
+        dummy = np.zeros((1, 3, self.spec.input_height, self.spec.input_width), np.float32)
+        self.backend.infer(dummy)          # warm-up: first-call allocations happen before the first frame
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.backend.close()
+
+    @property
+    def model_id(self) -> str:
+        return self.meta.model_id
+
+    def preprocess(self, image: np.ndarray) -> Preprocessed:
+        spec = self.spec
+        levels = _pyramid(image, max(spec.analysis_width, spec.input_width))
+        if self._area is None or self._area_shape != image.shape or self._count % self.area_every == 0:
+            self._area = find_active_area(image, spec, levels)
+            self._area_shape = image.shape
+        self._count += 1
+        tensor = normalise(crop_to_input(image, self._area, spec, levels), spec)
+        return Preprocessed(tensor=tensor, area=self._area, frame_width=image.shape[1], frame_height=image.shape[0])
+
+    def detect(self, frame: Frame) -> RawResult:
+        pre = self.preprocess(frame.image)
+        t1 = time.monotonic_ns()
+        outputs = self.backend.infer(pre.tensor)
+        t2 = time.monotonic_ns()
+        score, boxes = to_result(outputs, pre, self.meta)
+        t3 = time.monotonic_ns()
+        return RawResult(score, boxes, t1, t2, t3)

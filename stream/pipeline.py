@@ -1,0 +1,166 @@
+"""The live pipeline: capture -> preprocess -> infer -> alert -> publish. This file only connects stages."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+from stream.alerts import AlertFilter
+from stream.config import Config
+from stream.detection import Detection
+from stream.detector import Detector
+from stream.errors import BackendError, PolypwatchError
+from stream.publisher import Publisher
+from stream.reader import LatestFrameReader
+from stream.sources import make_source
+from stream.stats import RunStats
+from stream.wire import FrameMessage, Status, encode_detection
+
+log = logging.getLogger(__name__)
+
+
+class EngineFailing(PolypwatchError):
+    """The engine failed on too many consecutive frames."""
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, source: str | None = None):
+        self.cfg = cfg
+        c = cfg.capture
+        self.source = make_source(source or c.source, c.width, c.height, c.fps, c.fourcc)
+        self.reader = LatestFrameReader(self.source, pace=c.pace, loop=c.loop, reopen_initial_s=c.reopen_initial_s,
+                                        reopen_max_s=c.reopen_max_s, source_id=c.source_id)
+        self.detector = Detector(cfg.engine, cfg.preprocess)
+        self.alerts = AlertFilter.from_config(cfg.alerts, self.detector.meta.threshold)
+        self.stats = RunStats(cfg.pipeline.budget_ms)
+        self.publisher: Publisher | None = None
+        self.stop_event = threading.Event()
+        self.state = "starting"
+        self._consecutive_errors = 0
+        self._log_file = None
+        self.on_detection = None          # optional callback(detection, frame), e.g. replay's writers
+
+    # ------------------------------------------------------------------ stages
+    def _infer(self, frame) -> Detection:
+        try:
+            r = self.detector.detect(frame)
+        except (BackendError, ValueError) as e:
+            self._consecutive_errors += 1
+            if self._consecutive_errors >= self.cfg.engine.max_consecutive_errors:
+                raise EngineFailing(f"engine failed on {self._consecutive_errors} consecutive frames; last: {e}") from None
+            log.warning("engine failed on frame %d: %s", frame.seq, e)
+            return Detection.failed(frame.seq, frame.t_capture_ns, frame.source, str(e), self.detector.model_id,
+                                    {"capture": frame.t_capture_ns}, frame.index)
+        self._consecutive_errors = 0
+        alert = self.alerts.update(r.score)
+        t_alert = time.monotonic_ns()
+        return Detection(seq=frame.seq, t_capture_ns=frame.t_capture_ns, source=frame.source, score=r.score,
+                         alert=alert, boxes=r.boxes, model_id=self.detector.model_id, frame_index=frame.index,
+                         times_ns={"capture": frame.t_capture_ns, "preprocess": r.t_preprocess_ns,
+                                   "infer": r.t_infer_ns, "postprocess": r.t_postprocess_ns, "alert": t_alert})
+
+    def _publish(self, d: Detection, frame) -> Detection:
+        d = Detection(**{**d.__dict__, "times_ns": {**d.times_ns, "publish": time.monotonic_ns()}})
+        self.publisher.detection(d)
+        if self.cfg.publisher.send_frames:
+            img = frame.image
+            mw = self.cfg.publisher.frame_max_width
+            if mw and img.shape[1] > mw:
+                img = cv2.resize(img, (mw, round(img.shape[0] * mw / img.shape[1])), interpolation=cv2.INTER_AREA)
+            self.publisher.frame(FrameMessage(frame.seq, frame.t_capture_ns, frame.source, img, frame.index))
+        return d
+
+    def _status(self) -> Status:
+        rs = self.reader.stats()
+        return Status(state=self.state, t_ns=time.monotonic_ns(), source=self.reader.source_id,
+                      model_id=self.detector.model_id, backend=self.detector.backend_name,
+                      fps=round(self.stats.recent_fps(), 2), processed=self.stats.processed,
+                      dropped=rs.dropped + rs.skipped, budget_misses=self.stats.budget_misses,
+                      errors=self.stats.errors, budget_ms=self.cfg.pipeline.budget_ms,
+                      latency_ms=self.stats.heartbeat_latency(), message=self.reader.last_error if self.state != "running" else "")
+
+    def _update_state(self) -> None:
+        if self.reader.ended:
+            return
+        silent_s = (time.monotonic_ns() - (self.reader.t_last_frame_ns or self.stats.t_start_ns)) / 1e9
+        self.state = "running" if self.reader.signal and silent_s < self.cfg.capture.read_timeout_s else "no_signal"
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.publisher = Publisher(cfg.publisher)
+        if cfg.pipeline.detections_log:
+            self._log_file = Path(cfg.pipeline.detections_log).open("w")
+        period_ns = int(1e9 / cfg.publisher.heartbeat_hz)
+        next_beat = 0
+        t_end = time.monotonic_ns() + int(cfg.pipeline.max_seconds * 1e9) if cfg.pipeline.max_seconds else None
+        try:
+            with self.detector:
+                self.reader.start()
+                self.state = "running"
+                while not self.stop_event.is_set():
+                    now = time.monotonic_ns()
+                    if now >= next_beat:
+                        self._update_state()
+                        self.publisher.status(self._status())
+                        next_beat = now + period_ns
+                    if t_end is not None and now >= t_end:
+                        break
+                    frame = self.reader.get(timeout=min(0.05, period_ns / 1e9))
+                    if frame is None:
+                        if self.reader.ended:
+                            break
+                        continue
+                    d = self._publish(self._infer(frame), frame)
+                    self.stats.add(d)
+                    if self._log_file is not None:
+                        self._log_file.write(encode_detection(d)[1].decode() + "\n")
+                    if self.on_detection is not None:
+                        self.on_detection(d, frame)
+                    if cfg.pipeline.max_frames and self.stats.processed >= cfg.pipeline.max_frames:
+                        break
+        finally:
+            self.reader.stop()
+            self.state = "stopped" if self.state != "error" else "error"
+            if self.publisher is not None:
+                self.publisher.status(self._status())
+                time.sleep(0.05)       # let the last status leave before the socket closes
+                self.publisher.close()
+            if self._log_file is not None:
+                self._log_file.close()
+        return self.summary()
+
+    def summary(self) -> dict:
+        rs = self.reader.stats()
+        s = self.stats.summary()
+        s.update(source=self.reader.source_id, model_id=self.detector.model_id, backend=self.detector.backend_name,
+                 read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
+                 reopen_attempts=rs.reopen_attempts,
+                 published=self.publisher.sent if self.publisher else 0,
+                 publish_dropped=self.publisher.dropped if self.publisher else 0,
+                 endpoint=self.publisher.endpoint if self.publisher else "")
+        return s
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"source {s['source']}  model {s['model_id']}  backend {s['backend']}",
+             f"frames read {s['read']}, processed {s['processed']}, dropped {s['dropped']} "
+             f"(+{s['skipped_by_source']} skipped by the source), over the {s['budget_ms']:.0f} ms budget "
+             f"{s['budget_misses']}, engine errors {s['errors']}, out of order {s['out_of_order']}, "
+             f"{s['seconds']:.1f} s",
+             f"{'latency (ms)':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"]
+    for name, table in (("stage", s["stage"]), ("capture ->", s["capture_to"])):
+        for stage, p in table.items():
+            if not p["count"]:
+                continue
+            label = f"{name} {stage}" if name == "capture ->" else f"  {stage}"
+            lines.append(f"{label:<28}{p['p50']:>8.2f}{p['p95']:>8.2f}{p['p99']:>8.2f}{p['max']:>8.2f}")
+    return "\n".join(lines)
+
+
+def summary_json(s: dict) -> str:
+    return json.dumps(s, indent=1)

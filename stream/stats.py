@@ -1,0 +1,64 @@
+"""Per-stage latency and counters of a run: percentiles for the heartbeat and the summary."""
+from __future__ import annotations
+
+import time
+from array import array
+from collections import deque
+
+from stream.detection import STAGES, Detection
+from stream.metrics import percentiles_ms
+
+RECENT = 300       # frames in the heartbeat's rolling window
+
+
+class RunStats:
+    def __init__(self, budget_ms: float):
+        self.budget_ns = int(budget_ms * 1e6)
+        self.all: dict[str, array] = {s: array("q") for s in STAGES[1:]}     # capture -> end of stage
+        self.stage: dict[str, array] = {s: array("q") for s in STAGES[1:]}   # duration of the stage itself
+        self.recent: deque[int] = deque(maxlen=RECENT)
+        self.recent_t: deque[int] = deque(maxlen=RECENT)
+        self.processed = self.budget_misses = self.errors = 0
+        self.out_of_order = 0
+        self._last_seq = -1
+        self.t_start_ns = time.monotonic_ns()
+
+    def add(self, d: Detection) -> None:
+        self.processed += 1
+        if d.seq <= self._last_seq:
+            self.out_of_order += 1
+        self._last_seq = d.seq
+        if d.error:
+            self.errors += 1
+        prev = d.t_capture_ns
+        for s in STAGES[1:]:
+            t = d.times_ns.get(s)
+            if t is None:
+                continue
+            self.all[s].append(t - d.t_capture_ns)
+            self.stage[s].append(t - prev)
+            prev = t
+        total = d.latency_ns("publish")
+        if total is not None:
+            if total > self.budget_ns:
+                self.budget_misses += 1
+            self.recent.append(total)
+        self.recent_t.append(time.monotonic_ns())
+
+    def recent_fps(self) -> float:
+        if len(self.recent_t) < 2:
+            return 0.0
+        span = (self.recent_t[-1] - self.recent_t[0]) / 1e9
+        return (len(self.recent_t) - 1) / span if span > 0 else 0.0
+
+    def heartbeat_latency(self) -> dict:
+        return {"capture_to_publish": percentiles_ms(list(self.recent))}
+
+    def summary(self) -> dict:
+        return {
+            "processed": self.processed, "budget_misses": self.budget_misses, "errors": self.errors,
+            "out_of_order": self.out_of_order, "budget_ms": self.budget_ns / 1e6,
+            "seconds": round((time.monotonic_ns() - self.t_start_ns) / 1e9, 3),
+            "capture_to": {s: percentiles_ms(v) for s, v in self.all.items()},
+            "stage": {s: percentiles_ms(v) for s, v in self.stage.items()},
+        }

@@ -1,0 +1,204 @@
+"""The wire format (docs/PROTOCOL.md): ZeroMQ multipart [topic, JSON header, optional raw payload].
+
+This module alone encodes and decodes messages. No pickle: headers are UTF-8 JSON objects with a version
+field ``v``; frames carry their pixels as a separate raw or JPEG part described by the header.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from stream.detection import STAGES, AlertState, Box, Detection
+from stream.errors import WireError
+
+VERSION = 1
+TOPIC_DETECTION = b"det"
+TOPIC_STATUS = b"status"
+TOPIC_FRAME = b"frame"
+TOPICS = (TOPIC_DETECTION, TOPIC_STATUS, TOPIC_FRAME)
+MAX_HEADER_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024     # also the receive-size limit (ZMQ_MAXMSGSIZE) of our subscribers
+MAX_BOXES = 32
+STATES = ("running", "no_signal", "stopped", "error", "starting")
+
+
+@dataclass(frozen=True)
+class Status:
+    """Heartbeat of the pipeline."""
+
+    state: str                      # one of STATES
+    t_ns: int                       # monotonic clock of the publisher when sent
+    source: str = ""
+    model_id: str = ""
+    backend: str = ""
+    fps: float = 0.0                # processed frames per second, recent
+    processed: int = 0
+    dropped: int = 0
+    budget_misses: int = 0
+    errors: int = 0
+    budget_ms: float = 0.0
+    latency_ms: dict = field(default_factory=dict)    # stage -> {p50, p95, p99, max, count}
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise WireError(f"status.state: expected one of {STATES}, got {self.state!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class FrameMessage:
+    seq: int
+    t_capture_ns: int
+    source: str
+    image: np.ndarray               # HxWx3 uint8 BGR
+    frame_index: int = -1
+
+
+# ------------------------------------------------------------------------------------------ encode
+def _dump(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_detection(d: Detection) -> list[bytes]:
+    return [TOPIC_DETECTION, _dump({
+        "v": VERSION, "seq": d.seq, "frame_index": d.frame_index, "t_capture_ns": d.t_capture_ns,
+        "source": d.source, "score": round(d.score, 6), "alert": d.alert.value,
+        "boxes": [[round(v, 5) for v in b.to_list()] for b in d.boxes], "model_id": d.model_id,
+        "times_ns": d.times_ns, "error": d.error})]
+
+
+def encode_status(s: Status) -> list[bytes]:
+    return [TOPIC_STATUS, _dump({"v": VERSION, **{k: getattr(s, k) for k in Status.__dataclass_fields__}})]
+
+
+def encode_frame(f: FrameMessage, encoding: str = "jpeg", quality: int = 80) -> list:
+    """[topic, header, payload]; the payload is a buffer to be sent with copy=False."""
+    img = np.ascontiguousarray(f.image)
+    if encoding == "jpeg":
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise WireError("frame: JPEG encoding failed")
+        payload = buf
+    elif encoding == "raw":
+        payload = memoryview(img).cast("B")
+    else:
+        raise WireError(f"frame encoding: expected 'jpeg' or 'raw', got {encoding!r}")
+    header = {"v": VERSION, "seq": f.seq, "frame_index": f.frame_index, "t_capture_ns": f.t_capture_ns,
+              "source": f.source, "encoding": encoding, "dtype": "uint8", "shape": list(img.shape)}
+    return [TOPIC_FRAME, _dump(header), payload]
+
+
+# ------------------------------------------------------------------------------------------ decode
+def _header(parts: list[bytes]) -> dict:
+    if len(parts) < 2:
+        raise WireError(f"message: expected at least 2 parts (topic, header), got {len(parts)}")
+    raw = bytes(parts[1])
+    if len(raw) > MAX_HEADER_BYTES:
+        raise WireError(f"header: {len(raw)} bytes, more than the limit of {MAX_HEADER_BYTES}")
+    try:
+        h = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WireError(f"header: not JSON ({e})") from None
+    if not isinstance(h, dict):
+        raise WireError(f"header: expected a JSON object, got {type(h).__name__}")
+    if h.get("v") != VERSION:
+        raise WireError(f"header: unsupported version {h.get('v')!r}, expected {VERSION}")
+    return h
+
+
+def _get(h: dict, key: str, typ, where: str):
+    if key not in h:
+        raise WireError(f"{where}: missing field {key!r}")
+    v = h[key]
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
+        raise WireError(f"{where}.{key}: expected {typ.__name__}, got {type(v).__name__}")
+    if typ is float and not math.isfinite(v):
+        raise WireError(f"{where}.{key}: expected a finite number, got {v}")
+    return v
+
+
+def decode_detection(h: dict) -> Detection:
+    w = "detection"
+    boxes_raw = _get(h, "boxes", list, w)
+    if len(boxes_raw) > MAX_BOXES:
+        raise WireError(f"{w}.boxes: {len(boxes_raw)} boxes, more than {MAX_BOXES}")
+    times = _get(h, "times_ns", dict, w)
+    if not all(k in STAGES and isinstance(v, int) for k, v in times.items()):
+        raise WireError(f"{w}.times_ns: expected integer times for stages {STAGES}")
+    try:
+        boxes = tuple(Box.from_list(b) for b in boxes_raw)
+        return Detection(seq=_get(h, "seq", int, w), t_capture_ns=_get(h, "t_capture_ns", int, w),
+                         source=_get(h, "source", str, w), score=_get(h, "score", float, w),
+                         alert=AlertState(_get(h, "alert", str, w)), boxes=boxes,
+                         model_id=_get(h, "model_id", str, w), times_ns=times,
+                         frame_index=int(h.get("frame_index", -1)), error=str(h.get("error", "")))
+    except (ValueError, TypeError) as e:
+        raise WireError(f"{w}: {e}") from None
+
+
+def decode_status(h: dict) -> Status:
+    kw = {}
+    for k, f in Status.__dataclass_fields__.items():
+        if k in h:
+            kw[k] = h[k]
+    try:
+        s = Status(**kw)
+    except TypeError as e:
+        raise WireError(f"status: {e}") from None
+    if not isinstance(s.t_ns, int) or not isinstance(s.latency_ms, dict):
+        raise WireError("status: t_ns must be an integer and latency_ms an object")
+    return s
+
+
+def decode_frame(h: dict, parts: list) -> FrameMessage:
+    w = "frame"
+    if len(parts) != 3:
+        raise WireError(f"{w}: expected 3 parts (topic, header, payload), got {len(parts)}")
+    payload = parts[2]
+    size = len(payload.buffer if hasattr(payload, "buffer") else payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise WireError(f"{w}: payload of {size} bytes, more than {MAX_PAYLOAD_BYTES}")
+    shape = _get(h, "shape", list, w)
+    if len(shape) != 3 or shape[2] != 3 or not all(isinstance(v, int) and 0 < v <= 16384 for v in shape):
+        raise WireError(f"{w}.shape: expected [height, width, 3], got {shape!r:.60}")
+    if h.get("dtype") != "uint8":
+        raise WireError(f"{w}.dtype: expected 'uint8', got {h.get('dtype')!r}")
+    buf = np.frombuffer(payload.buffer if hasattr(payload, "buffer") else payload, np.uint8)
+    enc = _get(h, "encoding", str, w)
+    if enc == "raw":
+        if buf.size != shape[0] * shape[1] * 3:
+            raise WireError(f"{w}: raw payload of {buf.size} bytes does not match shape {shape}")
+        img = buf.reshape(shape)
+    elif enc == "jpeg":
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None or list(img.shape) != shape:
+            raise WireError(f"{w}: JPEG payload does not decode to shape {shape}")
+    else:
+        raise WireError(f"{w}.encoding: expected 'raw' or 'jpeg', got {enc!r}")
+    return FrameMessage(seq=_get(h, "seq", int, w), t_capture_ns=_get(h, "t_capture_ns", int, w),
+                        source=_get(h, "source", str, w), image=img, frame_index=int(h.get("frame_index", -1)))
+
+
+def decode(parts: list) -> Detection | Status | FrameMessage:
+    """One received multipart message -> its object; raises WireError for anything malformed."""
+    if not parts:
+        raise WireError("message: empty")
+    topic = bytes(parts[0].bytes if hasattr(parts[0], "bytes") else parts[0])
+    if topic not in TOPICS:
+        raise WireError(f"topic: unknown {topic[:32]!r}, expected one of {TOPICS}")
+    h = _header([p.bytes if hasattr(p, "bytes") and i < 2 else p for i, p in enumerate(parts)])
+    if topic == TOPIC_DETECTION:
+        if len(parts) != 2:
+            raise WireError(f"detection: expected 2 parts, got {len(parts)}")
+        return decode_detection(h)
+    if topic == TOPIC_STATUS:
+        if len(parts) != 2:
+            raise WireError(f"status: expected 2 parts, got {len(parts)}")
+        return decode_status(h)
+    return decode_frame(h, parts)
