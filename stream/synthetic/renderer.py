@@ -107,8 +107,8 @@ class SceneRenderer:
         if shadow is not None:
             sh = cv2.warpAffine(shadow, A, size, flags=cv2.INTER_LINEAR, borderValue=0)
             roi *= (1 - 0.5 * sh)[..., None]
-        if shade is not None:
-            col = col * shade[y0:y1, x0:x1, None]
+        if shade is not None:          # a raised lesion catches more light than the wall behind it
+            col = col * (0.45 + 0.55 * shade[y0:y1, x0:x1, None])
         roi *= (1 - a)[..., None]
         roi += col * a[..., None]
         return a, (x0, y0, x1, y1)
@@ -160,7 +160,8 @@ class SceneRenderer:
         proj = ((xx - centre[0]) * math.cos(ang) + (yy - centre[1]) * math.sin(ang)) / max(r, 1.0)
         cover = proj > u
         img[cover] = background[cover] * 1.05
-        edge = np.abs(proj - u) < 0.06
+        near = np.hypot(xx - centre[0], yy - centre[1]) < 1.4 * r
+        edge = (np.abs(proj - u) < 0.06) & near
         img[edge] *= 0.55
         return m & ~cover
 

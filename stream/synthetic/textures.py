@@ -101,10 +101,11 @@ def polyp_sprite(rng: np.random.Generator, mucosa_bgr: np.ndarray, ref_radius: i
     lx, ly = -0.45, -0.55                                                  # light from upper left
     nx, ny = (xx - hx) / ref_radius, (yy - hy) / ref_radius
     light = np.clip(0.75 + 0.45 * dome + 0.45 * (nx * lx + ny * ly) * dome, 0.3, 1.4)
-    hue = np.array([rng.uniform(0.8, 1.2), rng.uniform(0.75, 1.15), rng.uniform(0.95, 1.1)], np.float32)
+    hue = np.array([rng.uniform(0.75, 1.1), rng.uniform(0.65, 1.05), rng.uniform(1.0, 1.15)], np.float32)
     base = mucosa_bgr * hue
     tex = 1.0 + 0.12 * fbm(rng, size, size, (8, 16, 48)) + 0.08 * fbm(rng, size, size, (64, 96))
-    color = base * (light * tex)[..., None]
+    rim = 0.72 + 0.28 * np.clip((1.0 - d) * 5, 0, 1)                     # shadowed outline of a raised lesion
+    color = base * (light * tex * rim)[..., None]
     color = np.where(stalk[..., None] > head[..., None], base * 0.9 * tex[..., None], color)
     sx, sy = hx - 0.35 * ref_radius, hy - 0.4 * ref_radius
     spot = np.exp(-(((xx - sx) / (0.16 * ref_radius)) ** 2 + ((yy - sy) / (0.10 * ref_radius)) ** 2)) * head

@@ -78,11 +78,12 @@ def make_timeline(seed: int, seconds: float) -> Timeline:
         if rng.random() < 0.3 and dur > 2.5:                        # briefly lost behind a water flush
             f0 = t + rng.uniform(1.0, dur - 1.2)
             flushes.append(Flush(f0, f0 + rng.uniform(0.3, 0.6)))
-        a = rng.uniform(-0.45, 0.45, 2)
+        ang, rad = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.75)    # on the wall, not in the lumen
+        a = np.array([rad * np.cos(ang), rad * np.sin(ang)])
         events.append(PolypEvent(
             polyp_id=pid, t0=float(t), t1=float(t + dur), enter_from=_unit(rng), exit_to=_unit(rng),
-            dwell_a=(float(a[0]), float(a[1])), dwell_b=(float(a[0] + rng.uniform(-0.2, 0.2)),
-                                                         float(a[1] + rng.uniform(-0.2, 0.2))),
+            dwell_a=(float(a[0]), float(a[1])), dwell_b=(float(a[0] + rng.uniform(-0.15, 0.15)),
+                                                         float(a[1] + rng.uniform(-0.15, 0.15))),
             radius=float(np.exp(rng.uniform(np.log(0.05), np.log(0.20)))), occlusion=occ))
         if rng.random() < 0.2 and t + 1.5 < seconds - 1.0:            # a second polyp in view at once
             pid += 1
