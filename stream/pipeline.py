@@ -32,12 +32,13 @@ class Pipeline:
         self.cfg = cfg
         c = cfg.capture
         self.source = make_source(source or c.source, c.width, c.height, c.fps, c.fourcc)
+        self.source.open()            # a bad source fails before the model is loaded
         self.reader = LatestFrameReader(self.source, pace=c.pace, loop=c.loop, reopen_initial_s=c.reopen_initial_s,
                                         reopen_max_s=c.reopen_max_s, source_id=c.source_id)
         self.detector = Detector(cfg.engine, cfg.preprocess)
         self.alerts = AlertFilter.from_config(cfg.alerts, self.detector.meta.threshold)
         self.stats = RunStats(cfg.pipeline.budget_ms)
-        self.publisher: Publisher | None = None
+        self.publisher = Publisher(cfg.publisher)     # bound now: subscribers can connect before run()
         self.stop_event = threading.Event()
         self.state = "starting"
         self._consecutive_errors = 0
@@ -92,7 +93,6 @@ class Pipeline:
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         cfg = self.cfg
-        self.publisher = Publisher(cfg.publisher)
         if cfg.pipeline.detections_log:
             self._log_file = Path(cfg.pipeline.detections_log).open("w")
         period_ns = int(1e9 / cfg.publisher.heartbeat_hz)
@@ -100,7 +100,7 @@ class Pipeline:
         t_end = time.monotonic_ns() + int(cfg.pipeline.max_seconds * 1e9) if cfg.pipeline.max_seconds else None
         try:
             with self.detector:
-                self.reader.start()
+                self.reader.start(source_open=True)
                 self.state = "running"
                 while not self.stop_event.is_set():
                     now = time.monotonic_ns()
@@ -126,10 +126,9 @@ class Pipeline:
         finally:
             self.reader.stop()
             self.state = "stopped" if self.state != "error" else "error"
-            if self.publisher is not None:
-                self.publisher.status(self._status())
-                time.sleep(0.05)       # let the last status leave before the socket closes
-                self.publisher.close()
+            self.publisher.status(self._status())
+            time.sleep(0.05)       # let the last status leave before the socket closes
+            self.publisher.close()
             if self._log_file is not None:
                 self._log_file.close()
         return self.summary()
@@ -140,9 +139,8 @@ class Pipeline:
         s.update(source=self.reader.source_id, model_id=self.detector.model_id, backend=self.detector.backend_name,
                  read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
                  reopen_attempts=rs.reopen_attempts,
-                 published=self.publisher.sent if self.publisher else 0,
-                 publish_dropped=self.publisher.dropped if self.publisher else 0,
-                 endpoint=self.publisher.endpoint if self.publisher else "")
+                 published=self.publisher.sent, publish_dropped=self.publisher.dropped,
+                 endpoint=self.publisher.endpoint)
         return s
 
 

@@ -47,8 +47,9 @@ class LatestFrameReader:
         self.t_last_frame_ns = 0
 
     # ------------------------------------------------------------------ consumer side
-    def start(self) -> "LatestFrameReader":
-        self.source.open()           # first open in the caller: a bad source fails fast and clearly
+    def start(self, source_open: bool = False) -> "LatestFrameReader":
+        if not source_open:
+            self.source.open()       # first open in the caller: a bad source fails fast and clearly
         self.signal = True
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()

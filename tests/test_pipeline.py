@@ -1,0 +1,141 @@
+"""The real pipeline: a generated clip through OpenCV, a real ONNX Runtime session, real ZeroMQ over loopback."""
+import threading
+import time
+
+import pytest
+import zmq
+
+from conftest import run_cli
+from stream.config import load_config
+from stream.detection import Detection
+from stream.pipeline import Pipeline
+from stream.wire import Status, decode
+
+
+def _subscribe(endpoint):
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVHWM, 100000)
+    sub.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
+    sub.connect(endpoint)
+    return sub
+
+
+def _run_pipeline(cfg, source):
+    pipe = Pipeline(cfg, source=str(source))
+    result = {}
+    th = threading.Thread(target=lambda: result.update(pipe.run()))
+    return pipe, th, result
+
+
+def _collect(sub, th, timeout=60):
+    msgs, t_end = [], time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if sub.poll(100):
+            msgs.append(decode(sub.recv_multipart()))
+        elif not th.is_alive():
+            break
+    return msgs
+
+
+def test_one_detection_per_processed_frame_in_order(clip, tiny_model, endpoint):
+    cfg = load_config(None, [f"engine.model={tiny_model}", f"publisher.endpoint={endpoint}", "capture.pace=false",
+                             "publisher.sndhwm=100000", "engine.backend=onnxruntime"])
+    pipe, th, summary = _run_pipeline(cfg, clip)
+    sub = _subscribe(endpoint)
+    pipe.reader.pace = False
+    time.sleep(0.3)          # subscriber joined before the first message
+    th.start()
+    msgs = _collect(sub, th)
+    th.join(10)
+    dets = [m for m in msgs if isinstance(m, Detection)]
+    statuses = [m for m in msgs if isinstance(m, Status)]
+    assert summary["processed"] == 120 and summary["dropped"] == 0 and summary["out_of_order"] == 0
+    assert [d.seq for d in dets] == list(range(120))
+    assert [d.frame_index for d in dets] == list(range(120))
+    assert all(d.model_id == "tiny-test" and 0 <= d.score <= 1 for d in dets)
+    for d in dets:
+        t = d.times_ns
+        assert t["capture"] <= t["preprocess"] <= t["infer"] <= t["postprocess"] <= t["alert"] <= t["publish"]
+    assert statuses and statuses[-1].state == "stopped" and statuses[-1].processed == 120
+    assert summary["capture_to"]["publish"]["count"] == 120 and summary["capture_to"]["publish"]["p50"] > 0
+
+
+def test_frames_topic_carries_the_video(clip, tiny_model, endpoint):
+    cfg = load_config(None, [f"engine.model={tiny_model}", f"publisher.endpoint={endpoint}", "capture.pace=false",
+                             "publisher.send_frames=true", "publisher.frame_encoding=raw",
+                             "publisher.sndhwm=100000", "pipeline.max_frames=20"])
+    pipe, th, summary = _run_pipeline(cfg, clip)
+    sub = _subscribe(endpoint)
+    time.sleep(0.3)
+    th.start()
+    msgs = _collect(sub, th)
+    th.join(10)
+    frames = [m for m in msgs if hasattr(m, "image")]
+    assert [f.seq for f in frames] == list(range(20))
+    assert frames[0].image.shape == (240, 320, 3)
+
+
+def test_slow_subscriber_never_blocks_the_pipeline(clip, tiny_model, endpoint):
+    """A subscriber that never reads: messages are dropped at the socket, the pipeline finishes on time."""
+    cfg = load_config(None, [f"engine.model={tiny_model}", f"publisher.endpoint={endpoint}", "capture.pace=false",
+                             "publisher.sndhwm=5", "publisher.send_frames=true", "publisher.frame_encoding=raw"])
+    sub = _subscribe(endpoint)
+    sub.setsockopt(zmq.RCVHWM, 5)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    pipe, th, summary = _run_pipeline(cfg, clip)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    th.start()
+    th.join(60)
+    assert not th.is_alive() and summary["processed"] == 120
+    assert time.monotonic() - t0 < 30
+    sub.close(0)
+
+
+def test_engine_failures_are_reported_and_repeated_failures_stop_the_run(clip, tiny_model, endpoint):
+    from stream.errors import BackendError
+    from stream.pipeline import EngineFailing
+    cfg = load_config(None, [f"engine.model={tiny_model}", f"publisher.endpoint={endpoint}", "capture.pace=false",
+                             "engine.max_consecutive_errors=5"])
+    pipe = Pipeline(cfg, source=str(clip))
+    real_infer = pipe.detector.backend.infer
+    calls = {"n": 0}
+
+    def flaky(batch):
+        calls["n"] += 1
+        if calls["n"] == 4 or calls["n"] > 30:        # one bad frame, later a dead engine
+            raise BackendError("CUDA error: an illegal memory access")
+        return real_infer(batch)
+    dets = []
+    pipe.on_detection = lambda d, f: dets.append(d)
+    with pytest.raises(EngineFailing, match=r"engine failed on 5 consecutive frames; last: CUDA error"):
+        pipe.detector.backend.infer = flaky
+        pipe.run()
+    errs = [d for d in dets if d.error]
+    assert errs[0].seq == 2 and errs[0].alert.value == "error"      # call 1 is the warm-up
+    assert dets[3].error == "" and len(dets) == 29 + 4
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["run", "--set", "alerts.window=0"], 2, "configuration error: alerts.window: expected a value in 1..1000, got 0"),
+    (["run", "--source", "/nonexistent.mp4"], 3, "source error: video /nonexistent.mp4: file not found"),
+    (["run", "--set", "engine.model=/nonexistent.onnx"], 4, "model error: model /nonexistent.onnx: file not found"),
+    (["run", "--config", "/nonexistent.yaml"], 2, "config /nonexistent.yaml: cannot read"),
+])
+def test_cli_errors_have_exit_codes_and_messages(args, code, message):
+    r = run_cli(*args)
+    assert r.returncode == code and message in r.stderr, r.stderr
+
+
+def test_cli_run_prints_summary(clip, tiny_model, endpoint, tmp_path):
+    r = run_cli("run", "--source", str(clip), "--set", f"engine.model={tiny_model}", "--set",
+                f"publisher.endpoint={endpoint}", "--set", f"pipeline.detections_log={tmp_path}/d.jsonl",
+                "--summary-json", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    assert "capture -> publish" in r.stdout
+    import json
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["processed"] == len((tmp_path / "d.jsonl").read_text().splitlines())
+    assert s["processed"] + s["dropped"] + s["skipped_by_source"] == s["read"] == 120
