@@ -1,0 +1,120 @@
+"""Evaluating an exported model the way it is deployed: shared preprocessing, ONNX Runtime, postprocessing.
+
+metrics.json keys (docs/MODEL_CARD.md explains them):
+  count, positives, negatives, threshold, auroc, sensitivity, specificity,
+  sequences: {id: {frames, detected_frames, detected}}, sequences_detected, sequences_total,
+  iou: {count, median, mean, fraction_ge_0_5}, shortcut: {sensitivity_painted, specificity_painted,
+  sensitivity_change_points}, per_dataset: {name: {count, positives, sensitivity, specificity, auroc}}
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engines.datasets import Sample, read_image, read_mask
+from engines.metadata import read_onnx_metadata
+from engines.postprocess import to_result
+from stream.metrics import auroc, box_iou, sens_spec
+from stream.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+CORNER = (0.34, 0.66)     # lower-left region painted black for the shortcut check (x < a*W, y > b*H)
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    sample: Sample
+    label: int
+    score: float
+    score_painted: float
+    iou: float | None      # best box IoU against the mask's box (positives with a mask)
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    h, w = mask.shape
+    return (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h)
+
+
+def paint_corner(img: np.ndarray) -> np.ndarray:
+    out = img.copy()
+    h, w = out.shape[:2]
+    out[int(CORNER[1] * h):, : int(CORNER[0] * w)] = 0
+    return out
+
+
+def score_samples(model: str | Path, samples: list[Sample], threads: int = 2, shortcut: bool = True,
+                  progress=None) -> list[FrameScore]:
+    meta = read_onnx_metadata(model)
+    spec = meta.preprocess
+    out = []
+    with OnnxRuntimeBackend(model, threads=threads) as be:
+        def run(img):
+            pre = preprocess(img, spec)
+            return to_result(be.infer(pre.tensor), pre, meta)
+        for i, s in enumerate(samples):
+            img = read_image(s.image)
+            score, boxes = run(img)
+            painted = run(paint_corner(img))[0] if shortcut else float("nan")
+            label, iou = s.label, None
+            if s.mask is not None:
+                m = read_mask(s.mask, img.shape[:2])
+                if label < 0:
+                    label = int(m.any())
+                mb = mask_box(m)
+                if mb is not None and score >= meta.threshold:
+                    iou = max((box_iou(mb, (b.x0, b.y0, b.x1, b.y1)) for b in boxes), default=0.0)
+            out.append(FrameScore(s, max(label, 0), score, painted, iou))
+            if progress is not None:
+                progress(i + 1, len(samples))
+    return out
+
+
+def _rnd(v):
+    return None if v is None else round(float(v), 4)
+
+
+def summarise(scores: list[FrameScore], threshold: float) -> dict:
+    y = np.array([f.label for f in scores])
+    s = np.array([f.score for f in scores])
+    sp = np.array([f.score_painted for f in scores])
+    sens, spec = sens_spec(y, s >= threshold)
+    m = {"count": len(scores), "positives": int(y.sum()), "negatives": int((1 - y).sum()),
+         "threshold": round(threshold, 4), "auroc": _rnd(auroc(y, s)), "sensitivity": _rnd(sens),
+         "specificity": _rnd(spec)}
+    seqs: dict[str, dict] = {}
+    for f in scores:
+        if f.sample.group and f.label:
+            key = f"{f.sample.dataset}/{f.sample.group}"
+            e = seqs.setdefault(key, {"frames": 0, "detected_frames": 0})
+            e["frames"] += 1
+            e["detected_frames"] += int(f.score >= threshold)
+    for e in seqs.values():
+        e["detected"] = e["detected_frames"] > 0
+    m["sequences"] = seqs
+    m["sequences_total"] = len(seqs)
+    m["sequences_detected"] = sum(e["detected"] for e in seqs.values())
+    ious = np.array([f.iou for f in scores if f.iou is not None])
+    m["iou"] = {"count": int(len(ious)), "median": _rnd(np.median(ious)) if len(ious) else None,
+                "mean": _rnd(ious.mean()) if len(ious) else None,
+                "fraction_ge_0_5": _rnd((ious >= 0.5).mean()) if len(ious) else None}
+    if np.isfinite(sp).all():
+        ps, pspec = sens_spec(y, sp >= threshold)
+        m["shortcut"] = {"sensitivity_painted": _rnd(ps), "specificity_painted": _rnd(pspec),
+                         "sensitivity_change_points": _rnd(None if ps is None or sens is None else 100 * (ps - sens))}
+    per = {}
+    for name in sorted({f.sample.dataset for f in scores}):
+        sub = [f for f in scores if f.sample.dataset == name]
+        yy = np.array([f.label for f in sub])
+        ss = np.array([f.score for f in sub])
+        se, spc = sens_spec(yy, ss >= threshold)
+        per[name] = {"count": len(sub), "positives": int(yy.sum()), "sensitivity": _rnd(se),
+                     "specificity": _rnd(spc), "auroc": _rnd(auroc(yy, ss))}
+    m["per_dataset"] = per
+    return m

@@ -1,0 +1,81 @@
+"""tools/evaluate: score an ONNX model on dataset folders; write metrics.json and print a table."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from stream.errors import PolypwatchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="evaluate", description="Evaluate a polypwatch ONNX model on folder datasets "
+                                 "(kvasir-seg, masks/CVC, imagefolder, negatives layouts).")
+    ap.add_argument("--model", default="", help="ONNX model (default: the shipped model)")
+    ap.add_argument("--dataset", action="append", default=[], metavar="DIR", help="dataset folder (repeatable)")
+    ap.add_argument("--split", default=None, help="use this split list of the datasets that have one (e.g. val)")
+    ap.add_argument("--negatives", action="append", default=[], metavar="DIR",
+                    help="folder of frames without polyps (repeatable)")
+    ap.add_argument("--negatives-holdout", type=float, default=0.0, metavar="FRACTION",
+                    help="use only the fixed-seed held-out share of --negatives (the validation part of training)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of that split (as given to tools/train)")
+    ap.add_argument("--threshold", type=float, default=0.0, help="operating threshold (default: the model's)")
+    ap.add_argument("--no-shortcut-check", action="store_true", help="skip the painted-corner re-scoring")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="", help="write metrics.json (and scores.csv) into this folder")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from engines.datasets import load_dataset, split_fraction
+    from engines.evaluate import score_samples, summarise
+    from engines.metadata import read_onnx_metadata
+    from engines.model_files import resolve_model_path
+    try:
+        model = resolve_model_path(args.model)
+        meta = read_onnx_metadata(model)
+        samples = []
+        for d in args.dataset:
+            samples += load_dataset(d, split=args.split if args.split and any(Path(d).glob(f"split*/{args.split}.txt")) else None)
+        for d in args.negatives:
+            neg = load_dataset(d, layout="negatives")
+            if args.negatives_holdout > 0:
+                neg = split_fraction(neg, args.negatives_holdout, args.seed)[1]
+            samples += neg
+        if not samples:
+            print("evaluate: no samples: give --dataset and/or --negatives", file=sys.stderr)
+            return 2
+        threshold = args.threshold or meta.threshold
+        scores = score_samples(model, samples, args.threads, shortcut=not args.no_shortcut_check)
+        m = summarise(scores, threshold)
+    except PolypwatchError as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 1
+    m["model"] = meta.model_id
+    print(f"model {meta.model_id}, threshold {m['threshold']}")
+    print(f"{'dataset':<20}{'frames':>8}{'pos':>6}{'sens':>8}{'spec':>8}{'AUROC':>8}")
+    for name, d in m["per_dataset"].items():
+        f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"{name:<20}{d['count']:>8}{d['positives']:>6}{f(d['sensitivity']):>8}{f(d['specificity']):>8}{f(d['auroc']):>8}")
+    print(f"all: AUROC {m['auroc']}, sensitivity {m['sensitivity']}, specificity {m['specificity']}")
+    if m["sequences_total"]:
+        print(f"sequences detected: {m['sequences_detected']}/{m['sequences_total']}")
+    if m["iou"]["count"]:
+        print(f"box IoU on detected frames: median {m['iou']['median']}, >= 0.5 in {m['iou']['fraction_ge_0_5']}")
+    if "shortcut" in m:
+        print(f"lower-left corner painted black: sensitivity {m['shortcut']['sensitivity_painted']} "
+              f"(change {m['shortcut']['sensitivity_change_points']} points), specificity {m['shortcut']['specificity_painted']}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(m, indent=1))
+        with (out / "scores.csv").open("w") as fh:
+            fh.write("image,dataset,group,label,score,score_corner_painted,iou\n")
+            for s in scores:
+                fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.label},{s.score:.5f},"
+                         f"{s.score_painted:.5f},{'' if s.iou is None else round(s.iou, 4)}\n")
+    return 0

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from stream.preprocess import (PreprocessSpec, crop_mask, crop_to_input, find_active_area, input_to_frame_box,
+                               normalise, preprocess)
+from stream.synthetic import SceneRenderer, SynthParams
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720), (320, 240)])
+def test_active_area_found_inside_the_black_border(size):
+    r = SceneRenderer(SynthParams(seed=2, seconds=2, width=size[0], height=size[1], fps=25))
+    img = r.render(10).image
+    a = find_active_area(img, PreprocessSpec())
+    tol = 0.03 * size[0]
+    assert abs(a.x0 - r.ax0) < tol and abs(a.x1 - (r.ax0 + r.side)) < tol
+    assert abs(a.y0 - r.ay0) < tol and abs(a.y1 - (r.ay0 + r.side)) < tol
+
+
+def test_burned_in_text_outside_the_active_area_is_masked():
+    r = SceneRenderer(SynthParams(seed=2, seconds=2, width=1280, height=720, fps=25))
+    img = r.render(10).image
+    spec = PreprocessSpec()
+    a = find_active_area(img, spec)
+    assert a.x0 > 0.2 * 1280          # the text column on the left is not part of the crop
+    out = crop_to_input(img, a, spec)
+    assert out.shape == (256, 256, 3)
+    assert out[-40:, :40].max() == 0   # lower-left corner blacked out on every image
+
+
+def test_dark_frame_falls_back_to_full_frame():
+    a = find_active_area(np.zeros((200, 300, 3), np.uint8), PreprocessSpec())
+    assert (a.x0, a.y0, a.x1, a.y1) == (0, 0, 300, 200)
+
+
+def test_box_maps_back_to_the_full_frame():
+    img = np.zeros((400, 600, 3), np.uint8)
+    img[50:350, 150:450] = 160                       # the active area: a 300x300 square
+    spec = PreprocessSpec(corner_mask=(0.0, 1.0))
+    pre = preprocess(img, spec)
+    assert pre.tensor.shape == (1, 3, 256, 256) and pre.tensor.dtype == np.float32
+    x0, y0, x1, y1 = input_to_frame_box((0, 0, 256, 128), pre, spec)
+    assert np.allclose([x0, y0, x1, y1], [150 / 600, 50 / 400, 450 / 600, 200 / 400], atol=0.02)
+
+
+def test_mask_follows_the_same_crop():
+    img = np.zeros((400, 600, 3), np.uint8)
+    img[50:350, 150:450] = 160
+    m = np.zeros((400, 600), np.uint8)
+    m[50:200, 150:300] = 1                           # top-left quarter of the active area
+    spec = PreprocessSpec()
+    cm = crop_mask(m, find_active_area(img, spec), spec)
+    assert cm[:120, :120].mean() > 0.95 and cm[136:, 136:].max() == 0
+
+
+def test_normalise_uses_the_model_colour_order():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[..., 2] = 255                                # pure red in BGR
+    x = normalise(img, PreprocessSpec(mean=(0, 0, 0), std=(1, 1, 1)))
+    assert x[0, 0].max() == 255 and x[0, 2].max() == 0      # RGB: red first
+    y = normalise(img, PreprocessSpec(mean=(0, 0, 0), std=(1, 1, 1), color_order="BGR"))
+    assert y[0, 2].max() == 255
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(color_order="RGBA"), r"color_order: expected 'RGB' or 'BGR'"),
+    (dict(input_height=8), r"input size: expected 16..2048"),
+    (dict(std=(1, 0, 1)), r"std > 0"),
+])
+def test_bad_spec(kw, message):
+    with pytest.raises(ValueError, match=message):
+        PreprocessSpec(**kw)

@@ -1,0 +1,98 @@
+"""A tiny real training run end to end: generated images -> train -> ONNX export -> evaluate -> pipeline."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from stream.synthetic import SceneRenderer, SynthParams
+    root = tmp_path_factory.mktemp("data")
+    (root / "pos" / "images").mkdir(parents=True)
+    (root / "pos" / "masks").mkdir()
+    (root / "neg").mkdir()
+    r = SceneRenderer(SynthParams(seed=7, seconds=60, width=320, height=240, fps=25))
+    n_pos = n_neg = 0
+    for i in range(0, 1500, 5):
+        f = r.render(i)
+        if f.polyps and n_pos < 16:
+            m = np.zeros(f.image.shape[:2], np.uint8)
+            for q in f.polyps:
+                m |= f.masks[q.polyp_id]
+            cv2.imwrite(str(root / "pos" / "images" / f"{i}.png"), f.image)
+            cv2.imwrite(str(root / "pos" / "masks" / f"{i}.png"), m * 255)
+            n_pos += 1
+        elif not f.polyps and n_neg < 16:
+            cv2.imwrite(str(root / "neg" / f"{i}.png"), f.image)
+            n_neg += 1
+    return root
+
+
+def test_train_export_evaluate_and_run(tiny_dataset, tmp_path, clip, endpoint):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--negatives",
+                        str(tiny_dataset / "neg"), "--epochs", "1", "--batch-size", "8", "--input-size", "64",
+                        "--no-pretrained", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("model.onnx", "model.pt", "best.pt", "metrics.json", "confusion_matrix.png", "roc.png",
+                 "top_losses.png"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["onnx_max_abs_diff"] < 1e-4
+    assert m["val_count"] == 6 and sum(map(sum, m["confusion_matrix"])) == 6   # 20% of 16 + 16
+    from engines.metadata import read_onnx_metadata
+    meta = read_onnx_metadata(out / "model.onnx")
+    assert meta.model_id == "run" and meta.preprocess.input_width == 64 and meta.threshold == m["threshold"]
+    assert "tools/train" in meta.training["command"]
+
+    ev = subprocess.run([sys.executable, "tools/evaluate", "--model", str(out / "model.onnx"), "--dataset",
+                         str(tiny_dataset / "pos"), "--negatives", str(tiny_dataset / "neg"), "--out",
+                         str(tmp_path / "ev")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    em = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert (em["count"], em["positives"], em["negatives"]) == (32, 16, 16)
+    assert 0 <= em["auroc"] <= 1 and "sensitivity_painted" in em["shortcut"]
+
+    run = run_cli("run", "--source", str(clip), "--set", f"engine.model={out / 'model.onnx'}", "--set",
+                  f"publisher.endpoint={endpoint}", "--set", "capture.pace=false")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "model run" in run.stdout and "processed 120" in run.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "/nonexistent"], "dataset folder not found"),
+    (["--negatives", "/nonexistent"], "dataset folder not found"),
+])
+def test_train_bad_inputs(tmp_path, args, message):
+    r = subprocess.run([sys.executable, "tools/train", *args, "--out", str(tmp_path / "o")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and message in r.stderr
+
+
+def test_train_needs_both_classes(tiny_dataset, tmp_path):
+    r = subprocess.run([sys.executable, "tools/train", "--negatives", str(tiny_dataset / "neg"), "--epochs", "1",
+                        "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "only one class" in r.stderr
+
+
+def test_metadata_round_trip_and_missing_metadata(tmp_path, tiny_model):
+    import onnx
+    from engines.metadata import ModelMetadata, read_onnx_metadata
+    from stream.errors import ModelError
+    meta = read_onnx_metadata(tiny_model)
+    assert ModelMetadata.from_json(meta.to_json()) == meta
+    m = onnx.load(str(tiny_model))
+    del m.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(m, str(bare))
+    with pytest.raises(ModelError, match=r"no 'polypwatch' metadata"):
+        read_onnx_metadata(bare)
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(ModelError, match=r"not a readable ONNX file"):
+        read_onnx_metadata(tmp_path / "junk.onnx")
