@@ -37,6 +37,11 @@ class PolypNet(nn.Module):
         self.heat = nn.Conv2d(96, 1, 1)
         self.drop = nn.Dropout(0.3)
         self.cls = nn.Linear(c32 + 1, 1)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                # the TF-ported backbone uses momentum 0.01: running statistics would trail fine-tuned
+                # weights by hundreds of steps and eval-mode outputs would drift from training
+                m.momentum = 0.1
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.stem(x)

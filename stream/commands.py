@@ -1,2 +1,35 @@
-"""Sub-commands beyond ``run`` register themselves here (overlay, replay)."""
-EXTRA_PARSERS: list = []
+"""Sub-commands beyond ``run``: each registers its parser and its handler."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from stream.cli import _common, _install_signals, register_command
+
+
+def _overlay_parser(ap: argparse.ArgumentParser) -> None:
+    sub = next(a for a in ap._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+    p = sub.add_parser("overlay", help="draw the pipeline's detections on the live feed (separate process)")
+    _common(p)
+    p.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
+
+
+def cmd_overlay(args) -> int:
+    import stream.overlay.config  # noqa: F401  (registers the section)
+    from stream.config import load_config
+    from stream.overlay.app import Overlay, format_summary
+    cfg = load_config(args.config, args.set)
+    ov = Overlay(cfg.extra["overlay"])
+    _install_signals(ov.stop_event.set)
+    summary = ov.run()
+    print(format_summary(summary))
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+import stream.overlay.config  # noqa: E402,F401  (the overlay section is known to every command's config)
+
+EXTRA_PARSERS = [_overlay_parser]
+register_command("overlay", cmd_overlay)

@@ -1,0 +1,184 @@
+"""The overlay loop: newest frame in, state-checked drawing out; the video never waits for a detection."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stream.detection import AlertState, Detection
+from stream.errors import ConfigError
+from stream.metrics import percentiles_ms
+from stream.overlay.draw import render
+from stream.overlay.receiver import Receiver
+from stream.overlay.state import DetectorView, Display
+from stream.reader import LatestFrameReader
+from stream.sources import make_source
+from stream.wire import FrameMessage, Status
+
+log = logging.getLogger(__name__)
+
+
+class _Output:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.writer = None
+        self.size = None
+        if cfg.show_window:
+            if not hasattr(cv2, "namedWindow"):
+                raise ConfigError("overlay.show_window: this OpenCV build has no GUI (opencv-python-headless); "
+                                  "install opencv-python or write to overlay.output")
+            try:
+                cv2.namedWindow(cfg.window_name, cv2.WINDOW_NORMAL)
+                if cfg.fullscreen:
+                    cv2.setWindowProperty(cfg.window_name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+            except cv2.error as e:
+                raise ConfigError(f"overlay.show_window: cannot open a window ({e})") from None
+
+    def show(self, img: np.ndarray) -> None:
+        if self.cfg.output:
+            if self.writer is None:
+                self.size = (img.shape[1], img.shape[0])
+                Path(self.cfg.output).parent.mkdir(parents=True, exist_ok=True)
+                self.writer = cv2.VideoWriter(self.cfg.output, cv2.VideoWriter_fourcc(*"mp4v"),
+                                              self.cfg.output_fps, self.size)
+                if not self.writer.isOpened():
+                    raise ConfigError(f"overlay.output: cannot write a video to {self.cfg.output!r}")
+            if (img.shape[1], img.shape[0]) != self.size:
+                img = cv2.resize(img, self.size)
+            self.writer.write(img)
+        if self.cfg.show_window:
+            cv2.imshow(self.cfg.window_name, img)
+            cv2.waitKey(1)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if self.cfg.show_window:
+            cv2.destroyAllWindows()
+
+
+class Overlay:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.frames_mode = cfg.video == "frames"
+        self.view = DetectorView(cfg.max_age_ms, cfg.heartbeat_timeout_ms)
+        self.receiver = Receiver(cfg.endpoint, frames=self.frames_mode)
+        self.reader = None if self.frames_mode else LatestFrameReader(make_source(cfg.video), pace=True)
+        self.stop_event = threading.Event()
+        self.latencies: list[int] = []
+        self.displays: Counter[str] = Counter()
+        self.drawn = self.redrawn = self.boxes_drawn = 0
+        self.alert_frames = 0
+        self._last_bell = 0.0
+        self._alert_was_shown = False
+        self._log = open(cfg.latency_log, "w") if cfg.latency_log else None
+        self.on_draw = None        # optional callback(verdict, image, new) after each draw (tests, tools)
+
+    def _bell(self) -> None:
+        now = time.monotonic()
+        if self.cfg.bell and now - self._last_bell >= self.cfg.bell_min_interval_s:
+            sys.stderr.write("\a")
+            sys.stderr.flush()
+            self._last_bell = now
+
+    def _draw(self, frame: FrameMessage, out: _Output, new: bool) -> None:
+        img = frame.image.copy()
+        now = time.monotonic_ns()
+        verdict = self.view.verdict(frame.t_capture_ns, now)
+        latency_ms = (now - frame.t_capture_ns) / 1e6 if new else None
+        n, shown = render(img, verdict, self.cfg, latency_ms)
+        t_draw = time.monotonic_ns()
+        out.show(img)
+        if self.on_draw is not None:
+            self.on_draw(verdict, img, new)
+        if shown and not self._alert_was_shown:
+            self._bell()
+        self._alert_was_shown = shown
+        if not new:
+            self.redrawn += 1
+            return
+        self.drawn += 1
+        self.boxes_drawn += n
+        self.alert_frames += int(shown)
+        self.displays[verdict.display.value] += 1
+        self.latencies.append(t_draw - frame.t_capture_ns)
+        if self._log is not None:
+            d = verdict.detection
+            self._log.write(json.dumps({
+                "seq": frame.seq, "frame_index": frame.frame_index, "t_capture_ns": frame.t_capture_ns,
+                "t_draw_ns": t_draw, "capture_to_draw_ms": round((t_draw - frame.t_capture_ns) / 1e6, 3),
+                "display": verdict.display.value, "boxes_drawn": n, "alert_shown": shown,
+                "detection_seq": d.seq if d else None,
+                "detection_age_ms": None if verdict.age_ms is None else round(verdict.age_ms, 3)}) + "\n")
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        out = _Output(cfg)
+        redraw_ns = int(cfg.redraw_ms * 1e6)
+        t_end = time.monotonic_ns() + int(cfg.max_seconds * 1e9) if cfg.max_seconds else None
+        last: FrameMessage | None = None
+        last_draw = 0
+        placeholder = None
+        if self.reader is not None:
+            self.reader.start()
+        try:
+            while not self.stop_event.is_set():
+                pending = None
+                for msg in self.receiver.poll(timeout_ms=2 if self.reader is not None else 5):
+                    now = time.monotonic_ns()
+                    if isinstance(msg, Status):
+                        self.view.on_status(msg, now)
+                    elif isinstance(msg, Detection):
+                        self.view.on_detection(msg, now)
+                    elif isinstance(msg, FrameMessage):
+                        pending = msg                      # keep only the newest frame
+                if self.reader is not None:
+                    f = self.reader.get(timeout=0.0)
+                    if f is not None:
+                        pending = FrameMessage(f.seq, f.t_capture_ns, f.source, f.image, f.index)
+                    elif self.reader.ended:
+                        break
+                now = time.monotonic_ns()
+                if pending is not None:
+                    self._draw(pending, out, new=True)
+                    last, last_draw = pending, now
+                elif now - last_draw >= redraw_ns:
+                    if last is None:          # no video yet: still say what the detector is doing
+                        placeholder = placeholder or FrameMessage(0, now, "", np.zeros((360, 640, 3), np.uint8))
+                        self._draw(placeholder, out, new=False)
+                    else:
+                        self._draw(last, out, new=False)
+                    last_draw = now
+                if cfg.max_frames and self.drawn >= cfg.max_frames:
+                    break
+                if t_end is not None and now >= t_end:
+                    break
+        finally:
+            out.close()
+            self.receiver.close()
+            if self.reader is not None:
+                self.reader.stop()
+            if self._log is not None:
+                self._log.close()
+        return self.summary()
+
+    def summary(self) -> dict:
+        return {"frames_drawn": self.drawn, "redraws": self.redrawn, "boxes_drawn": self.boxes_drawn,
+                "alert_frames": self.alert_frames, "displays": dict(self.displays),
+                "messages": self.receiver.received, "malformed": dict(self.receiver.malformed),
+                "capture_to_draw_ms": percentiles_ms(self.latencies)}
+
+
+def format_summary(s: dict) -> str:
+    p = s["capture_to_draw_ms"]
+    lat = (f"capture -> draw (ms): p50 {p['p50']:.2f}  p95 {p['p95']:.2f}  p99 {p['p99']:.2f}  max {p['max']:.2f}"
+           if p["count"] else "capture -> draw: no frame drawn")
+    return (f"frames drawn {s['frames_drawn']} (+{s['redraws']} redraws), boxes {s['boxes_drawn']}, alert frames "
+            f"{s['alert_frames']}, states {s['displays']}, messages {s['messages']}, malformed {s['malformed']}\n{lat}")

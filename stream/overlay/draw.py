@@ -1,0 +1,74 @@
+"""Drawing on the shown frame: polyp boxes, the alert indicator, the detector's state, latency."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from stream.detection import AlertState
+from stream.overlay.state import Display, Verdict
+
+STATE_COLORS = {Display.ACTIVE: (60, 200, 60), Display.STALE: (0, 165, 255), Display.NO_SIGNAL: (0, 0, 255),
+                Display.OFFLINE: (0, 0, 255)}
+
+
+def draw_boxes(img: np.ndarray, verdict: Verdict, color, thickness: int) -> int:
+    d = verdict.detection
+    if d is None or d.alert is not AlertState.ON:
+        return 0
+    h, w = img.shape[:2]
+    for b in d.boxes:
+        p0 = (int(round(b.x0 * w)), int(round(b.y0 * h)))
+        p1 = (int(round(b.x1 * w)) - 1, int(round(b.y1 * h)) - 1)
+        cv2.rectangle(img, p0, p1, color, thickness, cv2.LINE_AA)
+    return len(d.boxes)
+
+
+def draw_alert(img: np.ndarray, verdict: Verdict, style: str, color) -> bool:
+    """The alert indicator, driven by the filtered alert state (never by the raw score)."""
+    d = verdict.detection
+    if d is None or d.alert is not AlertState.ON:
+        return False
+    h, w = img.shape[:2]
+    t = max(4, h // 90)
+    if style == "border":
+        cv2.rectangle(img, (t // 2, t // 2), (w - 1 - t // 2, h - 1 - t // 2), color, t)
+    else:
+        L = h // 8
+        for (x, y, dx, dy) in ((0, 0, 1, 1), (w - 1, 0, -1, 1), (0, h - 1, 1, -1), (w - 1, h - 1, -1, -1)):
+            cv2.line(img, (x, y), (x + dx * L, y), color, t)
+            cv2.line(img, (x, y), (x, y + dy * L), color, t)
+    return True
+
+
+def draw_state(img: np.ndarray, verdict: Verdict, latency_ms: float | None, show_latency: bool) -> None:
+    """A small persistent mark in the top-left corner (outside the endoscope's active area); OFFLINE and
+    NO SIGNAL are also written large across the frame."""
+    h, w = img.shape[:2]
+    scale = max(0.4, h / 1080 * 1.0)
+    th = max(1, int(round(scale * 2)))
+    label = verdict.display.value
+    color = STATE_COLORS[verdict.display]
+    (tw, tht), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
+    pad = int(8 * scale)
+    x0, y0 = pad, pad
+    cv2.rectangle(img, (x0, y0), (x0 + tw + 2 * pad, y0 + tht + 2 * pad), (0, 0, 0), -1)
+    cv2.rectangle(img, (x0, y0), (x0 + tw + 2 * pad, y0 + tht + 2 * pad), color, max(1, th))
+    cv2.putText(img, label, (x0 + pad, y0 + pad + tht), cv2.FONT_HERSHEY_SIMPLEX, scale, color, th, cv2.LINE_AA)
+    if show_latency and latency_ms is not None:
+        cv2.putText(img, f"{latency_ms:.0f} ms", (x0, y0 + tht + 4 * pad + int(20 * scale)),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, (200, 200, 200), max(1, th - 1), cv2.LINE_AA)
+    if verdict.display in (Display.OFFLINE, Display.NO_SIGNAL):
+        big = f"DETECTOR {label}"
+        s2 = scale * 2.0
+        (bw, bh), _ = cv2.getTextSize(big, cv2.FONT_HERSHEY_SIMPLEX, s2, th * 2)
+        bx, by = max(0, (w - bw) // 2), h // 2 + bh // 2
+        cv2.rectangle(img, (bx - pad, by - bh - pad), (bx + bw + pad, by + pad), (0, 0, 0), -1)
+        cv2.putText(img, big, (bx, by), cv2.FONT_HERSHEY_SIMPLEX, s2, color, th * 2, cv2.LINE_AA)
+
+
+def render(img: np.ndarray, verdict: Verdict, cfg, latency_ms: float | None = None) -> tuple[int, bool]:
+    """Draw everything in place; returns (boxes drawn, alert shown)."""
+    n = draw_boxes(img, verdict, cfg.box_color, cfg.box_thickness)
+    shown = draw_alert(img, verdict, cfg.alert_style, cfg.alert_color)
+    draw_state(img, verdict, latency_ms, cfg.show_latency)
+    return n, shown

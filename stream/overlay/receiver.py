@@ -1,0 +1,51 @@
+"""The overlay's SUB socket: receives, decodes, and counts (never raises on) whatever arrives."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import zmq
+
+from stream.errors import WireError
+from stream.wire import MAX_PAYLOAD_BYTES, TOPIC_DETECTION, TOPIC_FRAME, TOPIC_STATUS, decode
+
+log = logging.getLogger(__name__)
+
+
+class Receiver:
+    def __init__(self, endpoint: str, frames: bool, context: zmq.Context | None = None):
+        self.ctx = context or zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 70_000)  # larger messages are dropped by ZeroMQ
+        self.sock.setsockopt(zmq.RCVHWM, 50)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RECONNECT_IVL, 100)          # pipeline restarts: reconnect quickly
+        self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        for topic in (TOPIC_DETECTION, TOPIC_STATUS) + ((TOPIC_FRAME,) if frames else ()):
+            self.sock.setsockopt(zmq.SUBSCRIBE, topic)
+        self.sock.connect(endpoint)
+        self.received = 0
+        self.malformed: Counter[str] = Counter()
+
+    def poll(self, timeout_ms: int, max_messages: int = 200) -> list:
+        """Decoded messages that arrived within ``timeout_ms`` (then everything pending, up to a limit)."""
+        out = []
+        if not self.sock.poll(timeout_ms):
+            return out
+        while len(out) < max_messages:
+            try:
+                parts = self.sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self.received += 1
+            try:
+                out.append(decode(parts))
+            except WireError as e:
+                kind = str(e).split(":")[0]
+                if self.malformed[kind] == 0:
+                    log.warning("ignoring malformed message (%s); further ones of this kind are only counted", e)
+                self.malformed[kind] += 1
+        return out
+
+    def close(self) -> None:
+        self.sock.close(0)
