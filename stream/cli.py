@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stream.errors import ConfigError, ModelError, PolypwatchError, SourceError
+from stream.errors import ConfigError, ModelError, PolypwatchError, SourceError, TruthError
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_MODEL = 0, 1, 2, 3, 4
 
@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as e:
         print(f"polypwatch: configuration error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TruthError as e:
+        print(f"polypwatch: ground truth error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except SourceError as e:
         print(f"polypwatch: source error: {e}", file=sys.stderr)

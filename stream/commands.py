@@ -29,7 +29,33 @@ def cmd_overlay(args) -> int:
     return 0
 
 
+def _replay_parser(ap: argparse.ArgumentParser) -> None:
+    sub = next(a for a in ap._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+    p = sub.add_parser("replay", help="run recorded procedures through the detector and measure it (QA)")
+    _common(p)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video file, folder of numbered frames (optional masks/ beside images/), or folder of videos")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--truth", help="ground-truth JSON (default: INPUT with .json, or masks beside the frames)")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace at the source fps and drop what cannot be kept up with (what the doctor saw)")
+    p.add_argument("--no-video", action="store_true", help="skip the annotated video")
+
+
+def cmd_replay(args) -> int:
+    from stream.config import load_config
+    from stream.qa.inputs import expand_inputs
+    from stream.qa.replay import format_metrics, replay
+    cfg = load_config(args.config, args.set)
+    results = replay(expand_inputs(args.inputs), Path(args.out), cfg, args.truth, args.realtime, not args.no_video)
+    for m in results:
+        print(format_metrics(m))
+    print(f"outputs in {args.out}")
+    return 0
+
+
 import stream.overlay.config  # noqa: E402,F401  (the overlay section is known to every command's config)
 
-EXTRA_PARSERS = [_overlay_parser]
+EXTRA_PARSERS = [_overlay_parser, _replay_parser]
 register_command("overlay", cmd_overlay)
+register_command("replay", cmd_replay)

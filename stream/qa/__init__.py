@@ -1,0 +1,1 @@
+"""Replay for QA: recorded procedures through the live pipeline, measured against ground truth."""

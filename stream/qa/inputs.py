@@ -1,0 +1,103 @@
+"""What replay reads: a video file or a folder of numbered frames, and the ground truth that goes with it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stream.errors import SourceError, TruthError
+from stream.sources import IMAGE_EXT, numbered_frames
+from stream.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames, load_truth
+
+VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".ts"}
+
+
+@dataclass(frozen=True)
+class ReplayInput:
+    name: str
+    source: str                  # what capture opens (a video file or a folder of frames)
+    frame_count: int
+    fps: float
+    truth: GroundTruth | None
+
+
+def expand_inputs(paths: list[str]) -> list[Path]:
+    """Videos and frame folders; a folder holding videos (and no frames) stands for each of them."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir() and not (p / "images").is_dir() and not any(q.suffix.lower() in IMAGE_EXT for q in p.iterdir()):
+            vids = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXT)
+            if not vids:
+                raise SourceError(f"{p}: no videos ({', '.join(sorted(VIDEO_EXT))}) and no frames")
+            out += vids
+        elif p.exists():
+            out.append(p)
+        else:
+            raise SourceError(f"{p}: not found")
+    return out
+
+
+def _video_info(path: Path) -> tuple[int, float]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"video {path}: cannot be opened")
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
+    cap.release()
+    if n <= 0:
+        raise SourceError(f"video {path}: no frames")
+    return n, fps
+
+
+def truth_from_masks(frames: list[Path], mask_dir: Path, fps: float, sequences: dict[str, str]) -> GroundTruth:
+    """Frames with masks: positive when the mask is non-empty; each sequence of the table is one polyp."""
+    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() in IMAGE_EXT}
+    per_frame, ids = [], []
+    w = h = 0
+    for f in frames:
+        mp = masks.get(f.stem)
+        if mp is None:
+            raise TruthError(f"{mask_dir}: no mask for frame {f.name}")
+        m = cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE)
+        if m is None:
+            raise TruthError(f"{mp}: unreadable mask")
+        h, w = m.shape
+        ys, xs = np.nonzero(m > 127)
+        if len(xs) == 0:
+            per_frame.append(())
+            ids.append([])
+            continue
+        pid = int(sequences.get(f.stem, "1")) if sequences.get(f.stem, "1").isdigit() else 1
+        box = (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h)
+        per_frame.append((FramePolyp(pid, tuple(round(v, 5) for v in box)),))
+        ids.append([pid])
+    runs = intervals_from_frames(ids)
+    tracks = tuple(PolypTrack(pid, "", tuple(runs[pid])) for pid in sorted(runs))
+    return GroundTruth(fps=fps, frame_count=len(frames), width=w, height=h, polyps=tracks, frames=tuple(per_frame),
+                       source=str(mask_dir))
+
+
+def resolve_input(path: Path, truth_path: str | None, fps: float = 0.0) -> ReplayInput:
+    """The source, frame count and truth of one replay input; raises with a clear message if they disagree."""
+    if path.is_dir():
+        from engines.datasets import _sequence_table
+        root, frames_dir = (path, path / "images") if (path / "images").is_dir() else (path.parent, path)
+        frames = numbered_frames(frames_dir)
+        rate = fps or 25.0
+        truth = None
+        if truth_path:
+            truth = load_truth(truth_path)
+        elif (root / "masks").is_dir():
+            truth = truth_from_masks(frames, root / "masks", rate, _sequence_table(root))
+        inp = ReplayInput(path.name, str(frames_dir), len(frames), rate, truth)
+    else:
+        n, vfps = _video_info(path)
+        tp = Path(truth_path) if truth_path else path.with_suffix(".json")
+        truth = load_truth(tp) if (truth_path or tp.is_file()) else None
+        inp = ReplayInput(path.stem, str(path), n, fps or vfps, truth)
+    if inp.truth is not None and inp.truth.frame_count != inp.frame_count:
+        raise TruthError(f"ground truth has {inp.truth.frame_count} frames, the input {inp.source} has "
+                         f"{inp.frame_count}: they do not belong together")
+    return inp

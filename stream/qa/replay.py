@@ -1,0 +1,134 @@
+"""Replay: the live pipeline (same preprocessing, engine, alert filter) over recorded inputs, then metrics."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from stream.config import Config
+from stream.detection import Detection
+from stream.pipeline import Pipeline
+from stream.qa.annotate import AnnotatedVideo
+from stream.qa.inputs import ReplayInput, resolve_input
+from stream.qa.metrics import compute
+from stream.qa.report import write_report
+from stream.wire import encode_detection
+
+log = logging.getLogger(__name__)
+
+
+def _replay_config(cfg: Config, realtime: bool, fps: float) -> Config:
+    capture = dataclasses.replace(cfg.capture, pace=realtime, loop=False, fps=fps)
+    publisher = dataclasses.replace(cfg.publisher, endpoint="tcp://127.0.0.1:*", send_frames=False)
+    pipeline = dataclasses.replace(cfg.pipeline, detections_log="", max_frames=0, max_seconds=0.0)
+    return dataclasses.replace(cfg, capture=capture, publisher=publisher, pipeline=pipeline)
+
+
+def _progress(name: str, k: int, n: int, done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    fill = int(width * done / max(total, 1))
+    print(f"\r[{k}/{n}] {name[:30]:<30} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}",
+          end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+
+def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, video: bool = True,
+               position: tuple[int, int] = (1, 1)) -> dict:
+    """Run one input; outputs appear in ``out_dir`` only when complete (a failed run leaves none)."""
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pipe = Pipeline(_replay_config(cfg, realtime, inp.fps), source=inp.source)
+    overlay_style = cfg.extra["overlay"]
+    dets: list[Detection] = []
+    jsonl = (tmp / "detections.jsonl").open("w")
+    annot = AnnotatedVideo(tmp / "annotated.mp4", inp.fps, inp.truth, overlay_style, block=not realtime) if video else None
+
+    def on_detection(d: Detection, frame) -> None:
+        dets.append(d)
+        jsonl.write(encode_detection(d)[1].decode() + "\n")
+        if annot is not None:
+            annot.put(frame.image, d)
+        if len(dets) % 25 == 0:
+            _progress(inp.name, *position, d.frame_index + 1, inp.frame_count)
+    pipe.on_detection = on_detection
+    try:
+        summary = pipe.run()
+    finally:
+        jsonl.close()
+        if annot is not None:
+            annot.close()
+    _progress(inp.name, *position, inp.frame_count, inp.frame_count)
+    threshold = pipe.alerts.on
+    m = compute(inp.truth, dets, inp.fps, inp.frame_count, threshold)
+    m.update(input=inp.source, model_id=pipe.detector.model_id, backend=pipe.detector.backend_name,
+             mode="realtime" if realtime else "every frame", dropped=summary["dropped"] + summary["skipped_by_source"],
+             budget_misses=summary["budget_misses"], budget_ms=summary["budget_ms"],
+             latency_ms={"capture_to_publish": summary["capture_to"]["publish"], "stage": summary["stage"]},
+             annotated_frames=annot.written if annot else 0, annotation_skipped=annot.skipped if annot else 0)
+    if not realtime and len(dets) != inp.frame_count:
+        m["warning"] = f"{len(dets)} frames processed of {inp.frame_count}: the input is shorter than it says"
+    (tmp / "metrics.json").write_text(json.dumps(m, indent=1))
+    write_report(tmp / "report.html", inp, dets, m, threshold)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return m
+
+
+def replay(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True) -> list[dict]:
+    if truth and len(inputs) > 1:
+        from stream.errors import TruthError
+        raise TruthError("--truth names one file; with several inputs, put each video's truth beside it")
+    resolved = [resolve_input(p, truth, cfg.capture.fps) for p in inputs]    # every input checked before any run
+    results = []
+    for k, inp in enumerate(resolved, 1):
+        target = out if len(resolved) == 1 else out / inp.name
+        results.append(replay_one(inp, target, cfg, realtime, video, (k, len(resolved))))
+    if len(resolved) > 1:
+        write_summary(out, resolved, results)
+    return results
+
+
+def summary_rows(resolved: list[ReplayInput], results: list[dict]) -> list[dict]:
+    rows = []
+    for inp, m in zip(resolved, results):
+        lat = m["latency_ms"]["capture_to_publish"]
+        rows.append({"input": inp.name, "frames": m["frames"], "processed": m["processed"], "dropped": m["dropped"],
+                     "polyps": m.get("polyps", {}).get("count"), "detected": m.get("polyps", {}).get("detected"),
+                     "sensitivity_alert": m.get("frame_alert", {}).get("sensitivity"),
+                     "specificity_alert": m.get("frame_alert", {}).get("specificity"),
+                     "false_alarms_per_min": m.get("false_alarms", {}).get("per_minute"),
+                     "latency_p50_ms": lat["p50"], "latency_p99_ms": lat["p99"]})
+    return rows
+
+
+def write_summary(out: Path, resolved: list[ReplayInput], results: list[dict]) -> None:
+    rows = summary_rows(resolved, results)
+    (out / "summary.json").write_text(json.dumps(rows, indent=1))
+    keys = list(rows[0])
+    md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    md += ["| " + " | ".join("–" if r[k] is None else str(r[k]) for k in keys) + " |" for r in rows]
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+
+
+def format_metrics(m: dict) -> str:
+    lines = [f"{m['input']}: {m['frames']} frames, processed {m['processed']}, dropped {m['dropped']}, "
+             f"over budget {m['budget_misses']}, mode {m['mode']}"]
+    if "frame_raw" in m:
+        fr, fa, po, f = m["frame_raw"], m["frame_alert"], m["polyps"], m["false_alarms"]
+        lines += [f"  frame (raw score): AUROC {fr['auroc']}, sensitivity {fr['sensitivity']}, specificity {fr['specificity']}",
+                  f"  frame (alert):     sensitivity {fa['sensitivity']}, specificity {fa['specificity']}",
+                  f"  polyps detected {po['detected']}/{po['count']}; time to first detection median "
+                  f"{po['time_to_detection_ms']['median']} ms",
+                  f"  false alarms {f['count']} ({f['per_minute']}/min; >=0.5 s: {f['per_minute_ge_0.5s']}/min; "
+                  f">=1 s: {f['per_minute_ge_1.0s']}/min); box IoU (TP) median {m['box_iou_true_positive']['median']}"]
+    else:
+        lines.append(f"  no ground truth: alert episodes {m['alert_episodes']} ({m['alert_episodes_per_minute']}/min)")
+    lat = m["latency_ms"]["capture_to_publish"]
+    lines.append(f"  capture -> publish ms: p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} max {lat['max']}")
+    return "\n".join(lines)
