@@ -93,9 +93,9 @@ def test_box_pixels_change_only_when_the_detection_is_fresh(clip):
     assert changed_stale[:40, :120].any()
 
 
-def _pipeline_proc(endpoint, seed=4):
+def _pipeline_proc(endpoint, model, seed=4):
     return subprocess.Popen([sys.executable, "-m", "stream", "run", "--source",
-                             f"synthetic://seed={seed}&size=320x240&fps=25&seconds=600",
+                             f"synthetic://seed={seed}&size=320x240&fps=25&seconds=600", "--set", f"engine.model={model}",
                              "--set", f"publisher.endpoint={endpoint}", "--set", "publisher.send_frames=true",
                              "--set", "engine.backend=onnxruntime", "--set", "publisher.heartbeat_hz=10"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -111,7 +111,7 @@ def _wait_for(timeline, display, since, timeout):
     return None
 
 
-def test_offline_when_the_publisher_dies_and_active_again_after_restart(endpoint, tmp_path):
+def test_offline_when_the_publisher_dies_and_active_again_after_restart(endpoint, tmp_path, tiny_model):
     cfg = load_config(None, [f"overlay.endpoint={endpoint}", "overlay.heartbeat_timeout_ms=500",
                              f"overlay.latency_log={tmp_path}/lat.jsonl"]).extra["overlay"]
     ov = Overlay(cfg)
@@ -119,15 +119,15 @@ def test_offline_when_the_publisher_dies_and_active_again_after_restart(endpoint
     ov.on_draw = lambda verdict, img, new: timeline.append((time.monotonic(), verdict.display))
     th = threading.Thread(target=ov.run)
     th.start()
-    p1 = _pipeline_proc(endpoint)
+    p1 = _pipeline_proc(endpoint, tiny_model)
     try:
-        assert _wait_for(timeline, Display.ACTIVE, 0, 60) is not None, p1.stderr
+        assert _wait_for(timeline, Display.ACTIVE, 0, 60) is not None
         t_kill = time.monotonic()
         p1.send_signal(signal.SIGKILL)
         p1.wait()
         t_off = _wait_for(timeline, Display.OFFLINE, t_kill, 5)
         assert t_off is not None and t_off - t_kill < 0.5 + 0.1 + 0.15   # timeout + redraw period + slack
-        p2 = _pipeline_proc(endpoint)
+        p2 = _pipeline_proc(endpoint, tiny_model)
         try:
             t_restart = time.monotonic()
             assert _wait_for(timeline, Display.ACTIVE, t_restart, 60) is not None
