@@ -1,8 +1,20 @@
-"""TensorRT backend placeholder until the GPU-engines issue: reports unavailability clearly."""
+"""TensorRT backend: a prebuilt engine, checked against this GPU, TensorRT version and model before use.
+
+Buffers are allocated once (torch CUDA tensors); per call: copy in, execute_async_v3 on its own stream,
+copy out, one synchronise.
+"""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import numpy as np
+
 from engines.backends.protocol import BackendBase
-from stream.errors import BackendError
+from engines.engine_sidecar import check_compatible, read_sidecar, sha256_file, sidecar_path
+from stream.errors import BackendError, ModelError
+
+log = logging.getLogger(__name__)
 
 
 def tensorrt_available() -> bool:
@@ -16,6 +28,73 @@ def tensorrt_available() -> bool:
 class TensorRTBackend(BackendBase):
     name = "tensorrt"
 
-    def __init__(self, *args, **kwargs):
-        raise BackendError("the TensorRT backend is not built yet (see the GPU-engines issue); "
-                           "use engine.backend: onnxruntime or torch")
+    def __init__(self, engine_path: str | Path, onnx_path: str | Path, **_ignored_cpu_options):
+        if not engine_path:
+            raise BackendError("engine.engine_file: a TensorRT engine is needed (build it with tools/build_engine)")
+        self.engine_path = Path(engine_path)
+        self.onnx_path = Path(onnx_path)
+        self._context = None
+
+    def open(self) -> "TensorRTBackend":
+        from engines.build_engine import BuildError, gpu_info
+        try:
+            gpu = gpu_info()                   # before any TensorRT object: the lean runtime crashes without a GPU
+        except BuildError as e:
+            raise BackendError(f"TensorRT backend: {e}") from None
+        if not self.engine_path.is_file():
+            raise ModelError(f"engine {self.engine_path}: file not found")
+        sidecar = read_sidecar(sidecar_path(self.engine_path))
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise BackendError("TensorRT backend: tensorrt is not installed") from None
+        check_compatible(sidecar, gpu, trt.__version__, sha256_file(self.onnx_path), str(self.engine_path))
+        import torch
+        self._torch = torch
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if self._engine is None:
+            raise ModelError(f"engine {self.engine_path}: TensorRT could not deserialise it; rebuild it")
+        self._context = self._engine.create_execution_context()
+        self._stream = torch.cuda.Stream()
+        self._inputs, self._outputs = [], []
+        for i in range(self._engine.num_io_tensors):
+            name = self._engine.get_tensor_name(i)
+            (self._inputs if self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else self._outputs).append(name)
+        self._bufs: dict = {}
+        self._shape = None
+        return self
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        torch = self._torch
+        name = self._inputs[0]
+        self._context.set_input_shape(name, shape)
+        self._bufs = {name: torch.empty(shape, dtype=torch.float32, device="cuda")}
+        for out in self._outputs:
+            oshape = tuple(self._context.get_tensor_shape(out))
+            self._bufs[out] = torch.empty(oshape, dtype=torch.float32, device="cuda")
+        for n, t in self._bufs.items():
+            self._context.set_tensor_address(n, t.data_ptr())
+        self._host = {o: torch.empty(self._bufs[o].shape, dtype=torch.float32, pin_memory=True) for o in self._outputs}
+        self._shape = shape
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if self._context is None:
+            raise BackendError("tensorrt backend: infer() before open()")
+        torch = self._torch
+        if self._shape != batch.shape:
+            self._allocate(tuple(batch.shape))
+        with torch.cuda.stream(self._stream):
+            self._bufs[self._inputs[0]].copy_(torch.from_numpy(batch), non_blocking=True)
+            if not self._context.execute_async_v3(self._stream.cuda_stream):
+                raise BackendError("tensorrt backend: execute_async_v3 failed")
+            for o in self._outputs:
+                self._host[o].copy_(self._bufs[o], non_blocking=True)
+        self._stream.synchronize()
+        return {o: self._host[o].numpy().copy() for o in self._outputs}
+
+    def close(self) -> None:
+        self._context = None
+        self._engine = None
+        self._bufs = {}

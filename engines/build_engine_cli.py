@@ -1,0 +1,68 @@
+"""tools/build_engine: compile an ONNX model into a TensorRT engine ahead of time (never on a procedure's first frame)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stream.errors import PolypwatchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="build_engine",
+        description="Compile a polypwatch ONNX model into a TensorRT engine for THIS GPU and TensorRT version, "
+                    "write a sidecar JSON (ENGINE.json) with the complete cache key, then check the engine "
+                    "against ONNX Runtime and fail if the scores differ by more than the tolerance. "
+                    "Needs an NVIDIA GPU and TensorRT; exits 1 at once with a clear message otherwise.")
+    ap.add_argument("--onnx", default="", help="ONNX model with polypwatch metadata (default: the shipped model)")
+    ap.add_argument("--out", default="", help="engine file to write (default: MODEL.PRECISION.engine beside the "
+                                              "model); the sidecar goes to OUT.json")
+    ap.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+                    help="fp16 (default), fp32, or int8 (needs calibration frames or a calibration cache)")
+    ap.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace limit in MiB (default 1024)")
+    ap.add_argument("--batch", default="1,1,4", metavar="MIN,OPT,MAX",
+                    help="batch sizes of the optimisation profile (default 1,1,4)")
+    ap.add_argument("--calib-frames-from", default="", metavar="DIR_OR_VIDEO",
+                    help="int8: folder of frames or a video, run through the project's preprocessing")
+    ap.add_argument("--calib-count", type=int, default=256, help="int8: calibration frames (default 256)")
+    ap.add_argument("--calib-batch", type=int, default=8, help="int8: calibration batch size (default 8)")
+    ap.add_argument("--calib-cache", default="", help="int8: calibration cache to reuse/write (default OUT.calib)")
+    ap.add_argument("--timing-cache", default="", help="timing cache file to reuse and update (speeds up rebuilds)")
+    ap.add_argument("--check-frames", default="", metavar="DIR_OR_VIDEO",
+                    help="frames for the check against ONNX Runtime (default: generated colonoscopy frames)")
+    ap.add_argument("--check-count", type=int, default=32, help="frames in the check (default 32)")
+    ap.add_argument("--tolerance", type=float, default=0.0,
+                    help="max |score difference| allowed (default fp32 1e-3, fp16 2e-2, int8 8e-2)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from engines.build_engine import BuildOptions, build
+    from engines.model_files import resolve_model_path
+    try:
+        try:
+            batch = tuple(int(v) for v in args.batch.split(","))
+            if len(batch) != 3:
+                raise ValueError
+        except ValueError:
+            print(f"build_engine: --batch: expected MIN,OPT,MAX such as 1,1,4, got {args.batch!r}", file=sys.stderr)
+            return 2
+        onnx = resolve_model_path(args.onnx)
+        out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}.{args.precision}.engine")
+        opts = BuildOptions(onnx=onnx, out=out, precision=args.precision, workspace_mb=args.workspace_mb,
+                            batch=batch, calib_source=args.calib_frames_from, calib_frames=args.calib_count,
+                            calib_batch=args.calib_batch, calib_cache=args.calib_cache, timing_cache=args.timing_cache,
+                            check_frames=args.check_frames, check_count=args.check_count, tolerance=args.tolerance)
+        sidecar = build(opts)
+    except PolypwatchError as e:
+        print(f"build_engine: {e}", file=sys.stderr)
+        return 1
+    c = sidecar.check
+    print(f"wrote {out} ({sidecar.precision}, {sidecar.gpu.name}, TensorRT {sidecar.tensorrt_version}); cache key "
+          f"{sidecar.cache_key()[:16]}; check: max |score diff| {c['max_abs_score_diff']}, alert agreement "
+          f"{c['alert_decision_agreement']}")
+    return 0

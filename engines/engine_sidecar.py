@@ -1,0 +1,113 @@
+"""The JSON sidecar of a TensorRT engine: a complete cache key and what the runtime must check.
+
+An engine is tied to one GPU model (compute capability), one TensorRT version and one ONNX file; the
+runtime refuses an engine whose sidecar does not match instead of misbehaving.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from stream.errors import ModelError
+
+FORMAT = "polypwatch-tensorrt-engine"
+VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class EngineMismatch(ModelError):
+    """The engine was built for another GPU, TensorRT version or model."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    compute_capability: str        # "9.0"
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    onnx_sha256: str
+    onnx_name: str
+    tensorrt_version: str
+    gpu: GpuInfo
+    precision: str
+    input_name: str
+    input_shapes: dict              # {"min": [..], "opt": [..], "max": [..]}
+    workspace_mb: int
+    calibration_sha256: str = ""    # int8: the calibration cache the engine was built from
+    model_metadata: str = ""        # the ONNX file's polypwatch metadata (preprocessing, threshold) as JSON
+    build_time: str = ""
+    check: dict = field(default_factory=dict)    # parity with ONNX Runtime after the build
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ModelError(f"engine sidecar precision: expected one of {PRECISIONS}, got {self.precision!r}")
+
+    def cache_key(self) -> str:
+        """Everything that changes the engine's bytes or validity; identical key = reusable engine."""
+        key = {"onnx_sha256": self.onnx_sha256, "tensorrt_version": self.tensorrt_version,
+               "gpu": self.gpu.name, "compute_capability": self.gpu.compute_capability,
+               "precision": self.precision, "input_shapes": self.input_shapes, "workspace_mb": self.workspace_mb,
+               "calibration_sha256": self.calibration_sha256}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d.update(format=FORMAT, version=VERSION, cache_key=self.cache_key())
+        return json.dumps(d, indent=1, sort_keys=True)
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+
+def sidecar_path(engine_path: str | Path) -> Path:
+    return Path(str(engine_path) + ".json")
+
+
+def read_sidecar(path: str | Path) -> Sidecar:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"engine sidecar {path}: not found (rebuild the engine with tools/build_engine)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"engine sidecar {path}: unreadable ({e})") from None
+    if d.get("format") != FORMAT or d.get("version") != VERSION:
+        raise ModelError(f"engine sidecar {path}: expected format {FORMAT!r} version {VERSION}, "
+                         f"got {d.get('format')!r} version {d.get('version')!r}")
+    try:
+        s = Sidecar(onnx_sha256=d["onnx_sha256"], onnx_name=d["onnx_name"], tensorrt_version=d["tensorrt_version"],
+                    gpu=GpuInfo(**d["gpu"]), precision=d["precision"], input_name=d["input_name"],
+                    input_shapes=d["input_shapes"], workspace_mb=int(d["workspace_mb"]),
+                    calibration_sha256=d.get("calibration_sha256", ""), model_metadata=d.get("model_metadata", ""),
+                    build_time=d.get("build_time", ""), check=d.get("check", {}))
+    except (KeyError, TypeError) as e:
+        raise ModelError(f"engine sidecar {path}: missing or malformed field ({e})") from None
+    if d.get("cache_key") != s.cache_key():
+        raise ModelError(f"engine sidecar {path}: cache key does not match its fields (edited by hand?)")
+    return s
+
+
+def check_compatible(s: Sidecar, gpu: GpuInfo, tensorrt_version: str, onnx_sha256: str, engine_path: str = "") -> None:
+    """Raise EngineMismatch, saying how to rebuild, unless the engine fits this GPU, TensorRT and model."""
+    how = f"rebuild it here: tools/build_engine --onnx MODEL.onnx --precision {s.precision} --out {engine_path or 'ENGINE'}"
+    if s.gpu.compute_capability != gpu.compute_capability or s.gpu.name != gpu.name:
+        raise EngineMismatch(f"engine {engine_path} was built for {s.gpu.name} (compute capability "
+                             f"{s.gpu.compute_capability}), this GPU is {gpu.name} ({gpu.compute_capability}); {how}")
+    if s.tensorrt_version != tensorrt_version:
+        raise EngineMismatch(f"engine {engine_path} was built with TensorRT {s.tensorrt_version}, this is "
+                             f"TensorRT {tensorrt_version}; {how}")
+    if s.onnx_sha256 != onnx_sha256:
+        raise EngineMismatch(f"engine {engine_path} was built from another model (sha256 {s.onnx_sha256[:12]}…, the "
+                             f"configured model is {onnx_sha256[:12]}…); {how}")

@@ -1,0 +1,230 @@
+"""tools/build_engine and the TensorRT backend: everything testable without TensorRT, plus GPU-marked tests."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from engines.build_engine import BuildError, BuildOptions, build, compare, gpu_info
+from engines.calibration import calibration_batches
+from engines.engine_sidecar import (EngineMismatch, GpuInfo, Sidecar, check_compatible, read_sidecar, sha256_file,
+                                    sidecar_path)
+from stream.errors import BackendError, ModelError
+
+H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
+
+
+def _sidecar(**kw):
+    base = dict(onnx_sha256="a" * 64, onnx_name="m.onnx", tensorrt_version="10.3.0", gpu=H100, precision="fp16",
+                input_name="image", input_shapes={"min": [1, 3, 256, 256], "opt": [1, 3, 256, 256],
+                                                  "max": [4, 3, 256, 256]}, workspace_mb=1024)
+    base.update(kw)
+    return Sidecar(**base)
+
+
+def test_sidecar_round_trip_and_tamper_check(tmp_path):
+    s = _sidecar(check={"max_abs_score_diff": 0.001})
+    p = tmp_path / "e.engine.json"
+    s.write(p)
+    assert read_sidecar(p) == s
+    d = json.loads(p.read_text())
+    d["precision"] = "fp32"
+    p.write_text(json.dumps(d))
+    with pytest.raises(ModelError, match="cache key does not match its fields"):
+        read_sidecar(p)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("onnx_sha256", "b" * 64), ("tensorrt_version", "10.4.0"), ("gpu", GpuInfo("NVIDIA L4", "8.9")),
+    ("precision", "int8"), ("input_shapes", {"min": [1, 3, 224, 224]}), ("workspace_mb", 2048),
+    ("calibration_sha256", "c" * 64),
+])
+def test_cache_key_covers_every_input_of_the_build(field, value):
+    assert _sidecar().cache_key() != _sidecar(**{field: value}).cache_key()
+
+
+def test_cache_key_ignores_what_does_not_change_the_engine():
+    assert _sidecar().cache_key() == _sidecar(build_time="2026-01-01", check={"x": 1}).cache_key()
+
+
+@pytest.mark.parametrize("gpu, version, sha, message", [
+    (GpuInfo("NVIDIA L4", "8.9"), "10.3.0", "a" * 64, r"built for NVIDIA H100 80GB HBM3 \(compute capability 9.0\), "
+                                                       r"this GPU is NVIDIA L4 \(8.9\); rebuild it here: tools/build_engine"),
+    (H100, "10.4.0", "a" * 64, r"built with TensorRT 10.3.0, this is TensorRT 10.4.0; rebuild"),
+    (H100, "10.3.0", "b" * 64, r"built from another model .*; rebuild it here"),
+])
+def test_engine_for_another_gpu_version_or_model_is_refused(gpu, version, sha, message):
+    with pytest.raises(EngineMismatch, match=message):
+        check_compatible(_sidecar(), gpu, version, sha, "e.engine")
+    check_compatible(_sidecar(), H100, "10.3.0", "a" * 64)      # the matching one passes
+
+
+def test_missing_or_foreign_sidecar(tmp_path):
+    with pytest.raises(ModelError, match="not found \\(rebuild the engine with tools/build_engine\\)"):
+        read_sidecar(tmp_path / "none.json")
+    (tmp_path / "x.json").write_text('{"format": "other"}')
+    with pytest.raises(ModelError, match="expected format 'polypwatch-tensorrt-engine'"):
+        read_sidecar(tmp_path / "x.json")
+
+
+def test_calibration_batches_use_the_shared_preprocessing(tmp_path, clip):
+    from stream.preprocess import PreprocessSpec, preprocess
+    import cv2
+    spec = PreprocessSpec(input_height=64, input_width=64)
+    batches = list(calibration_batches(clip, spec, count=10, batch=4))
+    assert [b.shape for b in batches] == [(4, 3, 64, 64), (4, 3, 64, 64), (2, 3, 64, 64)]
+    cap = cv2.VideoCapture(str(clip))
+    first = cap.read()[1]
+    assert np.allclose(batches[0][0], preprocess(first, spec).tensor[0])
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), first)
+    assert sum(len(b) for b in calibration_batches(tmp_path, spec, count=5, batch=2)) == 3
+
+
+def test_parity_comparison():
+    ref = np.array([0.1, 0.6, 0.9])
+    ok = compare(ref, ref + 0.01, 0.5, 0.02)
+    assert ok["passed"] and ok["alert_decision_agreement"] == 1.0
+    bad = compare(ref, np.array([0.1, 0.4, 0.9]), 0.5, 0.02)
+    assert not bad["passed"] and bad["alert_decision_agreement"] == pytest.approx(0.6667, abs=1e-3)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(precision="int4"), r"--precision: expected one of"),
+    (dict(batch=(2, 1, 4)), r"--batch: expected 1 <= min <= opt <= max"),
+    (dict(precision="int8"), r"int8 needs --calib-frames-from"),
+])
+def test_bad_options(tmp_path, kw, message):
+    with pytest.raises(BuildError, match=message):
+        BuildOptions(onnx=tmp_path / "m.onnx", out=tmp_path / "e", **kw)
+
+
+def test_unwritable_output_and_missing_model(tmp_path, tiny_model):
+    with pytest.raises(BuildError, match=r"folder .*nope does not exist"):
+        build(BuildOptions(onnx=tiny_model, out=tmp_path / "nope" / "e.engine"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        with pytest.raises(BuildError, match="is not writable"):
+            build(BuildOptions(onnx=tiny_model, out=ro / "e.engine"))
+    finally:
+        ro.chmod(0o700)
+    with pytest.raises(BuildError, match="file not found"):
+        build(BuildOptions(onnx=tmp_path / "none.onnx", out=tmp_path / "e.engine"))
+
+
+def test_tool_fails_at_once_without_tensorrt_or_gpu(tmp_path, tiny_model):
+    r = subprocess.run([sys.executable, "tools/build_engine", "--onnx", str(tiny_model), "--out",
+                        str(tmp_path / "e.engine")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    try:
+        import tensorrt  # noqa: F401
+        has_trt = True
+    except ImportError:
+        has_trt = False
+    if has_trt and _cuda():
+        pytest.skip("TensorRT and a GPU are present")
+    assert r.returncode == 1
+    assert ("TensorRT is not installed" in r.stderr) or ("no NVIDIA GPU" in r.stderr)
+    assert not (tmp_path / "e.engine").exists()
+
+
+def _cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
+def test_no_gpu_is_reported_before_any_tensorrt_object():
+    if _cuda():
+        pytest.skip("a CUDA GPU is present")
+    with pytest.raises(BuildError, match="no NVIDIA GPU: CUDA reports no device"):
+        gpu_info()
+    from engines.backends.tensorrt_backend import TensorRTBackend
+    with pytest.raises(BackendError, match="TensorRT backend: no NVIDIA GPU"):
+        TensorRTBackend("e.engine", "m.onnx").open()
+    with pytest.raises(BackendError, match="a TensorRT engine is needed"):
+        TensorRTBackend("", "m.onnx")
+
+
+# A stand-in for the tensorrt module, only for the two error paths that need TensorRT to return a failure
+# (parser errors, an empty build). It records nothing and builds nothing.
+class _Parser:
+    def __init__(self, network, logger):
+        self.num_errors = 2
+
+    def parse(self, data):
+        return False
+
+    def get_error(self, i):
+        return ["In node 12 (Conv): unsupported attribute", "In node 40 (Resize): bad scales"][i]
+
+
+def _fake_trt(build_result=None):
+    class Builder:
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags):
+            return object()
+
+        def create_builder_config(self):
+            return types.SimpleNamespace(set_memory_pool_limit=lambda *a: None, add_optimization_profile=lambda p: None,
+                                         set_flag=lambda f: None)
+
+        def create_optimization_profile(self):
+            return types.SimpleNamespace(set_shape=lambda *a: None)
+
+        def build_serialized_network(self, network, config):
+            return build_result
+
+    return types.SimpleNamespace(Logger=types.SimpleNamespace(WARNING=2, __call__=None), Builder=Builder,
+                                 MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
+                                 BuilderFlag=types.SimpleNamespace(FP16=1, INT8=2), __version__="10.x-standin")
+
+
+def test_every_parser_error_is_listed(tmp_path, tiny_model):
+    trt = _fake_trt()
+    trt.Logger = lambda level: None
+    trt.Logger.WARNING = 2
+    trt.OnnxParser = _Parser
+    with pytest.raises(BuildError, match=r"ONNX parser: 2 error\(s\) in .*\n  In node 12 \(Conv\).*\n  In node 40"):
+        build(BuildOptions(onnx=tiny_model, out=tmp_path / "e.engine"), trt=trt, gpu=H100)
+
+
+def test_empty_build_is_an_error(tmp_path, tiny_model):
+    trt = _fake_trt(build_result=None)
+    trt.Logger = lambda level: None
+    trt.Logger.WARNING = 2
+    trt.OnnxParser = lambda network, logger: types.SimpleNamespace(parse=lambda data: True, num_errors=0)
+    with pytest.raises(BuildError, match=r"TensorRT returned no engine"):
+        build(BuildOptions(onnx=tiny_model, out=tmp_path / "e.engine"), trt=trt, gpu=H100)
+    assert not (tmp_path / "e.engine").exists() and not sidecar_path(tmp_path / "e.engine").exists()
+
+
+def _trt_and_gpu() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return _cuda()
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not _trt_and_gpu(), reason="needs TensorRT and an NVIDIA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_real_engine_builds_matches_onnxruntime_and_is_refused_for_another_model(tmp_path, shipped_model, precision):
+    s = build(BuildOptions(onnx=shipped_model, out=tmp_path / "e.engine", precision=precision, check_count=8))
+    assert s.check["passed"] and s.check["alert_decision_agreement"] >= 0.95
+    from engines.backends.tensorrt_backend import TensorRTBackend
+    with pytest.raises(EngineMismatch, match="built from another model"):
+        other = tmp_path / "other.onnx"
+        other.write_bytes(shipped_model.read_bytes() + b"\0")
+        TensorRTBackend(tmp_path / "e.engine", other).open()
+    assert sha256_file(shipped_model) == read_sidecar(sidecar_path(tmp_path / "e.engine")).onnx_sha256
