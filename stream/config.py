@@ -49,6 +49,7 @@ class EngineConfig:
     threads: int = 2                      # CPU threads for inference
     device: str = "auto"                  # torch: auto | cpu | cuda | cuda:N
     engine_file: str = ""                 # TensorRT engine (tools/build_engine output)
+    device_preprocess: bool = False       # torch backend: resize/normalise on the device from the uint8 crop
     max_consecutive_errors: int = 30      # this many failed frames in a row stop the run
 
     _ranges = {"threads": (0, 256), "max_consecutive_errors": (1, 100000)}

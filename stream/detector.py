@@ -43,6 +43,11 @@ class Detector:
             kwargs = {"engine_path": engine_cfg.engine_file, "onnx_path": self.model_path}
         self.backend = create_backend(self.backend_name, kwargs)
         self.area_every = preprocess_cfg.active_area_every
+        self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")
+        if engine_cfg.device_preprocess and not self.on_device:
+            from stream.errors import ConfigError
+            raise ConfigError(f"engine.device_preprocess: expected false with backend {self.backend_name!r} "
+                              f"(only the torch backend preprocesses on the device), got true")
         self._area: ActiveArea | None = None
         self._area_shape: tuple[int, ...] = ()
         self._count = 0
@@ -63,14 +68,28 @@ class Detector:
     def preprocess(self, image: np.ndarray) -> Preprocessed:
         spec = self.spec
         levels = _pyramid(image, max(spec.analysis_width, spec.input_width))
-        if self._area is None or self._area_shape != image.shape or self._count % self.area_every == 0:
-            self._area = find_active_area(image, spec, levels)
-            self._area_shape = image.shape
-        self._count += 1
-        tensor = normalise(crop_to_input(image, self._area, spec, levels), spec)
+        area = self._area_for(image, levels)
+        tensor = normalise(crop_to_input(image, area, spec, levels), spec)
         return Preprocessed(tensor=tensor, area=self._area, frame_width=image.shape[1], frame_height=image.shape[0])
 
+    def _area_for(self, image: np.ndarray, levels: list[np.ndarray] | None) -> ActiveArea:
+        if self._area is None or self._area_shape != image.shape or self._count % self.area_every == 0:
+            self._area = find_active_area(image, self.spec, levels)
+            self._area_shape = image.shape
+        self._count += 1
+        return self._area
+
     def detect(self, frame: Frame) -> RawResult:
+        if self.on_device:
+            img = frame.image
+            area = self._area_for(img, _pyramid(img, self.spec.analysis_width))
+            pre = Preprocessed(tensor=np.empty((1, 3, 0, 0), np.float32), area=area, frame_width=img.shape[1],
+                               frame_height=img.shape[0])
+            t1 = time.monotonic_ns()
+            outputs = self.backend.infer_image(img, area, self.spec)   # preprocess + infer on the device
+            t2 = time.monotonic_ns()
+            score, boxes = to_result(outputs, pre, self.meta)
+            return RawResult(score, boxes, t1, t2, time.monotonic_ns())
         pre = self.preprocess(frame.image)
         t1 = time.monotonic_ns()
         outputs = self.backend.infer(pre.tensor)

@@ -41,7 +41,7 @@ def test_auto_without_gpu_is_onnxruntime():
     ("nope", {}, BackendError, r"engine.backend: expected one of"),
     ("onnxruntime", {"model_path": "/none.onnx"}, ModelError, r"/none.onnx: file not found"),
     ("torch", {"model_path": "/none.onnx", "device": "cpu"}, ModelError, r"checkpoint /none.pt not found"),
-    ("tensorrt", {}, BackendError, r"TensorRT backend is not built yet"),
+    ("tensorrt", {"engine_path": "", "onnx_path": "m.onnx"}, BackendError, r"a TensorRT engine is needed"),
 ])
 def test_backend_errors(name, kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -65,3 +65,37 @@ def test_torch_cuda_graph_backend_matches_cpu(tiny_model):
     with create_backend("torch", {"model_path": tiny_model, "device": "cpu"}) as c, \
             create_backend("torch", {"model_path": tiny_model, "device": "cuda"}) as g:
         assert np.abs(c.infer(x)["score"] - g.infer(x)["score"]).max() < 1e-2
+
+
+def test_device_preprocessing_matches_the_cpu_preprocessing(clip):
+    import cv2
+    import torch
+    from engines.device_preprocess import DevicePreprocessor
+    from stream.preprocess import PreprocessSpec, preprocess
+    spec = PreprocessSpec(input_height=128, input_width=128)
+    cap = cv2.VideoCapture(str(clip))
+    for _ in range(40):
+        img = cap.read()[1]
+    pre = preprocess(img, spec)
+    dev = DevicePreprocessor(spec, torch.device("cpu"), torch.float32)(img, pre.area).numpy()
+    diff = np.abs(dev - pre.tensor)
+    assert diff.mean() < 0.03 and np.percentile(diff, 99) < 0.3      # same image, different resize kernels
+
+
+def test_detector_refuses_device_preprocessing_without_torch_backend(tiny_model):
+    from stream.config import load_config
+    from stream.detector import Detector
+    from stream.errors import ConfigError
+    cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime", "engine.device_preprocess=true"])
+    with pytest.raises(ConfigError, match=r"engine.device_preprocess: expected false with backend 'onnxruntime'"):
+        Detector(cfg.engine, cfg.preprocess)
+
+
+def test_torch_backend_with_device_preprocessing_runs_the_pipeline(clip, tiny_model):
+    from stream.config import load_config
+    from stream.pipeline import Pipeline
+    cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=torch", "engine.device=cpu",
+                             "engine.device_preprocess=true", "capture.pace=false", "pipeline.max_frames=10",
+                             "publisher.endpoint=tcp://127.0.0.1:*"])
+    s = Pipeline(cfg, source=str(clip)).run()
+    assert s["processed"] == 10 and s["errors"] == 0 and s["backend"] == "torch"

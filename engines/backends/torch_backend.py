@@ -68,7 +68,29 @@ class TorchBackend(BackendBase):
             net = net.half()
         self._net = net
         self._graph = None
+        self._pre = None
         return self
+
+    def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
+        """Preprocess on the device (upload the uint8 crop once), then infer: no float frame crosses PCIe."""
+        import torch
+        from engines.device_preprocess import DevicePreprocessor
+        if self._pre is None:
+            self._pre = DevicePreprocessor(spec, self.device, torch.float16 if self.half else torch.float32)
+        try:
+            x = self._pre(image, area)
+            if self.device.type == "cuda" and self.cuda_graph:
+                if self._graph is None or tuple(self._static_in.shape) != tuple(x.shape):
+                    self._capture(np.zeros(tuple(x.shape), np.float32))
+                self._static_in.copy_(x)
+                self._graph.replay()
+                s, h = self._static_out
+            else:
+                with torch.no_grad():
+                    s, h = self._net(x)
+            return {self.names[0]: s.float().cpu().numpy(), self.names[1]: h.float().cpu().numpy()}
+        except RuntimeError as e:
+            raise BackendError(f"torch backend: inference failed ({e})") from None
 
     def _capture(self, batch: np.ndarray) -> None:
         import torch
