@@ -13,7 +13,7 @@ from stream.alerts import AlertFilter
 from stream.config import Config
 from stream.detection import Detection
 from stream.detector import Detector
-from stream.errors import BackendError, PolypwatchError
+from stream.errors import BackendError, PolypwatchError, SourceError
 from stream.publisher import Publisher
 from stream.reader import LatestFrameReader
 from stream.sources import make_source
@@ -113,6 +113,9 @@ class Pipeline:
                     frame = self.reader.get(timeout=min(0.05, period_ns / 1e9))
                     if frame is None:
                         if self.reader.ended:
+                            if self.reader.failure:
+                                self.state = "error"
+                                raise SourceError(f"capture failed: {self.reader.failure}")
                             break
                         continue
                     d = self._publish(self._infer(frame), frame)

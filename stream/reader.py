@@ -42,6 +42,7 @@ class LatestFrameReader:
         self.ended = False
         self.signal = False          # True while frames are arriving
         self.last_error = ""
+        self.failure = ""            # set when the capture thread died of an unexpected error
         self._seq = 0
         self._read = self._dropped = self._skipped = self._reopens = self._errors = 0
         self.t_last_frame_ns = 0
@@ -51,6 +52,7 @@ class LatestFrameReader:
         if not source_open:
             self.source.open()       # first open in the caller: a bad source fails fast and clearly
         self.signal = True
+        self.t_last_frame_ns = time.monotonic_ns()      # silence is measured from the start, not from construction
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
         return self
@@ -87,6 +89,16 @@ class LatestFrameReader:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:          # an unexpected bug must end the run loudly, never leave it waiting
+            log.exception("capture thread failed")
+            self.failure = f"{type(e).__name__}: {e}"
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
         src = self.source
         t0 = time.monotonic_ns()
         if self.pace and hasattr(src, "clock_start"):
@@ -140,10 +152,16 @@ class LatestFrameReader:
             if last_index >= 0 and index > last_index + 1:
                 self._skipped += index - last_index - 1
             last_index = index
+            try:
+                frame = Frame(seq=self._seq, t_capture_ns=t_ns, t_wall_ns=time.time_ns(), image=image,
+                              source=self.source_id, index=index)
+            except (TypeError, ValueError) as e:          # a malformed frame is a read error, never a crash
+                self._errors += 1
+                self.last_error = f"{self.source_id} frame {index}: {e}"
+                log.warning("dropping a malformed frame: %s", self.last_error)
+                continue
             self._read += 1
             self.signal = True
             self.t_last_frame_ns = t_ns
-            frame = Frame(seq=self._seq, t_capture_ns=t_ns, t_wall_ns=time.time_ns(), image=image,
-                          source=self.source_id, index=index)
             self._seq += 1
             self._put(frame)

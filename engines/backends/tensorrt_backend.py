@@ -28,7 +28,7 @@ def tensorrt_available() -> bool:
 class TensorRTBackend(BackendBase):
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, onnx_path: str | Path, **_ignored_cpu_options):
+    def __init__(self, engine_path: str | Path, onnx_path: str | Path):
         if not engine_path:
             raise BackendError("engine.engine_file: a TensorRT engine is needed (build it with tools/build_engine)")
         self.engine_path = Path(engine_path)

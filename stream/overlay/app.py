@@ -173,6 +173,7 @@ class Overlay:
         return {"frames_drawn": self.drawn, "redraws": self.redrawn, "boxes_drawn": self.boxes_drawn,
                 "alert_frames": self.alert_frames, "displays": dict(self.displays),
                 "messages": self.receiver.received, "malformed": dict(self.receiver.malformed),
+                "reconnects": self.receiver.reconnects,
                 "capture_to_draw_ms": percentiles_ms(self.latencies)}
 
 

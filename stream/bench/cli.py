@@ -1,0 +1,96 @@
+"""tools/bench: run the scenarios, write bench.json and bench.md, print the table and the targets."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from stream.bench.report import table, targets
+from stream.bench.scenarios import make_clip, median_rows, pipeline, pipeline_with_overlay, python_module
+
+
+def environment() -> dict:
+    import cv2
+    import numpy
+    import onnxruntime
+    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu": platform.processor() or "",
+           "cores": __import__("os").cpu_count(), "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__,
+           "numpy": numpy.__version__}
+    try:
+        with open("/proc/cpuinfo") as f:
+            env["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), env["cpu"])
+    except OSError:
+        pass
+    try:
+        import torch
+        env["torch"] = torch.__version__
+        env["cuda_gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        env["torch"] = None
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench", description="Latency and throughput of polypwatch next to a "
+                                 "baseline single-threaded loop, on generated 1080p clips.")
+    ap.add_argument("--out", default="out/bench", help="folder for clips, bench.json and bench.md")
+    ap.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per scenario; medians are reported (default 3)")
+    ap.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    work = out / "runs"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    c30 = make_clip(out, 30, (1920, 1080), args.seconds)
+    c60 = make_clip(out, 60, (1920, 1080), args.seconds)
+    ort = ["engine.backend=onnxruntime"]
+    from engines.model_files import DEFAULT_MODEL
+    scenarios = {
+        "live_1080p30": lambda k: pipeline(c30, work, f"live30-{k}", ort),
+        "live_1080p60": lambda k: pipeline(c60, work, f"live60-{k}", ort),
+        "live_1080p30_torch_cpu": lambda k: pipeline(c30, work, f"torch30-{k}", ["engine.backend=torch", "engine.device=cpu"]),
+        "overlay_1080p30": lambda k: pipeline_with_overlay(c30, work, f"overlay30-{k}", ort),
+        "replay_1080p30": lambda k: pipeline(c30, work, f"replay30-{k}", ort, pace=False),
+        "decode_1080p30": lambda k: python_module(c30, work, f"decode30-{k}", "stream.bench.decode", []),
+        "baseline_live_1080p30": lambda k: python_module(c30, work, f"baseline-live30-{k}", "stream.bench.baseline",
+                                                         [str(DEFAULT_MODEL), "--realtime"]),
+        "baseline_fast_1080p30": lambda k: python_module(c30, work, f"baseline-fast30-{k}", "stream.bench.baseline",
+                                                         [str(DEFAULT_MODEL)]),
+    }
+    env = environment()
+    if env.get("cuda_gpu"):
+        scenarios["live_1080p60_torch_cuda"] = lambda k: pipeline(c60, work, f"cuda60-{k}", [
+            "engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"])
+    only = [s for s in args.only.split(",") if s]
+    unknown = set(only) - set(scenarios)
+    if unknown:
+        print(f"bench: --only: unknown scenario(s) {sorted(unknown)}; expected some of {list(scenarios)}", file=sys.stderr)
+        return 2
+    rows = {}
+    for name, fn in scenarios.items():
+        if only and name not in only:
+            continue
+        runs = []
+        for k in range(args.repeats):
+            print(f"[{name}] run {k + 1}/{args.repeats}", file=sys.stderr, flush=True)
+            r = fn(k)
+            r.scenario = name
+            runs.append(r)
+        rows[name] = median_rows(runs)
+    md = table(list(rows.values()))
+    tg = targets(rows)
+    command = "tools/bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = {"environment": env, "command": command, "seconds": args.seconds, "repeats": args.repeats,
+              "clips": {"1080p30": c30.codec, "1080p60": c60.codec},
+              "rows": [asdict(r) for r in rows.values()], "targets": tg, "elapsed_s": round(time.monotonic() - t0, 1)}
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "bench.md").write_text(f"{md}\n\nTargets:\n" + "\n".join(tg) + "\n")
+    print(md)
+    print("\nTargets:\n" + "\n".join(tg))
+    print(f"\n{out}/bench.json, {out}/bench.md ({result['elapsed_s']} s)")
+    return 0

@@ -1,0 +1,69 @@
+"""The benchmark table (markdown) and the comparisons with the targets of the benchmarks issue."""
+from __future__ import annotations
+
+from stream.bench.scenarios import Row
+
+
+def _p(d: dict | None, k: str):
+    return "–" if not d or d.get(k) is None else f"{d[k]:.1f}"
+
+
+def table(rows: list[Row]) -> str:
+    head = ("| scenario | clip | fps | processed | dropped | over budget | capture→publish p50 / p95 / p99 / max (ms) "
+            "| capture→draw p50 / p99 (ms) | CPU % (per process) | peak RSS MB |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        f = r.figures
+        if "error" in f:
+            lines.append(f"| {r.scenario} | {r.clip} | error: {str(f['error'])[-120:]!r} |" + " |" * 7)
+            continue
+        ctp = f.get("capture_to_publish_ms") or f.get("latency_ms")
+        ctd = f.get("capture_to_draw_ms")
+        lat = f"{_p(ctp, 'p50')} / {_p(ctp, 'p95')} / {_p(ctp, 'p99')} / {_p(ctp, 'max')}" if ctp else "–"
+        draw = f"{_p(ctd, 'p50')} / {_p(ctd, 'p99')}" if ctd else "–"
+        cpu = " + ".join(f"{p['cpu_percent']:.0f}" for p in r.processes)
+        rss = " + ".join(f"{p['peak_rss_mb']:.0f}" for p in r.processes)
+        lines.append(f"| {r.scenario} | {r.clip} | {f.get('fps', '–')} | {f.get('processed', f.get('frames', '–'))} | "
+                     f"{f.get('dropped', '–')} | {f.get('over_budget', f.get('over_budget_33ms', '–'))} | {lat} | {draw} | "
+                     f"{cpu} | {rss} |")
+    return "\n".join(lines)
+
+
+def targets(rows: dict[str, Row]) -> list[str]:
+    """The issue's targets, each with the measured value and met / missed."""
+    out = []
+
+    def fig(name, *keys):
+        r = rows.get(name)
+        if r is None or "error" in r.figures:
+            return None
+        v = r.figures
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    def line(text, value, ok):
+        out.append(f"- {text}: {value} — {'met' if ok else 'MISSED'}")
+    p99 = fig("live_1080p30", "capture_to_publish_ms", "p99")
+    if p99 is not None:
+        line("1080p30 live: capture→publish p99 ≤ 20 ms", f"{p99} ms", p99 <= 20)
+        ob, dr = fig("live_1080p30", "over_budget"), fig("live_1080p30", "dropped")
+        line("1080p30 live: no frame over the 33 ms budget, no drops", f"{ob} over budget, {dr} dropped", ob == 0 and dr == 0)
+    p99 = fig("live_1080p60", "capture_to_publish_ms", "p99")
+    if p99 is not None:
+        line("1080p60 live: capture→publish p99 ≤ 16.7 ms", f"{p99} ms", p99 <= 16.7)
+        d = fig("live_1080p60", "drop_percent")
+        line("1080p60 live: drops ≤ 1%", f"{d}%", d is not None and d <= 1)
+    d99 = fig("overlay_1080p30", "capture_to_draw_ms", "p99")
+    if d99 is not None:
+        line("pipeline + overlay 1080p30: capture→draw p99 ≤ 33 ms", f"{d99} ms", d99 <= 33)
+    rf, df = fig("replay_1080p30", "fps"), fig("decode_1080p30", "fps")
+    if rf and df:
+        line("replay throughput ≥ 80% of decode-only", f"{rf} vs {df} fps = {100 * rf / df:.0f}%", rf >= 0.8 * df)
+    bf = fig("baseline_fast_1080p30", "fps")
+    if rf and bf:
+        line("throughput ≥ 2x the baseline loop", f"{rf} vs {bf} fps = {rf / bf:.2f}x", rf >= 2 * bf)
+    bp, lp = fig("baseline_live_1080p30", "latency_ms", "p99"), fig("live_1080p30", "capture_to_publish_ms", "p99")
+    if bp and lp:
+        line("p99 latency ≤ half the baseline loop's (1080p30, live)", f"{lp} vs {bp} ms = {lp / bp:.2f}x", lp <= bp / 2)
+    return out
