@@ -134,7 +134,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             torch.save({"state_dict": net.state_dict(), "epoch": epoch, "config": asdict(cfg) | {"spec": spec.to_dict()}},
                        out_dir / "best.pt")
         (out_dir / "history.json").write_text(json.dumps(history, indent=1))
-    state = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=False)
+    state = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=True)
     net.load_state_dict(state["state_dict"])
     net.eval()
     return net, history
@@ -143,7 +143,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
 def load_checkpoint(path: str | Path):
     import torch
     from engines.model import PolypNet
-    state = torch.load(str(path), map_location="cpu", weights_only=False)
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
     net = PolypNet(pretrained=False)
     net.load_state_dict(state["state_dict"])
     return net.eval(), PreprocessSpec.from_dict(state["config"]["spec"])

@@ -54,8 +54,24 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def _keys_parser(ap: argparse.ArgumentParser) -> None:
+    sub = next(a for a in ap._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+    p = sub.add_parser("keys", help="make a CURVE key pair (NAME.key public, NAME.key_secret secret)")
+    p.add_argument("--out", required=True, help="folder to write the two files into")
+    p.add_argument("--name", required=True, help="key name, e.g. pipeline or overlay-room3")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def cmd_keys(args) -> int:
+    from stream.security import generate_keypair
+    public, secret = generate_keypair(args.out, args.name)
+    print(f"public key {public} (give to the other side), secret key {secret} (keep here, mode 600)")
+    return 0
+
+
 import stream.overlay.config  # noqa: E402,F401  (the overlay section is known to every command's config)
 
-EXTRA_PARSERS = [_overlay_parser, _replay_parser]
+EXTRA_PARSERS = [_overlay_parser, _replay_parser, _keys_parser]
+register_command("keys", cmd_keys)
 register_command("overlay", cmd_overlay)
 register_command("replay", cmd_replay)

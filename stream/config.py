@@ -78,6 +78,8 @@ class PublisherConfig:
     frame_max_width: int = 0              # down-scale published frames wider than this (0 = full size)
     heartbeat_hz: float = 5.0
     sndhwm: int = 100                     # messages queued per subscriber before ZeroMQ drops
+    curve_secret_key: str = ""            # CURVE: this server's NAME.key_secret ("" = no encryption)
+    curve_allowed_clients: str = ""       # CURVE: folder of the public .key files of allowed subscribers
 
     _ranges = {"jpeg_quality": (10, 100), "frame_max_width": (0, 7680), "heartbeat_hz": (0.2, 100),
                "sndhwm": (1, 100000)}

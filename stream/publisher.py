@@ -19,6 +19,11 @@ class Publisher:
         self.cfg = cfg
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.PUB)
+        self.curve = None
+        if cfg.curve_secret_key:
+            from stream.security import CurveServer
+            self.curve = CurveServer(self.ctx, cfg.curve_secret_key, cfg.curve_allowed_clients)
+            self.curve.apply(self.sock)
         self.sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         self.sock.setsockopt(zmq.LINGER, 0)
         try:
@@ -50,3 +55,5 @@ class Publisher:
 
     def close(self) -> None:
         self.sock.close(linger=0)
+        if self.curve is not None:
+            self.curve.stop()

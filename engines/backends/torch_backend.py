@@ -56,7 +56,7 @@ class TorchBackend(BackendBase):
         if not self.checkpoint.is_file():
             raise ModelError(f"torch backend: checkpoint {self.checkpoint} not found (it sits beside the ONNX "
                              f"file with the same name and .pt)")
-        state = torch.load(str(self.checkpoint), map_location="cpu", weights_only=False)
+        state = torch.load(str(self.checkpoint), map_location="cpu", weights_only=True)
         if self.model_id and state.get("model_id", self.model_id) != self.model_id:
             raise ModelError(f"torch backend: checkpoint {self.checkpoint} is model {state.get('model_id')!r}, "
                              f"the ONNX file is {self.model_id!r}")

@@ -25,7 +25,7 @@ def run(video: str, model: str, realtime: bool, threads: int = 2) -> dict:
     from stream.metrics import percentiles_ms
     torch.set_num_threads(threads)
     meta = read_onnx_metadata(model)
-    state = torch.load(str(checkpoint_for(Path(model))), map_location="cpu", weights_only=False)
+    state = torch.load(str(checkpoint_for(Path(model))), map_location="cpu", weights_only=True)
     net = PolypNet(pretrained=False)
     net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
     net = ExportWrapper(net).eval()

@@ -69,7 +69,8 @@ class Overlay:
         self.cfg = cfg
         self.frames_mode = cfg.video == "frames"
         self.view = DetectorView(cfg.max_age_ms, cfg.heartbeat_timeout_ms)
-        self.receiver = Receiver(cfg.endpoint, frames=self.frames_mode)
+        self.receiver = Receiver(cfg.endpoint, frames=self.frames_mode,
+                                 curve=(cfg.curve_secret_key, cfg.curve_server_key) if cfg.curve_secret_key else None)
         self.reader = None if self.frames_mode else LatestFrameReader(make_source(cfg.video), pace=True)
         self.stop_event = threading.Event()
         self.latencies: list[int] = []

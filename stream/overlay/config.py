@@ -26,6 +26,8 @@ class OverlayConfig:
     latency_log: str = ""                      # JSON lines, one per drawn frame ("" = none)
     bell: bool = False                         # audible cue when an alert starts
     bell_min_interval_s: float = 3.0
+    curve_secret_key: str = ""                 # CURVE: this client's NAME.key_secret ("" = plain)
+    curve_server_key: str = ""                 # CURVE: the pipeline's public NAME.key
     max_frames: int = 0                        # stop after drawing this many frames (0 = no limit)
     max_seconds: float = 0.0
 
@@ -42,6 +44,9 @@ class OverlayConfig:
                 raise ConfigError(f"overlay.{key}: expected [B, G, R] with values 0..255, got {list(v)}")
         from stream.endpoints import check_endpoint
         check_endpoint("overlay.endpoint", self.endpoint, allow_non_loopback=True)
+        if bool(self.curve_secret_key) != bool(self.curve_server_key):
+            raise ConfigError("overlay.curve_server_key: expected both curve_secret_key and curve_server_key "
+                              "(or neither), got only one")
 
 
 register_section("overlay", OverlayConfig)

@@ -17,7 +17,9 @@ class Receiver:
     """``poll()`` returns decoded messages; after ``silence_s`` without any message the socket is re-created
     (libzmq does not reconnect a publisher it dropped for an oversized message)."""
 
-    def __init__(self, endpoint: str, frames: bool, context: zmq.Context | None = None, silence_s: float = 1.0):
+    def __init__(self, endpoint: str, frames: bool, context: zmq.Context | None = None, silence_s: float = 1.0,
+                 curve: tuple[str, str] | None = None):
+        self.curve = curve
         self.ctx = context or zmq.Context.instance()
         self.endpoint, self.frames, self.silence_ns = endpoint, frames, int(silence_s * 1e9)
         self.received = 0
@@ -28,6 +30,9 @@ class Receiver:
     def _open(self) -> None:
         self.t_last_ns = time.monotonic_ns()
         self.sock = self.ctx.socket(zmq.SUB)
+        if self.curve:
+            from stream.security import apply_client
+            apply_client(self.sock, self.curve[0], self.curve[1], "overlay")
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 70_000)  # larger messages are dropped by ZeroMQ
         self.sock.setsockopt(zmq.RCVHWM, 50)
         self.sock.setsockopt(zmq.LINGER, 0)
