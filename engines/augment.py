@@ -12,7 +12,7 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur."""
     H, W = img.shape[:2]
     ang = rng.uniform(0, 360)
-    scale = rng.uniform(0.85, 1.25)
+    scale = rng.uniform(0.75, 1.35)
     M = cv2.getRotationMatrix2D((W / 2, H / 2), ang, scale)
     M[:, 2] += rng.uniform(-0.08, 0.08, 2) * (W, H)
     if rng.random() < 0.5:
@@ -30,4 +30,14 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 2.0))
     out = np.clip(x, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:                                                  # hue: other scopes, light sources
+        hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-8, 9))) % 180).astype(np.uint8)
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    if rng.random() < 0.5:                                                  # gamma: exposure of other towers
+        lut = (255 * (np.arange(256) / 255) ** rng.uniform(0.7, 1.4)).astype(np.uint8)
+        out = cv2.LUT(out, lut)
+    if rng.random() < 0.3:                                                  # compression of recorded video
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return apply_corner_mask(out, spec), mask
