@@ -19,10 +19,14 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) tools/synth_video --seconds 20 --fps 30 --size 1920x1080 --seed 11 --out $(DEMO)/clip.mp4
-	$(PY) -m stream run --config configs/replay_file.yaml --source $(DEMO)/clip.mp4 \
-		--set pipeline.detections_log=$(DEMO)/detections.jsonl --summary-json $(DEMO)/summary.json
-	@echo "demo outputs in $(DEMO)/: clip.mp4, clip.json (truth), detections.jsonl, summary.json"
+	$(PY) tools/synth_video --seconds 30 --fps 30 --size 1920x1080 --seed 11 --out $(DEMO)/clip.mp4
+	# live: the clip paced at 30 fps as a capture card would deliver it; summary with latency per stage
+	$(PY) -m stream run --config configs/demo.yaml --source $(DEMO)/clip.mp4 \
+		--set pipeline.detections_log=$(DEMO)/live_detections.jsonl --summary-json $(DEMO)/live_summary.json
+	# QA: every frame against the clip's ground truth: metrics, annotated video, report
+	$(PY) -m stream replay $(DEMO)/clip.mp4 --config configs/demo.yaml --out $(DEMO)/qa
+	@echo "demo outputs in $(DEMO)/: clip.mp4 + clip.json (truth), live_summary.json, live_detections.jsonl,"
+	@echo "  qa/report.html (open in a browser), qa/annotated.mp4, qa/metrics.json"
 
 test: setup
 	$(PY) -m pytest -q
