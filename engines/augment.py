@@ -7,12 +7,19 @@ import numpy as np
 from stream.preprocess import PreprocessSpec, apply_corner_mask
 
 
+AUGMENTATIONS = ("standard", "strong")
+
+
 def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-            spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur."""
+            spec: PreprocessSpec, strength: str = "standard") -> tuple[np.ndarray, np.ndarray]:
+    """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur.
+
+    ``strong`` adds wider scale, hue shifts, gamma and JPEG compression (other scopes and towers).
+    """
     H, W = img.shape[:2]
+    strong = strength == "strong"
     ang = rng.uniform(0, 360)
-    scale = rng.uniform(0.75, 1.35)
+    scale = rng.uniform(0.75, 1.35) if strong else rng.uniform(0.85, 1.25)
     M = cv2.getRotationMatrix2D((W / 2, H / 2), ang, scale)
     M[:, 2] += rng.uniform(-0.08, 0.08, 2) * (W, H)
     if rng.random() < 0.5:
@@ -30,6 +37,8 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 2.0))
     out = np.clip(x, 0, 255).astype(np.uint8)
+    if not strong:
+        return apply_corner_mask(out, spec), mask
     if rng.random() < 0.5:                                                  # hue: other scopes, light sources
         hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
         hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-8, 9))) % 180).astype(np.uint8)

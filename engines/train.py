@@ -30,6 +30,7 @@ class TrainConfig:
     seed: int = 0
     pretrained: bool = True
     threads: int = 0                # torch threads; 0 = torch's default
+    augment: str = "standard"       # standard | strong (engines/augment.py)
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
@@ -104,7 +105,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         t0, losses = time.monotonic(), []
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec) for i in idx))
+            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment) for i in idx))
             x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
             y = torch.from_numpy(train_set.labels[idx].astype(np.float32))
             ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))

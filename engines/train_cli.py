@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--augment", choices=("standard", "strong"), default="standard",
+                    help="standard (the shipped model) or strong: adds hue, gamma, JPEG and wider scale")
     ap.add_argument("--input-size", type=int, default=256, help="square model input (pixels)")
     ap.add_argument("--target-specificity", type=float, default=0.95,
                     help="operating threshold: the lowest giving this specificity on validation negatives")
@@ -81,7 +83,7 @@ def run(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec)
     t0 = time.monotonic()
     tr_set, va_set, n_tr, n_va = _collect(args, spec)

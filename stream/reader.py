@@ -79,10 +79,17 @@ class LatestFrameReader:
         self.source.close()
 
     # ------------------------------------------------------------------ capture thread
+    @property
+    def blocking(self) -> bool:
+        """QA mode: a finite source read as fast as the pipeline takes frames, none dropped."""
+        return not self.pace and not self.source.live
+
+    def _wait_for_free_slot(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
+
     def _put(self, frame: Frame) -> None:
         with self._cond:
-            if not self.pace and not self.source.live:
-                self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
             if self._slot is not None:
                 self._dropped += 1
             self._slot = frame
@@ -141,6 +148,8 @@ class LatestFrameReader:
                 except SourceError as e2:
                     self.last_error = str(e2)
                 continue
+            if self.blocking:
+                self._wait_for_free_slot()      # QA mode: a frame's clock starts when it enters the pipeline
             t_ns = time.monotonic_ns()
             delay = self.backoff[0]
             if self.pace and src.finite and not hasattr(src, "clock_start"):
