@@ -47,6 +47,7 @@ class EngineConfig:
     model: str = ""                       # ONNX file ('' = the shipped default model)
     backend: str = "auto"                 # auto | onnxruntime | torch | tensorrt
     threads: int = 2                      # CPU threads for inference
+    spin_wait: bool = True                # onnxruntime: idle workers spin (lower median) or sleep (frees the core)
     device: str = "auto"                  # torch: auto | cpu | cuda | cuda:N
     engine_file: str = ""                 # TensorRT engine (tools/build_engine output)
     device_preprocess: bool = False       # torch backend: resize/normalise on the device from the uint8 crop

@@ -36,7 +36,9 @@ class Detector:
         self.spec = self.meta.preprocess
         self.backend_name = resolve_backend_name(engine_cfg.backend, engine_cfg.engine_file)
         kwargs = {"model_path": self.model_path, "threads": engine_cfg.threads}
-        if self.backend_name == "torch":
+        if self.backend_name == "onnxruntime":
+            kwargs["spin"] = engine_cfg.spin_wait
+        elif self.backend_name == "torch":
             kwargs.update(device=engine_cfg.device, model_id=self.meta.model_id,
                           score_output=self.meta.score_output, heatmap_output=self.meta.heatmap_output)
         elif self.backend_name == "tensorrt":

@@ -37,6 +37,7 @@ class LatestFrameReader:
         self.source_id = source_id or source.source_id
         self._cond = threading.Condition()
         self._slot: Frame | None = None
+        self._waiting = 0            # consumers blocked in get() (QA mode hands a frame over only on request)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ended = False
@@ -61,7 +62,10 @@ class LatestFrameReader:
         """The newest frame not yet taken, waiting up to ``timeout`` seconds; None if none came."""
         with self._cond:
             if self._slot is None:
+                self._waiting += 1
+                self._cond.notify_all()
                 self._cond.wait_for(lambda: self._slot is not None or self.ended, timeout)
+                self._waiting -= 1
             f, self._slot = self._slot, None
             if f is not None:
                 self._cond.notify_all()
@@ -85,8 +89,9 @@ class LatestFrameReader:
         return not self.pace and not self.source.live
 
     def _wait_for_free_slot(self) -> None:
+        """QA mode: wait until the pipeline asks for its next frame (so its clock starts at hand-over)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
+            self._cond.wait_for(lambda: (self._slot is None and self._waiting > 0) or self._stop.is_set())
 
     def _put(self, frame: Frame) -> None:
         with self._cond:

@@ -15,9 +15,11 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")   # before onnxruntime is im
 class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
 
-    def __init__(self, model_path: str | Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    def __init__(self, model_path: str | Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 spin: bool = True):
         self.model_path = Path(model_path)
         self.threads = threads
+        self.spin = spin
         self.providers = providers
         self._session = None
         self._input = ""
@@ -37,6 +39,8 @@ class OnnxRuntimeBackend(BackendBase):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        if not self.spin:       # idle workers sleep instead of spinning: the capture thread keeps its core
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(self.model_path), sess_options=so, providers=list(self.providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
