@@ -191,6 +191,22 @@ def _check_cross(cfg: Config) -> None:
                           f"({c.reopen_initial_s}), got {c.reopen_max_s}")
     from stream.endpoints import check_endpoint
     check_endpoint("publisher.endpoint", cfg.publisher.endpoint, cfg.publisher.allow_non_loopback)
+    check_output_path("pipeline.detections_log", cfg.pipeline.detections_log)
+
+
+def check_output_path(key: str, value: str) -> None:
+    """An output file named in a config: its folder must exist and be writable, and it must not be a folder."""
+    if not value:
+        return
+    import os
+    p = Path(value)
+    if "\0" in value or p.is_dir():
+        raise ConfigError(f"{key}: expected a file path, got {value!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"{key}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{key}: folder {str(parent)!r} is not writable")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

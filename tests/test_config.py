@@ -71,3 +71,14 @@ def test_bad_files(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match=r"config /nonexistent.yaml: cannot read"):
         load_config("/nonexistent.yaml")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("pipeline.detections_log=/nonexistent/dir/d.jsonl", r"pipeline.detections_log: folder '/nonexistent/dir' does not exist"),
+    ("pipeline.detections_log=/tmp", r"pipeline.detections_log: expected a file path, got '/tmp'"),
+    ("overlay.output=/nonexistent/a.mp4", r"overlay.output: folder '/nonexistent' does not exist"),
+    ("overlay.latency_log=/nonexistent/l.jsonl", r"overlay.latency_log: folder '/nonexistent' does not exist"),
+])
+def test_output_paths_are_checked_at_load(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])

@@ -174,3 +174,25 @@ def test_bad_overlay_config():
         load_config(None, ["overlay.alert_color=[0, 300, 0]"])
     with pytest.raises(ConfigError, match=r"overlay.alert_style: expected one of \['border', 'corners'\]"):
         load_config(None, ["overlay.alert_style=blink"])
+
+
+def test_overlay_on_its_own_capture_of_the_feed(clip, tiny_model, endpoint, tmp_path):
+    """The overlay captures the video itself (a second capture of the tower output); detections come from the
+    pipeline over ZeroMQ; the annotated file has the video's size and frames."""
+    import cv2
+    cfg = load_config(None, [f"engine.model={tiny_model}", f"publisher.endpoint={endpoint}",
+                             f"overlay.endpoint={endpoint}", f"overlay.video={clip}",
+                             f"overlay.output={tmp_path / 'ov.mp4'}", "alerts.on_threshold=0.01", "alerts.min_hits=1"])
+    from stream.pipeline import Pipeline
+    pipe = Pipeline(cfg, source=str(clip))
+    ov = Overlay(cfg.extra["overlay"])
+    seen = []
+    ov.on_draw = lambda verdict, img, new: seen.append(verdict.display) if new else None
+    t1 = threading.Thread(target=pipe.run)
+    t1.start()
+    ov.run()                      # ends with the overlay's own copy of the clip
+    t1.join(20)
+    s = ov.summary()
+    assert s["frames_drawn"] >= 100 and Display.ACTIVE in seen
+    cap = cv2.VideoCapture(str(tmp_path / "ov.mp4"))
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 240)

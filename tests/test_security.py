@@ -72,3 +72,30 @@ def test_no_pickle_eval_or_shell_in_the_code():
     for path in list((ROOT / "stream").rglob("*.py")) + list((ROOT / "engines").rglob("*.py")):
         src = path.read_text()
         assert not re.search(r"^\s*import pickle|\bpickle\.loads|(?<![.\w])eval\(|(?<![.\w])exec\(|shell=True|os\.system\(", src, re.M), path
+
+
+def test_curve_between_the_run_and_overlay_commands(keys, tiny_model, tmp_path):
+    """The real commands as separate processes: the allowed overlay hears the pipeline, an intruder nothing."""
+    import json
+    import subprocess
+    import sys
+    from conftest import free_port
+    k, allowed = keys
+    ep = f"tcp://127.0.0.1:{free_port()}"
+
+    def overlay(name):
+        return subprocess.Popen([sys.executable, "-m", "stream", "overlay", "--summary-json", str(tmp_path / f"{name}.json"),
+                                 "--set", f"overlay.endpoint={ep}", "--set", f"overlay.curve_secret_key={k / (name + '.key_secret')}",
+                                 "--set", f"overlay.curve_server_key={k / 'pipeline.key'}", "--set", "overlay.max_seconds=9"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    good, bad = overlay("overlay"), overlay("intruder")
+    run = run_cli("run", "--source", "synthetic://seed=2&size=320x240&fps=25&seconds=5",
+                  "--set", f"engine.model={tiny_model}", "--set", f"publisher.endpoint={ep}",
+                  "--set", f"publisher.curve_secret_key={k / 'pipeline.key_secret'}",
+                  "--set", f"publisher.curve_allowed_clients={allowed}", "--set", "publisher.send_frames=true")
+    assert run.returncode == 0, run.stderr
+    assert good.wait(30) == 0 and bad.wait(30) == 0
+    g = json.loads((tmp_path / "overlay.json").read_text())
+    b = json.loads((tmp_path / "intruder.json").read_text())
+    assert g["frames_drawn"] > 20 and g["displays"].get("ACTIVE", 0) > 0
+    assert b["messages"] == 0 and b["frames_drawn"] == 0

@@ -45,7 +45,6 @@ class _Output:
         if self.cfg.output:
             if self.writer is None:
                 self.size = (img.shape[1], img.shape[0])
-                Path(self.cfg.output).parent.mkdir(parents=True, exist_ok=True)
                 self.writer = cv2.VideoWriter(self.cfg.output, cv2.VideoWriter_fourcc(*"mp4v"),
                                               self.cfg.output_fps, self.size)
                 if not self.writer.isOpened():

@@ -44,6 +44,9 @@ class OverlayConfig:
                 raise ConfigError(f"overlay.{key}: expected [B, G, R] with values 0..255, got {list(v)}")
         from stream.endpoints import check_endpoint
         check_endpoint("overlay.endpoint", self.endpoint, allow_non_loopback=True)
+        from stream.config import check_output_path
+        check_output_path("overlay.output", self.output)
+        check_output_path("overlay.latency_log", self.latency_log)
         if bool(self.curve_secret_key) != bool(self.curve_server_key):
             raise ConfigError("overlay.curve_server_key: expected both curve_secret_key and curve_server_key "
                               "(or neither), got only one")
