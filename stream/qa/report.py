@@ -32,7 +32,7 @@ def _png(fig) -> str:
 
 def _timeline(inp: ReplayInput, dets: list[Detection], threshold: float) -> str:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(11, 3.2))
+    fig, ax = plt.subplots(figsize=(11, 3.6))
     t = np.array([d.frame_index for d in dets]) / inp.fps
     ax.plot(t, [d.score for d in dets], lw=0.8, color="#1f77b4", label="frame score")
     ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"threshold {threshold:.2f}")
@@ -47,7 +47,7 @@ def _timeline(inp: ReplayInput, dets: list[Detection], threshold: float) -> str:
     ax.set_ylim(-0.02, 1.1)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score")
-    ax.legend(loc="upper right", fontsize=7, ncol=4)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=4, frameon=False)
     fig.tight_layout()
     return _png(fig)
 
