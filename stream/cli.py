@@ -20,9 +20,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_parsers=()) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="polypwatch", description="Real-time computer-aided polyp detection.")
     sub = ap.add_subparsers(dest="command", required=True)
+    for add in extra_parsers:            # sub-commands registered in stream/commands.py
+        add(sub)
     run = sub.add_parser("run", help="run the live pipeline: capture -> detect -> alert -> publish")
     _common(run)
     run.add_argument("--source", help="override capture.source: device index, /dev/videoN, file, folder, "
@@ -57,6 +59,11 @@ def cmd_run(args) -> int:
 
 COMMANDS = {"run": cmd_run}
 
+# library exceptions -> (exit code, message prefix); first match wins, PolypwatchError last
+EXIT_CODES = ((ConfigError, EXIT_CONFIG, "configuration error: "), (TruthError, EXIT_CONFIG, "ground truth error: "),
+              (SourceError, EXIT_SOURCE, "source error: "), (ModelError, EXIT_MODEL, "model error: "),
+              (PolypwatchError, EXIT_ERROR, ""))
+
 
 def register_command(name: str, handler) -> None:
     COMMANDS[name] = handler
@@ -64,26 +71,12 @@ def register_command(name: str, handler) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from stream import commands  # noqa: F401  (registers overlay / replay when present)
-    ap = build_parser()
-    for extra in getattr(commands, "EXTRA_PARSERS", []):
-        extra(ap)
-    args = ap.parse_args(argv)
+    args = build_parser(commands.EXTRA_PARSERS).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as e:
-        print(f"polypwatch: configuration error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    except TruthError as e:
-        print(f"polypwatch: ground truth error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    except SourceError as e:
-        print(f"polypwatch: source error: {e}", file=sys.stderr)
-        return EXIT_SOURCE
-    except ModelError as e:
-        print(f"polypwatch: model error: {e}", file=sys.stderr)
-        return EXIT_MODEL
     except PolypwatchError as e:
-        print(f"polypwatch: {e}", file=sys.stderr)
-        return EXIT_ERROR
+        code, what = next((c, w) for cls, c, w in EXIT_CODES if isinstance(e, cls))
+        print(f"polypwatch: {what}{e}", file=sys.stderr)
+        return code

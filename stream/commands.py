@@ -8,8 +8,7 @@ from pathlib import Path
 from stream.cli import _common, _install_signals, register_command
 
 
-def _overlay_parser(ap: argparse.ArgumentParser) -> None:
-    sub = next(a for a in ap._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+def _overlay_parser(sub) -> None:
     p = sub.add_parser("overlay", help="draw the pipeline's detections on the live feed (separate process)")
     _common(p)
     p.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
@@ -29,8 +28,7 @@ def cmd_overlay(args) -> int:
     return 0
 
 
-def _replay_parser(ap: argparse.ArgumentParser) -> None:
-    sub = next(a for a in ap._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+def _replay_parser(sub) -> None:
     p = sub.add_parser("replay", help="run recorded procedures through the detector and measure it (QA)")
     _common(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -54,8 +52,7 @@ def cmd_replay(args) -> int:
     return 0
 
 
-def _keys_parser(ap: argparse.ArgumentParser) -> None:
-    sub = next(a for a in ap._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+def _keys_parser(sub) -> None:
     p = sub.add_parser("keys", help="make a CURVE key pair (NAME.key public, NAME.key_secret secret)")
     p.add_argument("--out", required=True, help="folder to write the two files into")
     p.add_argument("--name", required=True, help="key name, e.g. pipeline or overlay-room3")

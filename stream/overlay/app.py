@@ -41,8 +41,8 @@ class _Output:
             except cv2.error as e:
                 raise ConfigError(f"overlay.show_window: cannot open a window ({e})") from None
 
-    def show(self, img: np.ndarray) -> None:
-        if self.cfg.output:
+    def show(self, img: np.ndarray, record: bool = True) -> None:
+        if self.cfg.output and record:
             if self.writer is None:
                 self.size = (img.shape[1], img.shape[0])
                 self.writer = cv2.VideoWriter(self.cfg.output, cv2.VideoWriter_fourcc(*"mp4v"),
@@ -88,14 +88,14 @@ class Overlay:
             sys.stderr.flush()
             self._last_bell = now
 
-    def _draw(self, frame: FrameMessage, out: _Output, new: bool) -> None:
+    def _draw(self, frame: FrameMessage, out: _Output, new: bool, record: bool = True) -> None:
         img = frame.image.copy()
         now = time.monotonic_ns()
         verdict = self.view.verdict(frame.t_capture_ns, now)
         latency_ms = (now - frame.t_capture_ns) / 1e6 if new else None
         n, shown = render(img, verdict, self.cfg, latency_ms)
         t_draw = time.monotonic_ns()
-        out.show(img)
+        out.show(img, record)
         if self.on_draw is not None:
             self.on_draw(verdict, img, new)
         if shown and not self._alert_was_shown:
@@ -152,7 +152,7 @@ class Overlay:
                 elif now - last_draw >= redraw_ns:
                     if last is None:          # no video yet: still say what the detector is doing
                         placeholder = placeholder or FrameMessage(0, now, "", np.zeros((360, 640, 3), np.uint8))
-                        self._draw(placeholder, out, new=False)
+                        self._draw(placeholder, out, new=False, record=False)   # screen only, not the file
                     else:
                         self._draw(last, out, new=False)
                     last_draw = now
