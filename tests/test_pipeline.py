@@ -139,3 +139,28 @@ def test_cli_run_prints_summary(clip, tiny_model, endpoint, tmp_path):
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["processed"] == len((tmp_path / "d.jsonl").read_text().splitlines())
     assert s["processed"] + s["dropped"] + s["skipped_by_source"] == s["read"] == 120
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["replay"], "the following arguments are required: INPUT, --out"),
+    (["run", "--set"], "argument --set: expected one argument"),
+])
+def test_bad_command_lines(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2 and message in r.stderr
+
+
+@pytest.mark.parametrize("tool, args, message", [
+    ("tools/build_engine", ["--batch", "1,x"], "--batch: expected MIN,OPT,MAX"),
+    ("tools/build_engine", ["--precision", "int4"], "invalid choice: 'int4'"),
+    ("tools/train", ["--epochs", "2"], "the following arguments are required: --out"),
+    ("tools/bench", ["--only", "nope", "--seconds", "1", "--out", "/tmp/pw-bench-bad"], "unknown scenario(s) ['nope']"),
+])
+def test_bad_tool_command_lines(tool, args, message):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and message in r.stderr, r.stderr[-500:]

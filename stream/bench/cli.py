@@ -34,6 +34,11 @@ def environment() -> dict:
     return env
 
 
+SCENARIOS = ("live_1080p30", "live_1080p60", "live_1080p30_torch_cpu", "overlay_1080p30", "replay_1080p30",
+             "decode_1080p30", "baseline_live_1080p30", "baseline_fast_1080p30")
+CUDA_SCENARIOS = ("live_1080p60_torch_cuda",)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench", description="Latency and throughput of polypwatch next to a "
                                  "baseline single-threaded loop, on generated 1080p clips.")
@@ -42,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per scenario; medians are reported (default 3)")
     ap.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     args = ap.parse_args(argv)
+    env = environment()
+    names = SCENARIOS + (CUDA_SCENARIOS if env.get("cuda_gpu") else ())
+    only = [s for s in args.only.split(",") if s]
+    unknown = set(only) - set(names)
+    if unknown:
+        print(f"bench: --only: unknown scenario(s) {sorted(unknown)}; expected some of {list(names)}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     work = out / "runs"
     work.mkdir(parents=True, exist_ok=True)
@@ -62,15 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_fast_1080p30": lambda k: python_module(c30, work, f"baseline-fast30-{k}", "stream.bench.baseline",
                                                          [str(DEFAULT_MODEL)]),
     }
-    env = environment()
     if env.get("cuda_gpu"):
         scenarios["live_1080p60_torch_cuda"] = lambda k: pipeline(c60, work, f"cuda60-{k}", [
             "engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"])
-    only = [s for s in args.only.split(",") if s]
-    unknown = set(only) - set(scenarios)
-    if unknown:
-        print(f"bench: --only: unknown scenario(s) {sorted(unknown)}; expected some of {list(scenarios)}", file=sys.stderr)
-        return 2
+    assert set(scenarios) == set(names), "SCENARIOS must list every scenario"
     rows = {}
     for name, fn in scenarios.items():
         if only and name not in only:
