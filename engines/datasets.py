@@ -87,8 +87,17 @@ def _sequence_table(root: Path) -> dict[str, str]:
     return table
 
 
-def load_dataset(root: str | Path, layout: str = "auto", split: str | None = None) -> list[Sample]:
-    """Samples of one dataset folder. ``split`` picks a list from the dataset's own split files."""
+def imagefolder_classes(root: str | Path) -> list[str]:
+    """Class names of an imagefolder dataset: its sub-folders, sorted (the class index is the position)."""
+    return sorted(d.name for d in Path(root).iterdir() if d.is_dir())
+
+
+def load_dataset(root: str | Path, layout: str = "auto", split: str | None = None,
+                 multiclass: bool = False) -> list[Sample]:
+    """Samples of one dataset folder. ``split`` picks a list from the dataset's own split files.
+
+    ``multiclass`` (imagefolder only): the label is the class index of ``imagefolder_classes`` instead of
+    polyp / not polyp."""
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"{root}: dataset folder not found")
@@ -97,6 +106,9 @@ def load_dataset(root: str | Path, layout: str = "auto", split: str | None = Non
     if layout == "auto":
         layout = detect_layout(root)
     name = root.name
+    if multiclass and layout != "imagefolder":
+        raise DatasetError(f"{root}: multi-class training needs the imagefolder layout (one sub-folder per class), "
+                           f"found {layout}")
     if layout in ("kvasir-seg", "masks"):
         images = _images(root / "images")
         masks = _match_masks(images, root / "masks")
@@ -110,9 +122,14 @@ def load_dataset(root: str | Path, layout: str = "auto", split: str | None = Non
         return [Sample(p, label, masks[p.stem], seqs.get(p.stem, ""), name) for p in images]
     if layout == "imagefolder":
         out = []
-        for d in sorted(x for x in root.iterdir() if x.is_dir()):
-            lab = 1 if POSITIVE_CLASS.match(d.name) else 0
-            out += [Sample(p, lab, None, d.name, name) for p in _images(d)]
+        classes = imagefolder_classes(root)
+        for k, cls in enumerate(classes):
+            lab = k if multiclass else int(bool(POSITIVE_CLASS.match(cls)))
+            out += [Sample(p, lab, None, cls, name) for p in _images(root / cls)]
+        if multiclass:
+            if len(classes) < 2:
+                raise DatasetError(f"{root}: multi-class training needs at least 2 class folders, found {classes}")
+            return out
         if len({s.label for s in out}) < 2:
             raise DatasetError(f"{root}: imagefolder needs a positive class (polyp*, pneumonia, abnormal, ...) "
                                f"and a negative one; found {sorted({s.group for s in out})}")

@@ -21,6 +21,8 @@ class ModelMetadata:
     heatmap_output: str = "heatmap"    # (N, 1, h, w) per-cell polyp probability
     threshold: float = 0.5             # recommended operating point of the frame score
     box_threshold: float = 0.5         # heatmap level that outlines a box
+    classes: tuple[str, ...] = ()      # multi-class models: class names; the score output is then (N, C)
+    positive_classes: tuple[int, ...] = ()   # ... and the frame score is the sum of these classes' probabilities
     training: dict = field(default_factory=dict)   # data, split, command
     scores: dict = field(default_factory=dict)     # measured scores (see docs/MODEL_CARD.md)
 
@@ -36,6 +38,7 @@ class ModelMetadata:
             "input_name": self.input_name, "score_output": self.score_output,
             "heatmap_output": self.heatmap_output, "threshold": self.threshold,
             "box_threshold": self.box_threshold, "training": self.training, "scores": self.scores,
+            "classes": list(self.classes), "positive_classes": list(self.positive_classes),
         }, sort_keys=True)
 
     @classmethod
@@ -48,6 +51,7 @@ class ModelMetadata:
                        input_name=d["input_name"], score_output=d["score_output"],
                        heatmap_output=d["heatmap_output"], threshold=float(d["threshold"]),
                        box_threshold=float(d["box_threshold"]), training=d.get("training", {}),
+                       classes=tuple(d.get("classes", ())), positive_classes=tuple(d.get("positive_classes", ())),
                        scores=d.get("scores", {}))
         except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
             raise ModelError(f"{where}: malformed polypwatch metadata ({e})") from None

@@ -22,10 +22,14 @@ def _pretrained_backbone(pretrained: bool) -> nn.Module:
 
 
 class PolypNet(nn.Module):
-    """Input Nx3xHxW normalised; outputs ``score`` (N, polyp probability) and ``heatmap`` (Nx1x(H/16)x(W/16))."""
+    """Input Nx3xHxW normalised; outputs ``score`` (N, polyp probability) and ``heatmap`` (Nx1x(H/16)x(W/16)).
 
-    def __init__(self, pretrained: bool = True):
+    With ``num_classes`` > 1 (classification-only data) the first output is N x C class logits.
+    """
+
+    def __init__(self, pretrained: bool = True, num_classes: int = 1):
         super().__init__()
+        self.num_classes = num_classes
         net = _pretrained_backbone(pretrained)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         self.blocks16 = nn.ModuleList(net._blocks[:STRIDE16_BLOCKS])
@@ -36,7 +40,7 @@ class PolypNet(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(c16 + 96, 96, 3, padding=1), nn.BatchNorm2d(96), nn.ReLU6())
         self.heat = nn.Conv2d(96, 1, 1)
         self.drop = nn.Dropout(0.3)
-        self.cls = nn.Linear(c32 + 1, 1)
+        self.cls = nn.Linear(c32 + 1, num_classes)
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 # the TF-ported backbone uses momentum 0.01: running statistics would trail fine-tuned
@@ -54,7 +58,9 @@ class PolypNet(nn.Module):
         up = F.interpolate(self.lateral(f32), size=f16.shape[-2:], mode="nearest")
         heat_logit = self.heat(self.fuse(torch.cat([f16, up], 1)))
         pooled = torch.cat([f32.mean((2, 3)), heat_logit.amax((2, 3))], 1)
-        score_logit = self.cls(self.drop(pooled)).squeeze(1)
+        score_logit = self.cls(self.drop(pooled))
+        if self.num_classes == 1:
+            score_logit = score_logit.squeeze(1)
         return score_logit, heat_logit
 
 
@@ -67,4 +73,5 @@ class ExportWrapper(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s, h = self.net(x)
-        return torch.sigmoid(s), torch.sigmoid(h)
+        probs = torch.sigmoid(s) if self.net.num_classes == 1 else torch.softmax(s, dim=1)
+        return probs, torch.sigmoid(h)

@@ -32,7 +32,8 @@ def heatmap_boxes(heat: np.ndarray, level: float, input_w: int, input_h: int,
 def to_result(outputs: dict[str, np.ndarray], pre: Preprocessed, meta: ModelMetadata) -> tuple[float, tuple[Box, ...]]:
     """One frame's (score, boxes) from batch-of-one backend outputs."""
     try:
-        score = float(np.asarray(outputs[meta.score_output]).reshape(-1)[0])
+        first = np.asarray(outputs[meta.score_output])
+        score = float(first[0, list(meta.positive_classes)].sum() if meta.classes else first.reshape(-1)[0])
         heat = np.asarray(outputs[meta.heatmap_output])[0, 0]
     except (KeyError, IndexError) as e:
         raise ValueError(f"backend outputs: expected {meta.score_output!r} (N,) and {meta.heatmap_output!r} "

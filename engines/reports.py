@@ -37,6 +37,29 @@ def confusion_png(labels: np.ndarray, predicted: np.ndarray, path: Path, title: 
     return cm
 
 
+def confusion_multiclass_png(labels: np.ndarray, predicted: np.ndarray, classes: list[str], path: Path) -> list[list[int]]:
+    """C x C confusion matrix (rows: true class, columns: predicted)."""
+    C = len(classes)
+    cm = np.zeros((C, C), int)
+    for t, p in zip(labels, predicted):
+        cm[int(t), int(p)] += 1
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * C, 1.0 + 0.7 * C), dpi=110)
+    ax.imshow(cm, cmap="Blues")
+    for i in range(C):
+        for j in range(C):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks(range(C), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(C), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return cm.tolist()
+
+
 def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, threshold_points=None) -> None:
     """curves: name -> (labels, scores)."""
     plt = _plt()
@@ -57,15 +80,23 @@ def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, thresh
 
 
 def top_losses_png(images: np.ndarray, labels: np.ndarray, scores: np.ndarray, path: Path, k: int = 16,
-                   names: list[str] | None = None) -> list[dict]:
-    """Grid of the ``k`` frames with the highest cross-entropy, labelled true/score. Returns their list."""
+                   names: list[str] | None = None, classes: list[str] | None = None) -> list[dict]:
+    """Grid of the ``k`` frames with the highest cross-entropy, labelled true/score. Returns their list.
+
+    Binary: ``scores`` is N polyp probabilities. Multi-class: N x C probabilities and the ``classes`` names."""
     eps = 1e-6
-    loss = -(labels * np.log(scores + eps) + (1 - labels) * np.log(1 - scores + eps))
+    if scores.ndim == 2:
+        loss = -np.log(scores[np.arange(len(labels)), labels] + eps)
+    else:
+        loss = -(labels * np.log(scores + eps) + (1 - labels) * np.log(1 - scores + eps))
     top = np.argsort(-loss)[:k]
     tiles = []
     for i in top:
         t = cv2.resize(images[i], (160, 160))
-        txt = f"{'polyp' if labels[i] else 'none'} p={scores[i]:.2f}"
+        if scores.ndim == 2:
+            txt = f"{classes[labels[i]][:9]}>{classes[int(scores[i].argmax())][:9]}"
+        else:
+            txt = f"{'polyp' if labels[i] else 'none'} p={scores[i]:.2f}"
         cv2.rectangle(t, (0, 0), (160, 18), (0, 0, 0), -1)
         cv2.putText(t, txt, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(t)
@@ -74,5 +105,5 @@ def top_losses_png(images: np.ndarray, labels: np.ndarray, scores: np.ndarray, p
     rows = [np.hstack(tiles[r:r + 4]) for r in range(0, len(tiles), 4)]
     if rows:
         cv2.imwrite(str(path), np.vstack(rows))
-    return [{"name": names[i] if names else int(i), "label": int(labels[i]), "score": round(float(scores[i]), 4),
-             "loss": round(float(loss[i]), 4)} for i in top]
+    return [{"name": names[i] if names else int(i), "label": int(labels[i]),
+             "score": np.round(scores[i], 4).tolist(), "loss": round(float(loss[i]), 4)} for i in top]

@@ -31,6 +31,7 @@ class TrainConfig:
     pretrained: bool = True
     threads: int = 0                # torch threads; 0 = torch's default
     augment: str = "standard"       # standard | strong (engines/augment.py)
+    num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
@@ -59,7 +60,7 @@ def batch_tensor(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def predict(net, data: ArraySet, spec: PreprocessSpec, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(scores N, heatmaps N x h x w) as probabilities, no augmentation."""
+    """(scores N — or class probabilities N x C, heatmaps N x h x w) as probabilities, no augmentation."""
     import torch
     net.eval()
     scores, heats = [], []
@@ -67,7 +68,7 @@ def predict(net, data: ArraySet, spec: PreprocessSpec, batch: int = 64) -> tuple
         for i in range(0, len(data), batch):
             x = torch.from_numpy(batch_tensor(data.images[i:i + batch], spec)).to(memory_format=torch.channels_last)
             s, h = net(x)
-            scores.append(torch.sigmoid(s).numpy())
+            scores.append((torch.sigmoid(s) if s.ndim == 1 else torch.softmax(s, dim=1)).numpy())
             heats.append(torch.sigmoid(h)[:, 0].numpy())
     return np.concatenate(scores), np.concatenate(heats)
 
@@ -82,7 +83,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    net = PolypNet(pretrained=cfg.pretrained).to(memory_format=torch.channels_last)
+    net = PolypNet(pretrained=cfg.pretrained, num_classes=cfg.num_classes).to(memory_format=torch.channels_last)
     frozen = [net.stem, *net.blocks16[:cfg.freeze_blocks]]
     for mod in frozen:
         for p in mod.parameters():
@@ -91,8 +92,12 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
-    pos_frac = float(train_set.labels.mean())
+    if total >= 20:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    else:               # too few steps for a one-cycle schedule (its phases would be empty): constant rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    multi = cfg.num_classes > 1
+    pos_frac = float((train_set.labels > 0).mean())
     pos_weight = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
     spec = cfg.spec
     hh, hw = spec.input_height // 16, spec.input_width // 16
@@ -107,11 +112,12 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment) for i in idx))
             x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
-            y = torch.from_numpy(train_set.labels[idx].astype(np.float32))
+            y = torch.from_numpy(train_set.labels[idx] if multi else train_set.labels[idx].astype(np.float32))
             ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))
             hm = torch.from_numpy(train_set.has_mask[idx].astype(np.float32))
             s, h = net(x)
-            loss_cls = F.binary_cross_entropy_with_logits(s, y, pos_weight=pos_weight)
+            loss_cls = (F.cross_entropy(s, y) if multi
+                        else F.binary_cross_entropy_with_logits(s, y, pos_weight=pos_weight))
             lh = F.binary_cross_entropy_with_logits(h, ht, reduction="none").mean((1, 2, 3))
             loss_heat = (lh * hm).sum() / hm.sum().clamp(min=1)
             loss = loss_cls + cfg.heatmap_weight * loss_heat
@@ -122,12 +128,18 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             losses.append(float(loss))
             _progress(f"epoch {epoch}/{cfg.epochs}", step + 1, steps_per_epoch, f"loss {np.mean(losses[-20:]):.3f}")
         scores, _ = predict(net, val_set, spec)
-        val_auc = auroc(val_set.labels, scores) or 0.0
         eps = 1e-6
-        val_loss = float(-np.mean(val_set.labels * np.log(scores + eps) + (1 - val_set.labels) * np.log(1 - scores + eps)))
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_auroc": val_auc,
+        y = val_set.labels
+        if multi:       # model selection on accuracy; the loss is the mean negative log-likelihood
+            val_auc = float((scores.argmax(1) == y).mean())
+            val_loss = float(-np.mean(np.log(scores[np.arange(len(y)), y] + eps)))
+        else:
+            val_auc = auroc(y, scores) or 0.0
+            val_loss = float(-np.mean(y * np.log(scores + eps) + (1 - y) * np.log(1 - scores + eps)))
+        name = "val_accuracy" if multi else "val_auroc"
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), name: val_auc,
                         "val_loss": val_loss, "seconds": round(time.monotonic() - t0, 1)})
-        log.info("epoch %d: train loss %.4f, val AUROC %.4f, val loss %.4f (%.0f s)", epoch, np.mean(losses),
+        log.info("epoch %d: train loss %.4f, %s %.4f, val loss %.4f (%.0f s)", epoch, np.mean(losses), name,
                  val_auc, val_loss, time.monotonic() - t0)
         key = val_auc - 0.01 * val_loss
         if key > best:
@@ -145,6 +157,6 @@ def load_checkpoint(path: str | Path):
     import torch
     from engines.model import PolypNet
     state = torch.load(str(path), map_location="cpu", weights_only=True)
-    net = PolypNet(pretrained=False)
+    net = PolypNet(pretrained=False, num_classes=int(state["config"].get("num_classes", 1)))
     net.load_state_dict(state["state_dict"])
     return net.eval(), PreprocessSpec.from_dict(state["config"]["spec"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shlex
@@ -27,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="add N generated frames to training (never to validation scores)")
     ap.add_argument("--val-fraction", type=float, default=0.2, help="validation share where no split exists")
+    ap.add_argument("--multiclass", action="store_true",
+                    help="classification-only training on ONE imagefolder dataset with C class folders (Kvasir v2, "
+                         "chest X-ray): C outputs; the frame score is the summed probability of the polyp-like classes")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -73,8 +77,47 @@ def _collect(args, spec):
     return tr_set, va_set, len(train_s), len(val_s)
 
 
+def _collect_multiclass(args, spec):
+    from engines.datasets import imagefolder_classes, load_dataset, split_fraction
+    from engines.training_data import from_samples
+    if len(args.dataset) != 1 or args.negatives or args.synthetic:
+        raise DatasetError("--multiclass: expected exactly one --dataset (imagefolder layout) and no --negatives "
+                           "or --synthetic")
+    classes = imagefolder_classes(args.dataset[0])
+    samples = load_dataset(args.dataset[0], multiclass=True)
+    tr, va = split_fraction(samples, args.val_fraction, args.seed)
+    if not tr or not va:
+        raise DatasetError(f"{args.dataset[0]}: too few images for a {args.val_fraction:.0%} validation split")
+    return from_samples(tr, spec, multiclass=True), from_samples(va, spec, multiclass=True), classes
+
+
+def _multiclass_metrics(args, out, va_set, probs, classes):
+    from engines.datasets import POSITIVE_CLASS
+    from engines.reports import confusion_multiclass_png, roc_png, top_losses_png
+    from stream.metrics import auroc, sens_spec, threshold_for_specificity
+    y = va_set.labels
+    pred = probs.argmax(1)
+    positive = tuple(k for k, c in enumerate(classes) if POSITIVE_CLASS.match(c))
+    m = {"classes": classes, "positive_classes": list(positive), "val_accuracy": float((pred == y).mean()),
+         "per_class_recall": {c: (float((pred[y == k] == k).mean()) if (y == k).any() else None)
+                              for k, c in enumerate(classes)},
+         "confusion_matrix": confusion_multiclass_png(y, pred, classes, out / "confusion_matrix.png"),
+         "top_losses": top_losses_png(va_set.images, y, probs, out / "top_losses.png", names=va_set.names,
+                                      classes=classes)}
+    thr = 0.5
+    if positive:
+        yb = np.isin(y, positive)
+        sb = probs[:, list(positive)].sum(1)
+        if yb.any() and (~yb).any():
+            thr = float(min(max(threshold_for_specificity(sb[~yb], args.target_specificity), 0.02), 0.98))
+            roc_png({"validation (polyp classes vs rest)": (yb, sb)}, out / "roc.png")
+            sens, spec = sens_spec(yb, sb >= thr)
+            m.update(val_auroc=auroc(yb, sb), val_sensitivity=sens, val_specificity=spec)
+    m["threshold"] = thr
+    return m, positive
+
+
 def run(args) -> dict:
-    from engines.export import export_onnx, write_torch_checkpoint
     from engines.metadata import ModelMetadata
     from engines.reports import confusion_png, roc_png, top_losses_png
     from engines.train import TrainConfig, predict, train
@@ -86,6 +129,20 @@ def run(args) -> dict:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec)
     t0 = time.monotonic()
+    if args.multiclass:
+        tr_set, va_set, classes = _collect_multiclass(args, spec)
+        cfg = dataclasses.replace(cfg, num_classes=len(classes))
+        net, history = train(tr_set, va_set, cfg, out)
+        probs, _ = predict(net, va_set, spec)
+        metrics, positive = _multiclass_metrics(args, out, va_set, probs, classes)
+        metrics.update(history=history, train_count=int(len(tr_set)), val_count=int(len(va_set)),
+                       train_seconds=round(time.monotonic() - t0, 1))
+        meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=metrics["threshold"],
+                             classes=tuple(classes), positive_classes=positive,
+                             training={"datasets": [Path(args.dataset[0]).name], "command": _command(),
+                                       "epochs": args.epochs, "seed": args.seed},
+                             scores={"val_accuracy": metrics["val_accuracy"], "val_auroc": metrics.get("val_auroc")})
+        return _finish(net, meta, va_set, spec, out, metrics)
     tr_set, va_set, n_tr, n_va = _collect(args, spec)
     net, history = train(tr_set, va_set, cfg, out)
     scores, _ = predict(net, va_set, spec)
@@ -102,15 +159,26 @@ def run(args) -> dict:
         "train_count": int(len(tr_set)), "train_real": n_tr, "train_synthetic": int(tr_set.synthetic.sum()),
         "history": history, "top_losses": top, "train_seconds": round(time.monotonic() - t0, 1),
     }
-    command = "tools/train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command()
     meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
                          training={"datasets": [str(Path(d).name) for d in args.dataset + args.negatives],
                                    "synthetic_frames": int(tr_set.synthetic.sum()), "command": command,
                                    "epochs": args.epochs, "seed": args.seed},
                          scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens,
                                  "val_specificity": specif})
-    sample = np.concatenate([np.zeros((1, 3, spec.input_height, spec.input_width), np.float32)] +
-                            [__import__("engines.train", fromlist=["batch_tensor"]).batch_tensor(va_set.images[:3], spec)])
+    return _finish(net, meta, va_set, spec, out, metrics)
+
+
+def _command() -> str:
+    return "tools/train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _finish(net, meta, va_set, spec, out: Path, metrics: dict) -> dict:
+    """Export ONNX (checked against torch on validation frames), the torch checkpoint and metrics.json."""
+    from engines.export import export_onnx, write_torch_checkpoint
+    from engines.train import batch_tensor
+    sample = np.concatenate([np.zeros((1, 3, spec.input_height, spec.input_width), np.float32),
+                             batch_tensor(va_set.images[:3], spec)])
     metrics["onnx_max_abs_diff"] = export_onnx(net, meta, out / "model.onnx", sample)
     write_torch_checkpoint(net, meta, out / "model.pt")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -128,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"train: {e}", file=sys.stderr)
         return 2
-    print(f"validation AUROC {m['val_auroc']:.4f}; at threshold {m['threshold']:.3f}: sensitivity "
-          f"{m['val_sensitivity']:.3f}, specificity {m['val_specificity']:.3f}; ONNX parity {m['onnx_max_abs_diff']:.1e}; "
-          f"outputs in {args.out}")
+    if "val_accuracy" in m:
+        print(f"validation accuracy {m['val_accuracy']:.4f} over {len(m['classes'])} classes; per-class recall "
+              f"{ {k: (None if v is None else round(v, 3)) for k, v in m['per_class_recall'].items()} }")
+    if m.get("val_auroc") is not None:
+        print(f"validation AUROC {m['val_auroc']:.4f}; at threshold {m['threshold']:.3f}: sensitivity "
+              f"{m['val_sensitivity']:.3f}, specificity {m['val_specificity']:.3f}")
+    print(f"ONNX parity {m['onnx_max_abs_diff']:.1e}; outputs in {args.out}")
     return 0

@@ -35,7 +35,7 @@ class ArraySet:
                         np.concatenate([s.synthetic for s in sets]))
 
 
-def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None) -> ArraySet:
+def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, multiclass: bool = False) -> ArraySet:
     if not samples:
         raise DatasetError("no samples to load")
     n, H, W = len(samples), spec.input_height, spec.input_width
@@ -54,7 +54,7 @@ def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None) -> 
             has_mask[i] = True
             if label < 0:
                 label = int(m.any())
-        elif s.label == 0:
+        elif s.label == 0 and not multiclass:
             has_mask[i] = True      # a frame without polyps has an all-empty mask
         labels[i] = max(label, 0)
         if progress is not None:

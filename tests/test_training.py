@@ -96,3 +96,49 @@ def test_metadata_round_trip_and_missing_metadata(tmp_path, tiny_model):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(ModelError, match=r"not a readable ONNX file"):
         read_onnx_metadata(tmp_path / "junk.onnx")
+
+
+def test_multiclass_imagefolder_train_export_and_run(tmp_path, clip, endpoint):
+    """Classification-only data with 3 class folders: C outputs, C x C confusion matrix, and the pipeline's
+    frame score is the probability of the polyp class."""
+    from stream.synthetic import SceneRenderer, SynthParams
+    root = tmp_path / "kvasir-v2-like"
+    r = SceneRenderer(SynthParams(seed=9, seconds=60, width=320, height=240, fps=25))
+    counts = {"polyps": 0, "normal-cecum": 0, "dyed-lifted": 0}
+    for i in range(0, 1500, 4):
+        f = r.render(i)
+        cls = "polyps" if f.polyps else ("normal-cecum" if i % 8 == 0 else "dyed-lifted")
+        if counts[cls] >= 10:
+            continue
+        img = f.image if cls != "dyed-lifted" else (f.image * np.array([1.6, 0.8, 0.6])).clip(0, 255).astype(np.uint8)
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / cls / f"{i}.png"), img)
+        counts[cls] += 1
+    out = tmp_path / "mc"
+    res = subprocess.run([sys.executable, "tools/train", "--dataset", str(root), "--multiclass", "--epochs", "1",
+                          "--batch-size", "8", "--input-size", "64", "--no-pretrained", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["classes"] == ["dyed-lifted", "normal-cecum", "polyps"] and m["positive_classes"] == [2]
+    assert len(m["confusion_matrix"]) == 3 and sum(map(sum, m["confusion_matrix"])) == m["val_count"] == 6
+    assert 0 <= m["val_accuracy"] <= 1 and m["onnx_max_abs_diff"] < 1e-4
+    from engines.metadata import read_onnx_metadata
+    meta = read_onnx_metadata(out / "model.onnx")
+    assert meta.classes == ("dyed-lifted", "normal-cecum", "polyps") and meta.positive_classes == (2,)
+    run = run_cli("run", "--source", str(clip), "--set", f"engine.model={out / 'model.onnx'}", "--set",
+                  f"publisher.endpoint={endpoint}", "--set", "capture.pace=false", "--set", "pipeline.max_frames=20",
+                  "--set", f"pipeline.detections_log={tmp_path / 'd.jsonl'}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    scores = [json.loads(x)["score"] for x in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert len(scores) == 20 and all(0 <= s <= 1 for s in scores)
+    from engines.backends import create_backend
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    with create_backend("torch", {"model_path": out / "model.onnx", "device": "cpu", "model_id": "mc"}) as be:
+        assert be.infer(x)["score"].shape == (1, 3)
+
+
+def test_multiclass_needs_one_imagefolder(tmp_path, tiny_dataset):
+    r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--multiclass",
+                        "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "multi-class training needs the imagefolder layout" in r.stderr
