@@ -3,22 +3,9 @@ mask, reorder colours and normalise there. Same steps as stream.preprocess (the 
 on the CPU, on a small image)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from stream.preprocess import ActiveArea, PreprocessSpec
-
-
-def keep_mask(area: ActiveArea, spec: PreprocessSpec) -> np.ndarray:
-    """HxW uint8 0/1: inside the active-area outline and outside the blacked-out corner (as crop_to_input)."""
-    H, W = spec.input_height, spec.input_width
-    keep = np.zeros((H, W), np.uint8)
-    poly = (area.polygon - np.array([area.x0, area.y0])) * np.array([W / area.width, H / area.height])
-    cv2.fillPoly(keep, [np.round(poly).astype(np.int32)], 1)
-    a, b = spec.corner_mask
-    if a > 0 and b < 1:
-        keep[int(round(b * H)):, : int(round(a * W))] = 0
-    return keep
+from stream.preprocess import ActiveArea, PreprocessSpec, keep_mask
 
 
 class DevicePreprocessor:

@@ -72,9 +72,11 @@ class Detector:
         levels = _pyramid(image, max(spec.analysis_width, spec.input_width))
         area = self._area_for(image, levels)
         tensor = normalise(crop_to_input(image, area, spec, levels), spec)
-        return Preprocessed(tensor=tensor, area=self._area, frame_width=image.shape[1], frame_height=image.shape[0])
+        return Preprocessed(tensor=tensor, area=area, frame_width=image.shape[1], frame_height=image.shape[0])
 
-    def _area_for(self, image: np.ndarray, levels: list[np.ndarray] | None) -> ActiveArea:
+    def _area_for(self, image: np.ndarray, levels: list[np.ndarray] | None = None) -> ActiveArea:
+        """The active area, searched again every ``active_area_every`` frames (``levels``: a pyramid already
+        built for the crop; without one, find_active_area builds its own only when it searches)."""
         if self._area is None or self._area_shape != image.shape or self._count % self.area_every == 0:
             self._area = find_active_area(image, self.spec, levels)
             self._area_shape = image.shape
@@ -84,7 +86,7 @@ class Detector:
     def detect(self, frame: Frame) -> RawResult:
         if self.on_device:
             img = frame.image
-            area = self._area_for(img, _pyramid(img, self.spec.analysis_width))
+            area = self._area_for(img)
             pre = Preprocessed(tensor=np.empty((1, 3, 0, 0), np.float32), area=area, frame_width=img.shape[1],
                                frame_height=img.shape[0])
             t1 = time.monotonic_ns()

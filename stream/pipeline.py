@@ -1,6 +1,7 @@
 """The live pipeline: capture -> preprocess -> infer -> alert -> publish. This file only connects stages."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -65,7 +66,7 @@ class Pipeline:
                                    "infer": r.t_infer_ns, "postprocess": r.t_postprocess_ns, "alert": t_alert})
 
     def _publish(self, d: Detection, frame) -> Detection:
-        d = Detection(**{**d.__dict__, "times_ns": {**d.times_ns, "publish": time.monotonic_ns()}})
+        d = dataclasses.replace(d, times_ns={**d.times_ns, "publish": time.monotonic_ns()})
         self.publisher.detection(d)
         if self.cfg.publisher.send_frames:
             img = frame.image

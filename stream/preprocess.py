@@ -147,14 +147,17 @@ def crop_to_input(image: np.ndarray, area: ActiveArea, spec: PreprocessSpec,
                       max((area.y0 >> k) + 1, area.y1 >> k))
     crop = src[y0:y1, x0:x1]
     out = cv2.resize(crop, (W, H), interpolation=cv2.INTER_AREA)
+    out *= keep_mask(area, spec)[:, :, None]
+    return out
+
+
+def keep_mask(area: ActiveArea, spec: PreprocessSpec) -> np.ndarray:
+    """Model-input-sized HxW uint8 0/1: inside the active-area outline and outside the blacked-out corner."""
+    H, W = spec.input_height, spec.input_width
     keep = np.zeros((H, W), dtype=np.uint8)
     poly = (area.polygon - np.array([area.x0, area.y0])) * np.array([W / area.width, H / area.height])
     cv2.fillPoly(keep, [np.round(poly).astype(np.int32)], 1)
-    a, b = spec.corner_mask
-    if a > 0 and b < 1:
-        keep[int(round(b * H)):, : int(round(a * W))] = 0
-    out *= keep[:, :, None]
-    return out
+    return apply_corner_mask(keep, spec)
 
 
 def normalise(img_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
