@@ -1,1 +1,15 @@
-"""polypwatch engines: the model, its metadata, and the inference backends behind one small protocol."""
+"""polypwatch engines: the model and everything about it. The lower layer: nothing here imports ``stream``.
+
+Operating room (the live path imports these):
+- ``engines.runtime``   the model's input and output contract (preprocessing spec, active area, crop,
+                        metadata, postprocessing into boxes) and the ``Detector`` that walks a frame through it
+- ``engines.backends``  inference backends behind one protocol (ONNX Runtime, torch, TensorRT) + registry
+- ``engines.errors``    the exceptions of the whole project
+- ``engines.model``     the network definition (torch; used by the torch backend and training)
+
+Lab only (never imported by capture, pipeline, publisher or overlay):
+- ``engines.data``        dataset folder layouts, generated colonoscopy video, ground-truth files
+- ``engines.training``    training, augmentation, ONNX export, training reports
+- ``engines.evaluation``  evaluation over datasets, classification metrics
+- ``engines.build``       TensorRT engine building and INT8 calibration
+"""

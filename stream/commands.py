@@ -1,11 +1,67 @@
-"""Sub-commands beyond ``run``: each registers its parser and its handler."""
+"""The sub-commands of ``polypwatch``, in one registry: each entry adds its parser and names its handler.
+
+Handlers return an exit status and let library exceptions through; ``stream.cli.main`` maps those to exit codes.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from stream.cli import _common, _install_signals, register_command
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    add_parser: Callable[[argparse._SubParsersAction], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML configuration (default: built-in defaults, see configs/default.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one configuration value (repeatable), e.g. --set alerts.window=8")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _install_signals(stop) -> None:
+    def handler(signum, _frame):
+        logging.getLogger("polypwatch").info("signal %d: stopping", signum)
+        stop()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _load_config(args):
+    import stream.overlay.config  # noqa: F401  (the overlay section is known to every command's config)
+    from stream.config import load_config
+    return load_config(args.config, args.set)
+
+
+def _run_parser(sub) -> None:
+    run = sub.add_parser("run", help="run the live pipeline: capture -> detect -> alert -> publish")
+    _common(run)
+    run.add_argument("--source", help="override capture.source: device index, /dev/videoN, file, folder, "
+                                      "rtsp://..., synthetic://seed=3")
+    run.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
+
+
+def cmd_run(args) -> int:
+    from stream.pipeline import Pipeline, format_summary, summary_json
+    cfg = _load_config(args)
+    pipe = Pipeline(cfg, source=args.source)
+    _install_signals(pipe.stop_event.set)
+    log = logging.getLogger("polypwatch")
+    log.info("publishing on %s with model %s (%s)", cfg.publisher.endpoint, pipe.detector.model_id,
+             pipe.detector.backend_name)
+    summary = pipe.run()
+    print(format_summary(summary))
+    if args.summary_json:
+        Path(args.summary_json).write_text(summary_json(summary))
+    return 0
 
 
 def _overlay_parser(sub) -> None:
@@ -15,10 +71,8 @@ def _overlay_parser(sub) -> None:
 
 
 def cmd_overlay(args) -> int:
-    import stream.overlay.config  # noqa: F401  (registers the section)
-    from stream.config import load_config
     from stream.overlay.app import Overlay, format_summary
-    cfg = load_config(args.config, args.set)
+    cfg = _load_config(args)
     ov = Overlay(cfg.extra["overlay"])
     _install_signals(ov.stop_event.set)
     summary = ov.run()
@@ -41,10 +95,9 @@ def _replay_parser(sub) -> None:
 
 
 def cmd_replay(args) -> int:
-    from stream.config import load_config
     from stream.qa.inputs import expand_inputs
     from stream.qa.replay import format_metrics, replay
-    cfg = load_config(args.config, args.set)
+    cfg = _load_config(args)
     results = replay(expand_inputs(args.inputs), Path(args.out), cfg, args.truth, args.realtime, not args.no_video)
     for m in results:
         print(format_metrics(m))
@@ -66,9 +119,5 @@ def cmd_keys(args) -> int:
     return 0
 
 
-import stream.overlay.config  # noqa: E402,F401  (the overlay section is known to every command's config)
-
-EXTRA_PARSERS = [_overlay_parser, _replay_parser, _keys_parser]
-register_command("keys", cmd_keys)
-register_command("overlay", cmd_overlay)
-register_command("replay", cmd_replay)
+COMMANDS = (Command("overlay", _overlay_parser, cmd_overlay), Command("replay", _replay_parser, cmd_replay),
+            Command("keys", _keys_parser, cmd_keys), Command("run", _run_parser, cmd_run))

@@ -13,7 +13,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from stream.errors import ConfigError
+from engines.errors import ConfigError
 
 
 # ---------------------------------------------------------------------------------------------- sections

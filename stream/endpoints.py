@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from stream.errors import ConfigError
+from engines.errors import ConfigError
 
 _TCP = re.compile(r"tcp://(\[[^\]]+\]|[^:/]+):(\d+|\*)$")
 

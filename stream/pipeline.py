@@ -10,11 +10,11 @@ from pathlib import Path
 
 import cv2
 
+from engines.errors import BackendError, PolypwatchError, SourceError
+from engines.runtime.detector import Detector
 from stream.alerts import AlertFilter
 from stream.config import Config
 from stream.detection import Detection
-from stream.detector import Detector
-from stream.errors import BackendError, PolypwatchError, SourceError
 from stream.publisher import Publisher
 from stream.reader import LatestFrameReader
 from stream.sources import make_source
@@ -49,7 +49,7 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def _infer(self, frame) -> Detection:
         try:
-            r = self.detector.detect(frame)
+            r = self.detector.detect(frame.image)
         except (BackendError, ValueError) as e:
             self._consecutive_errors += 1
             if self._consecutive_errors >= self.cfg.engine.max_consecutive_errors:

@@ -5,9 +5,9 @@ import logging
 
 import zmq
 
+from engines.errors import ConfigError
 from stream.detection import Detection
 from stream.endpoints import check_endpoint
-from stream.errors import ConfigError
 from stream.wire import FrameMessage, Status, encode_detection, encode_frame, encode_status
 
 log = logging.getLogger(__name__)

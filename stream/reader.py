@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from stream.errors import SourceEnded, SourceError
+from engines.errors import SourceEnded, SourceError
 from stream.frame import Frame
 from stream.sources import Source
 

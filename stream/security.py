@@ -12,7 +12,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from stream.errors import ConfigError
+from engines.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 import cv2
 import numpy as np
 
-from stream.errors import SourceEnded, SourceError
+from engines.data.datasets import IMAGE_EXT
+from engines.errors import SourceEnded, SourceError
 
 log = logging.getLogger(__name__)
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 class Source:
@@ -145,7 +145,7 @@ class SyntheticSource(Source):
     """
 
     def __init__(self, query: str, fps: float = 0.0):
-        from stream.synthetic.params import SynthParams, parse_size
+        from engines.data.synthetic.params import SynthParams, parse_size
         opts = dict(parse_qsl(query.replace(",", "&"), keep_blank_values=True))
         allowed = {"seed", "size", "fps", "seconds"}
         unknown = set(opts) - allowed
@@ -165,7 +165,7 @@ class SyntheticSource(Source):
         self.clock_start: int | None = None     # set by the reader when pacing by the clock
 
     def open(self) -> None:
-        from stream.synthetic import SceneRenderer
+        from engines.data.synthetic import SceneRenderer
         if self.renderer is None:
             self.renderer = SceneRenderer(self.params)
         self.index = -1

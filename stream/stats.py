@@ -6,7 +6,7 @@ from array import array
 from collections import deque
 
 from stream.detection import STAGES, Detection
-from stream.metrics import percentiles_ms
+from stream.latency import percentiles_ms
 
 RECENT = 300       # frames in the heartbeat's rolling window
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from engines.errors import WireError
 from stream.detection import STAGES, AlertState, Box, Detection
-from stream.errors import WireError
 
 VERSION = 1
 TOPIC_DETECTION = b"det"

@@ -27,8 +27,8 @@ def endpoint() -> str:
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
     """A 4-second 320x240 30 fps synthetic clip with its truth (clip.json)."""
-    from stream.synthetic.clip import write_clip
-    from stream.synthetic.params import SynthParams
+    from engines.data.synthetic.clip import write_clip
+    from engines.data.synthetic.params import SynthParams
     out = tmp_path_factory.mktemp("clip") / "clip.mp4"
     write_clip(SynthParams(seed=3, seconds=4, width=320, height=240, fps=30), out)
     return out
@@ -38,10 +38,11 @@ def clip(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """A small PolypNet (random weights, 64x64 input) exported to ONNX with real metadata."""
     import torch
-    from engines.export import export_onnx, write_torch_checkpoint
-    from engines.metadata import ModelMetadata
+
     from engines.model import PolypNet
-    from stream.preprocess import PreprocessSpec
+    from engines.runtime.metadata import ModelMetadata
+    from engines.runtime.preprocess import PreprocessSpec
+    from engines.training.export import export_onnx, write_torch_checkpoint
     torch.manual_seed(0)
     net = PolypNet(pretrained=False).eval()
     meta = ModelMetadata(model_id="tiny-test", preprocess=PreprocessSpec(input_height=64, input_width=64),
@@ -54,7 +55,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
-    from engines.model_files import DEFAULT_MODEL
+    from engines.runtime.model_files import DEFAULT_MODEL
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"the shipped model {DEFAULT_MODEL} is missing")
     return DEFAULT_MODEL

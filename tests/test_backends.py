@@ -4,7 +4,7 @@ import pytest
 from engines.backends import create_backend, resolve_backend_name
 from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.backends.protocol import Backend
-from stream.errors import BackendError, ModelError
+from engines.errors import BackendError, ModelError
 
 
 def test_onnxruntime_backend_follows_the_protocol(tiny_model):
@@ -70,8 +70,9 @@ def test_torch_cuda_graph_backend_matches_cpu(tiny_model):
 def test_device_preprocessing_matches_the_cpu_preprocessing(clip):
     import cv2
     import torch
-    from engines.device_preprocess import DevicePreprocessor
-    from stream.preprocess import PreprocessSpec, preprocess
+
+    from engines.backends.device_preprocess import DevicePreprocessor
+    from engines.runtime.preprocess import PreprocessSpec, preprocess
     spec = PreprocessSpec(input_height=128, input_width=128)
     cap = cv2.VideoCapture(str(clip))
     for _ in range(40):
@@ -83,9 +84,9 @@ def test_device_preprocessing_matches_the_cpu_preprocessing(clip):
 
 
 def test_detector_refuses_device_preprocessing_without_torch_backend(tiny_model):
+    from engines.errors import ConfigError
+    from engines.runtime.detector import Detector
     from stream.config import load_config
-    from stream.detector import Detector
-    from stream.errors import ConfigError
     cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime", "engine.device_preprocess=true"])
     with pytest.raises(ConfigError, match=r"engine.device_preprocess: expected false with backend 'onnxruntime'"):
         Detector(cfg.engine, cfg.preprocess)

@@ -8,13 +8,21 @@ import types
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from engines.build_engine import BuildError, BuildOptions, build, compare, gpu_info
-from engines.calibration import calibration_batches
-from engines.engine_sidecar import (EngineMismatch, GpuInfo, Sidecar, check_compatible, read_sidecar, sha256_file,
-                                    sidecar_path)
-from stream.errors import BackendError, ModelError
+
+from engines.backends.engine_sidecar import (
+    EngineMismatch,
+    GpuInfo,
+    Sidecar,
+    check_compatible,
+    read_sidecar,
+    sha256_file,
+    sidecar_path,
+)
+from engines.backends.gpu import NoGpuError, gpu_info
+from engines.build.calibration import calibration_batches
+from engines.build.engine import BuildError, BuildOptions, build, compare
+from engines.errors import BackendError, ModelError
 
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
 
@@ -73,8 +81,9 @@ def test_missing_or_foreign_sidecar(tmp_path):
 
 
 def test_calibration_batches_use_the_shared_preprocessing(tmp_path, clip):
-    from stream.preprocess import PreprocessSpec, preprocess
     import cv2
+
+    from engines.runtime.preprocess import PreprocessSpec, preprocess
     spec = PreprocessSpec(input_height=64, input_width=64)
     batches = list(calibration_batches(clip, spec, count=10, batch=4))
     assert [b.shape for b in batches] == [(4, 3, 64, 64), (4, 3, 64, 64), (2, 3, 64, 64)]
@@ -144,7 +153,7 @@ def _cuda():
 def test_no_gpu_is_reported_before_any_tensorrt_object():
     if _cuda():
         pytest.skip("a CUDA GPU is present")
-    with pytest.raises(BuildError, match="no NVIDIA GPU: CUDA reports no device"):
+    with pytest.raises(NoGpuError, match="no NVIDIA GPU: CUDA reports no device"):
         gpu_info()
     from engines.backends.tensorrt_backend import TensorRTBackend
     with pytest.raises(BackendError, match="TensorRT backend: no NVIDIA GPU"):

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from engines.errors import ConfigError
 from stream.config import load_config
-from stream.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

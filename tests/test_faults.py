@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zmq
 
+from engines.errors import SourceError
 from stream.config import load_config
-from stream.errors import SourceError
 from stream.pipeline import Pipeline
 from stream.reader import LatestFrameReader
 from stream.sources import Source
@@ -127,7 +127,7 @@ class BuggySource(ScriptedLiveSource):
 
 
 def test_a_crash_in_the_capture_thread_ends_the_run_loudly(tiny_model):
-    from stream.errors import SourceError as SE
+    from engines.errors import SourceError as SE
     cfg = load_config(None, [f"engine.model={tiny_model}", "publisher.endpoint=tcp://127.0.0.1:*"])
     pipe = Pipeline(cfg, source="synthetic://seed=1&size=160x120&seconds=1")
     pipe.source = BuggySource([GOOD] * 10)

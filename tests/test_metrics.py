@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from stream.metrics import auroc, box_iou, percentiles_ms, sens_spec, threshold_for_specificity
+from engines.evaluation.metrics import auroc, box_iou, sens_spec, threshold_for_specificity
+from stream.latency import percentiles_ms
 
 
 @pytest.mark.parametrize("labels, scores, expected", [

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 import zmq
+from conftest import ROOT
 
 import stream.overlay.config  # noqa: F401
-from conftest import ROOT
 from stream.config import load_config
 from stream.detection import AlertState, Box, Detection
 from stream.overlay.app import Overlay
@@ -169,7 +169,7 @@ def test_malformed_messages_are_counted_and_survived(endpoint):
 
 
 def test_bad_overlay_config():
-    from stream.errors import ConfigError
+    from engines.errors import ConfigError
     with pytest.raises(ConfigError, match=r"overlay.alert_color: expected \[B, G, R\] with values 0..255"):
         load_config(None, ["overlay.alert_color=[0, 300, 0]"])
     with pytest.raises(ConfigError, match=r"overlay.alert_style: expected one of \['border', 'corners'\]"):

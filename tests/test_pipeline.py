@@ -4,8 +4,8 @@ import time
 
 import pytest
 import zmq
-
 from conftest import run_cli
+
 from stream.config import load_config
 from stream.detection import Detection
 from stream.pipeline import Pipeline
@@ -95,7 +95,7 @@ def test_slow_subscriber_never_blocks_the_pipeline(clip, tiny_model, endpoint):
 
 
 def test_engine_failures_are_reported_and_repeated_failures_stop_the_run(clip, tiny_model, endpoint):
-    from stream.errors import BackendError
+    from engines.errors import BackendError
     from stream.pipeline import EngineFailing
     cfg = load_config(None, [f"engine.model={tiny_model}", f"publisher.endpoint={endpoint}", "capture.pace=false",
                              "engine.max_consecutive_errors=5"])
@@ -161,6 +161,7 @@ def test_bad_command_lines(args, message):
 def test_bad_tool_command_lines(tool, args, message):
     import subprocess
     import sys
+
     from conftest import ROOT
     r = subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr, r.stderr[-500:]

@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
 
-from stream.preprocess import (PreprocessSpec, crop_mask, crop_to_input, find_active_area, input_to_frame_box,
-                               normalise, preprocess)
-from stream.synthetic import SceneRenderer, SynthParams
+from engines.data.synthetic import SceneRenderer, SynthParams
+from engines.runtime.preprocess import (
+    PreprocessSpec,
+    crop_mask,
+    crop_to_input,
+    find_active_area,
+    input_to_frame_box,
+    normalise,
+    preprocess,
+)
 
 
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720), (320, 240)])

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from stream.errors import SourceError
+from engines.errors import SourceError
 from stream.reader import LatestFrameReader
 from stream.sources import FolderSource, OpenCVSource, make_source
 

@@ -4,7 +4,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli
 
 

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_cli
 
 import stream.overlay.config  # noqa: F401
-from conftest import ROOT, run_cli
+from engines.errors import ConfigError
 from stream.config import load_config
-from stream.errors import ConfigError
 from stream.overlay.app import Overlay
 from stream.pipeline import Pipeline
 
@@ -79,6 +79,7 @@ def test_curve_between_the_run_and_overlay_commands(keys, tiny_model, tmp_path):
     import json
     import subprocess
     import sys
+
     from conftest import free_port
     k, allowed = keys
     ep = f"tcp://127.0.0.1:{free_port()}"

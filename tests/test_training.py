@@ -6,13 +6,12 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from stream.synthetic import SceneRenderer, SynthParams
+    from engines.data.synthetic import SceneRenderer, SynthParams
     root = tmp_path_factory.mktemp("data")
     (root / "pos" / "images").mkdir(parents=True)
     (root / "pos" / "masks").mkdir()
@@ -46,7 +45,7 @@ def test_train_export_evaluate_and_run(tiny_dataset, tmp_path, clip, endpoint):
     m = json.loads((out / "metrics.json").read_text())
     assert m["onnx_max_abs_diff"] < 1e-4
     assert m["val_count"] == 6 and sum(map(sum, m["confusion_matrix"])) == 6   # 20% of 16 + 16
-    from engines.metadata import read_onnx_metadata
+    from engines.runtime.metadata import read_onnx_metadata
     meta = read_onnx_metadata(out / "model.onnx")
     assert meta.model_id == "run" and meta.preprocess.input_width == 64 and meta.threshold == m["threshold"]
     assert "tools/train" in meta.training["command"]
@@ -83,8 +82,9 @@ def test_train_needs_both_classes(tiny_dataset, tmp_path):
 
 def test_metadata_round_trip_and_missing_metadata(tmp_path, tiny_model):
     import onnx
-    from engines.metadata import ModelMetadata, read_onnx_metadata
-    from stream.errors import ModelError
+
+    from engines.errors import ModelError
+    from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
     meta = read_onnx_metadata(tiny_model)
     assert ModelMetadata.from_json(meta.to_json()) == meta
     m = onnx.load(str(tiny_model))
@@ -101,7 +101,7 @@ def test_metadata_round_trip_and_missing_metadata(tmp_path, tiny_model):
 def test_multiclass_imagefolder_train_export_and_run(tmp_path, clip, endpoint):
     """Classification-only data with 3 class folders: C outputs, C x C confusion matrix, and the pipeline's
     frame score is the probability of the polyp class."""
-    from stream.synthetic import SceneRenderer, SynthParams
+    from engines.data.synthetic import SceneRenderer, SynthParams
     root = tmp_path / "kvasir-v2-like"
     r = SceneRenderer(SynthParams(seed=9, seconds=60, width=320, height=240, fps=25))
     counts = {"polyps": 0, "normal-cecum": 0, "dyed-lifted": 0}
@@ -123,7 +123,7 @@ def test_multiclass_imagefolder_train_export_and_run(tmp_path, clip, endpoint):
     assert m["classes"] == ["dyed-lifted", "normal-cecum", "polyps"] and m["positive_classes"] == [2]
     assert len(m["confusion_matrix"]) == 3 and sum(map(sum, m["confusion_matrix"])) == m["val_count"] == 6
     assert 0 <= m["val_accuracy"] <= 1 and m["onnx_max_abs_diff"] < 1e-4
-    from engines.metadata import read_onnx_metadata
+    from engines.runtime.metadata import read_onnx_metadata
     meta = read_onnx_metadata(out / "model.onnx")
     assert meta.classes == ("dyed-lifted", "normal-cecum", "polyps") and meta.positive_classes == (2,)
     run = run_cli("run", "--source", str(clip), "--set", f"engine.model={out / 'model.onnx'}", "--set",

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from stream.errors import TruthError
-from stream.truth import load_truth
+from engines.data.truth import load_truth
+from engines.errors import TruthError
 
 
 def test_round_trip(clip, tmp_path):

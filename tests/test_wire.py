@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from engines.errors import WireError
 from stream.detection import AlertState, Box, Detection
-from stream.errors import WireError
-from stream.wire import (FrameMessage, Status, decode, encode_detection, encode_frame, encode_status,
-                         MAX_HEADER_BYTES)
+from stream.wire import MAX_HEADER_BYTES, FrameMessage, Status, decode, encode_detection, encode_frame, encode_status
 
 
 def _det():
@@ -72,5 +71,6 @@ def test_malformed_messages_raise_wire_error(parts, message):
 
 def test_no_pickle_anywhere_in_the_wire_module():
     import inspect
+
     import stream.wire as w
     assert "pickle" not in inspect.getsource(w).replace("No pickle", "")

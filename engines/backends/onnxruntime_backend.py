@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.backends.protocol import BackendBase
-from stream.errors import BackendError, ModelError
+from engines.errors import BackendError, ModelError
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")   # before onnxruntime is imported
 

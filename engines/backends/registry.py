@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from engines.backends.protocol import Backend
-from stream.errors import BackendError
+from engines.errors import BackendError
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.backends.engine_sidecar import check_compatible, read_sidecar, sha256_file, sidecar_path
+from engines.backends.gpu import NoGpuError, gpu_info
 from engines.backends.protocol import BackendBase
-from engines.engine_sidecar import check_compatible, read_sidecar, sha256_file, sidecar_path
-from stream.errors import BackendError, ModelError
+from engines.errors import BackendError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,9 @@ class TensorRTBackend(BackendBase):
         self._context = None
 
     def open(self) -> "TensorRTBackend":
-        from engines.build_engine import BuildError, gpu_info
         try:
             gpu = gpu_info()                   # before any TensorRT object: the lean runtime crashes without a GPU
-        except BuildError as e:
+        except NoGpuError as e:
             raise BackendError(f"TensorRT backend: {e}") from None
         if not self.engine_path.is_file():
             raise ModelError(f"engine {self.engine_path}: file not found")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.backends.protocol import BackendBase
-from stream.errors import BackendError, ModelError
+from engines.errors import BackendError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class TorchBackend(BackendBase):
     def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
         """Preprocess on the device (upload the uint8 crop once), then infer: no float frame crosses PCIe."""
         import torch
-        from engines.device_preprocess import DevicePreprocessor
+
+        from engines.backends.device_preprocess import DevicePreprocessor
         if self._pre is None:
             self._pre = DevicePreprocessor(spec, self.device, torch.float16 if self.half else torch.float32)
         try:

@@ -12,17 +12,18 @@ import sys
 import time
 
 import cv2
-import numpy as np
 
 
 def run(video: str, model: str, realtime: bool, threads: int = 2) -> dict:
-    import torch
-    from engines.backends.torch_backend import checkpoint_for
-    from engines.metadata import read_onnx_metadata
-    from engines.model import ExportWrapper, PolypNet
     from pathlib import Path
-    from stream.preprocess import preprocess
-    from stream.metrics import percentiles_ms
+
+    import torch
+
+    from engines.backends.torch_backend import checkpoint_for
+    from engines.model import ExportWrapper, PolypNet
+    from engines.runtime.metadata import read_onnx_metadata
+    from engines.runtime.preprocess import preprocess
+    from stream.latency import percentiles_ms
     torch.set_num_threads(threads)
     meta = read_onnx_metadata(model)
     state = torch.load(str(checkpoint_for(Path(model))), map_location="cpu", weights_only=True)

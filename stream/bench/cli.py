@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     c30 = make_clip(out, 30, (1920, 1080), args.seconds)
     c60 = make_clip(out, 60, (1920, 1080), args.seconds)
     ort = ["engine.backend=onnxruntime"]
-    from engines.model_files import DEFAULT_MODEL
+    from engines.runtime.model_files import DEFAULT_MODEL
     scenarios = {
         "live_1080p30": lambda k: pipeline(c30, work, f"live30-{k}", ort),
         "live_1080p60": lambda k: pipeline(c60, work, f"live60-{k}", ort),

@@ -32,8 +32,8 @@ class Clip:
 
 def make_clip(folder: Path, fps: int, size: tuple[int, int], seconds: float, seed: int = 21) -> Clip:
     """A generated clip, H.264 when ffmpeg is on PATH, else mp4v; reused when already there."""
-    from stream.synthetic.clip import write_clip
-    from stream.synthetic.params import SynthParams
+    from engines.data.synthetic.clip import write_clip
+    from engines.data.synthetic.params import SynthParams
     codec = "h264" if shutil.which("ffmpeg") else "mp4v"
     path = folder / f"clip_{size[0]}x{size[1]}_{fps}fps_{seconds:g}s_{codec}.mp4"
     if not path.is_file():

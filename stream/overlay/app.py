@@ -7,17 +7,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from stream.detection import AlertState, Detection
-from stream.errors import ConfigError
-from stream.metrics import percentiles_ms
+from engines.errors import ConfigError
+from stream.detection import Detection
+from stream.latency import percentiles_ms
 from stream.overlay.draw import render
 from stream.overlay.receiver import Receiver
-from stream.overlay.state import DetectorView, Display
+from stream.overlay.state import DetectorView
 from stream.reader import LatestFrameReader
 from stream.sources import make_source
 from stream.wire import FrameMessage, Status

@@ -37,7 +37,7 @@ class OverlayConfig:
     _choices = {"alert_style": ("border", "corners")}
 
     def validate(self) -> None:
-        from stream.errors import ConfigError
+        from engines.errors import ConfigError
         for key in ("alert_color", "box_color"):
             v = getattr(self, key)
             if len(v) != 3 or not all(0 <= c <= 255 for c in v):

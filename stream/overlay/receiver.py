@@ -7,7 +7,7 @@ from collections import Counter
 
 import zmq
 
-from stream.errors import WireError
+from engines.errors import WireError
 from stream.wire import MAX_PAYLOAD_BYTES, TOPIC_DETECTION, TOPIC_FRAME, TOPIC_STATUS, decode
 
 log = logging.getLogger(__name__)

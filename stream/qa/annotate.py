@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engines.data.truth import GroundTruth
 from stream.detection import AlertState, Detection
 from stream.overlay.draw import render
 from stream.overlay.state import Display, Verdict
-from stream.truth import GroundTruth
 
 TRUTH_COLOR = (255, 255, 255)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.errors import SourceError, TruthError
+from engines.data.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames, load_truth
+from engines.errors import SourceError, TruthError
 from stream.sources import IMAGE_EXT, numbered_frames
-from stream.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames, load_truth
 
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".ts"}
 
@@ -82,7 +82,7 @@ def truth_from_masks(frames: list[Path], mask_dir: Path, fps: float, sequences: 
 def resolve_input(path: Path, truth_path: str | None, fps: float = 0.0) -> ReplayInput:
     """The source, frame count and truth of one replay input; raises with a clear message if they disagree."""
     if path.is_dir():
-        from engines.datasets import _sequence_table
+        from engines.data.datasets import _sequence_table
         root, frames_dir = (path, path / "images") if (path / "images").is_dir() else (path.parent, path)
         frames = numbered_frames(frames_dir)
         rate = fps or 25.0

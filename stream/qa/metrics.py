@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.data.truth import GroundTruth
+from engines.evaluation.metrics import auroc, box_iou, sens_spec
 from stream.detection import AlertState, Detection
-from stream.metrics import auroc, box_iou, sens_spec
-from stream.truth import GroundTruth
 
 FA_MIN_DURATIONS_S = (0.5, 1.0)     # studies count an alert as a false positive only when it lasts this long
 

@@ -82,7 +82,7 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
 
 def replay(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True) -> list[dict]:
     if truth and len(inputs) > 1:
-        from stream.errors import TruthError
+        from engines.errors import TruthError
         raise TruthError("--truth names one file; with several inputs, put each video's truth beside it")
     resolved = [resolve_input(p, truth, cfg.capture.fps) for p in inputs]    # every input checked before any run
     results = []

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.detection import AlertState, Detection
-from stream.metrics import roc_curve
+from engines.evaluation.metrics import roc_curve
+from stream.detection import Detection
 from stream.qa.inputs import ReplayInput
 from stream.qa.metrics import alert_episodes
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
-from engines.datasets import Sample, read_image, read_mask
-from engines.metadata import read_onnx_metadata
-from engines.postprocess import to_result
-from stream.metrics import auroc, box_iou, sens_spec
-from stream.preprocess import preprocess
+from engines.data.datasets import Sample, read_image, read_mask
+from engines.evaluation.metrics import auroc, box_iou, sens_spec
+from engines.runtime.metadata import read_onnx_metadata
+from engines.runtime.postprocess import to_result
+from engines.runtime.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 CORNER = (0.34, 0.66)     # lower-left region painted black for the shortcut check (x < a*W, y > b*H)

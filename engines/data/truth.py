@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.errors import TruthError
+from engines.errors import TruthError
 
 FORMAT = "polypwatch-truth"
 VERSION = 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.errors import DatasetError, PolypwatchError
+from engines.errors import DatasetError, PolypwatchError
 
 log = logging.getLogger("train")
 
@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _collect(args, spec):
-    from engines.datasets import load_dataset, split_fraction
-    from engines.training_data import ArraySet, from_samples, from_synthetic
+    from engines.data.datasets import load_dataset, split_fraction
+    from engines.training.training_data import ArraySet, from_samples, from_synthetic
     train_s, val_s = [], []
     for d in args.dataset:
         root = Path(d)
@@ -78,8 +78,8 @@ def _collect(args, spec):
 
 
 def _collect_multiclass(args, spec):
-    from engines.datasets import imagefolder_classes, load_dataset, split_fraction
-    from engines.training_data import from_samples
+    from engines.data.datasets import imagefolder_classes, load_dataset, split_fraction
+    from engines.training.training_data import from_samples
     if len(args.dataset) != 1 or args.negatives or args.synthetic:
         raise DatasetError("--multiclass: expected exactly one --dataset (imagefolder layout) and no --negatives "
                            "or --synthetic")
@@ -92,9 +92,9 @@ def _collect_multiclass(args, spec):
 
 
 def _multiclass_metrics(args, out, va_set, probs, classes):
-    from engines.datasets import POSITIVE_CLASS
-    from engines.reports import confusion_multiclass_png, roc_png, top_losses_png
-    from stream.metrics import auroc, sens_spec, threshold_for_specificity
+    from engines.data.datasets import POSITIVE_CLASS
+    from engines.evaluation.metrics import auroc, sens_spec, threshold_for_specificity
+    from engines.training.reports import confusion_multiclass_png, roc_png, top_losses_png
     y = va_set.labels
     pred = probs.argmax(1)
     positive = tuple(k for k, c in enumerate(classes) if POSITIVE_CLASS.match(c))
@@ -118,11 +118,11 @@ def _multiclass_metrics(args, out, va_set, probs, classes):
 
 
 def run(args) -> dict:
-    from engines.metadata import ModelMetadata
-    from engines.reports import confusion_png, roc_png, top_losses_png
-    from engines.train import TrainConfig, predict, train
-    from stream.metrics import auroc, sens_spec, threshold_for_specificity
-    from stream.preprocess import PreprocessSpec
+    from engines.evaluation.metrics import auroc, sens_spec, threshold_for_specificity
+    from engines.runtime.metadata import ModelMetadata
+    from engines.runtime.preprocess import PreprocessSpec
+    from engines.training.reports import confusion_png, roc_png, top_losses_png
+    from engines.training.train import TrainConfig, predict, train
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
@@ -175,8 +175,8 @@ def _command() -> str:
 
 def _finish(net, meta, va_set, spec, out: Path, metrics: dict) -> dict:
     """Export ONNX (checked against torch on validation frames), the torch checkpoint and metrics.json."""
-    from engines.export import export_onnx, write_torch_checkpoint
-    from engines.train import batch_tensor
+    from engines.training.export import export_onnx, write_torch_checkpoint
+    from engines.training.train import batch_tensor
     sample = np.concatenate([np.zeros((1, 3, spec.input_height, spec.input_width), np.float32),
                              batch_tensor(va_set.images[:3], spec)])
     metrics["onnx_max_abs_diff"] = export_onnx(net, meta, out / "model.onnx", sample)

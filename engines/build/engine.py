@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.engine_sidecar import PRECISIONS, GpuInfo, Sidecar, sha256_file, sidecar_path
-from engines.metadata import read_onnx_metadata
-from stream.errors import PolypwatchError
+from engines.backends.engine_sidecar import PRECISIONS, GpuInfo, Sidecar, sha256_file, sidecar_path
+from engines.backends.gpu import NoGpuError, gpu_info
+from engines.runtime.metadata import read_onnx_metadata
+from engines.errors import PolypwatchError
 
 log = logging.getLogger(__name__)
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 8e-2}    # max |score difference| vs ONNX Runtime
@@ -63,19 +64,6 @@ def import_tensorrt():
     return trt
 
 
-def gpu_info() -> GpuInfo:
-    """The CUDA GPU torch sees, checked before any TensorRT object is created."""
-    try:
-        import torch
-    except ImportError:
-        raise BuildError("no CUDA runtime: torch is not installed, so no GPU can be found") from None
-    if not torch.cuda.is_available():
-        raise BuildError("no NVIDIA GPU: CUDA reports no device; TensorRT engines are built on the GPU that "
-                         "will run them")
-    major, minor = torch.cuda.get_device_capability(0)
-    return GpuInfo(name=torch.cuda.get_device_name(0), compute_capability=f"{major}.{minor}")
-
-
 def parse_onnx(trt, builder, logger, onnx_path: Path):
     network = builder.create_network(0)          # TensorRT 10: explicit batch is the only mode
     parser = trt.OnnxParser(network, logger)
@@ -92,7 +80,10 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
         raise BuildError(f"--onnx {opts.onnx}: file not found")
     meta = read_onnx_metadata(opts.onnx)
     trt = trt or import_tensorrt()
-    gpu = gpu or gpu_info()
+    try:
+        gpu = gpu or gpu_info()
+    except NoGpuError as e:
+        raise BuildError(str(e)) from None
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = parse_onnx(trt, builder, logger, opts.onnx)
@@ -107,7 +98,7 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
         config.set_flag(trt.BuilderFlag.FP16)
     calib_sha = ""
     if opts.precision == "int8":
-        from engines.calibration import calibration_batches, make_entropy_calibrator
+        from engines.build.calibration import calibration_batches, make_entropy_calibrator
         config.set_flag(trt.BuilderFlag.INT8)
         cache = Path(opts.calib_cache or str(opts.out) + ".calib")
         batches = (list(calibration_batches(opts.calib_source, spec, opts.calib_frames, opts.calib_batch))
@@ -145,10 +136,10 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
 def check_frames(opts: BuildOptions, spec) -> np.ndarray:
     """Preprocessed frames for the parity check: the given folder/video, else generated colonoscopy frames."""
     if opts.check_frames:
-        from engines.calibration import calibration_batches
+        from engines.build.calibration import calibration_batches
         return np.concatenate(list(calibration_batches(opts.check_frames, spec, opts.check_count, 8)))
-    from stream.preprocess import preprocess
-    from stream.synthetic import SceneRenderer, SynthParams
+    from engines.runtime.preprocess import preprocess
+    from engines.data.synthetic import SceneRenderer, SynthParams
     r = SceneRenderer(SynthParams(seed=12345, seconds=60, width=960, height=540, fps=25))
     idx = np.linspace(0, r.params.frame_count - 1, opts.check_count).astype(int)
     return np.concatenate([preprocess(r.render(int(i)).image, spec).tensor for i in idx])

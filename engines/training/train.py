@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.augment import augment
-from engines.training_data import ArraySet
-from stream.metrics import auroc
-from stream.preprocess import PreprocessSpec, normalise
+from engines.evaluation.metrics import auroc
+from engines.runtime.preprocess import PreprocessSpec, normalise
+from engines.training.augment import augment
+from engines.training.training_data import ArraySet
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     """Returns (best network, history). Writes ``out_dir/best.pt`` whenever validation improves."""
     import torch
     from torch.nn import functional as F
+
     from engines.model import PolypNet
     torch.manual_seed(cfg.seed)
     if cfg.threads > 0:
@@ -155,6 +156,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
 
 def load_checkpoint(path: str | Path):
     import torch
+
     from engines.model import PolypNet
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     net = PolypNet(pretrained=False, num_classes=int(state["config"].get("num_classes", 1)))

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.errors import PolypwatchError
+from engines.errors import PolypwatchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    from engines.datasets import load_dataset, split_fraction
-    from engines.evaluate import score_samples, summarise
-    from engines.metadata import read_onnx_metadata
-    from engines.model_files import resolve_model_path
+    from engines.data.datasets import load_dataset, split_fraction
+    from engines.evaluation.evaluate import score_samples, summarise
+    from engines.runtime.metadata import read_onnx_metadata
+    from engines.runtime.model_files import resolve_model_path
     try:
         model = resolve_model_path(args.model)
         meta = read_onnx_metadata(model)

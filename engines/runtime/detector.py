@@ -1,34 +1,25 @@
-"""Frame -> (score, boxes): shared preprocessing, one backend call, conversion at the edge."""
+"""Frame image -> ModelResult: the model's input contract (preprocessing), one backend call, its output contract
+(postprocessing). The pipeline calls ``detect`` once per frame; nothing else crosses into the backends."""
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from engines.backends import create_backend, resolve_backend_name
-from engines.metadata import ModelMetadata, read_onnx_metadata
-from engines.model_files import resolve_model_path
-from engines.postprocess import to_result
-from stream.detection import Box
-from stream.frame import Frame
-from stream.preprocess import ActiveArea, Preprocessed, crop_to_input, find_active_area, normalise, _pyramid
+from engines.errors import ConfigError
+from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
+from engines.runtime.model_files import resolve_model_path
+from engines.runtime.postprocess import to_result
+from engines.runtime.preprocess import ActiveArea, Preprocessed, _pyramid, crop_to_input, find_active_area, normalise
+from engines.runtime.result import ModelResult
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RawResult:
-    score: float
-    boxes: tuple[Box, ...]
-    t_preprocess_ns: int
-    t_infer_ns: int
-    t_postprocess_ns: int
-
-
 class Detector:
-    """Owns the backend. ``with Detector(engine_cfg, preprocess_cfg) as det: det.detect(frame)``."""
+    """Owns the backend. ``with Detector(engine_cfg, preprocess_cfg) as det: det.detect(image)``."""
 
     def __init__(self, engine_cfg, preprocess_cfg):
         self.model_path = resolve_model_path(engine_cfg.model)
@@ -47,7 +38,6 @@ class Detector:
         self.area_every = preprocess_cfg.active_area_every
         self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")
         if engine_cfg.device_preprocess and not self.on_device:
-            from stream.errors import ConfigError
             raise ConfigError(f"engine.device_preprocess: expected false with backend {self.backend_name!r} "
                               f"(only the torch backend preprocesses on the device), got true")
         self._area: ActiveArea | None = None
@@ -83,9 +73,10 @@ class Detector:
         self._count += 1
         return self._area
 
-    def detect(self, frame: Frame) -> RawResult:
+    def detect(self, image: np.ndarray) -> ModelResult:
+        """One HxWx3 uint8 BGR frame down through preprocessing, the backend and postprocessing, once."""
         if self.on_device:
-            img = frame.image
+            img = image
             area = self._area_for(img)
             pre = Preprocessed(tensor=np.empty((1, 3, 0, 0), np.float32), area=area, frame_width=img.shape[1],
                                frame_height=img.shape[0])
@@ -93,11 +84,11 @@ class Detector:
             outputs = self.backend.infer_image(img, area, self.spec)   # preprocess + infer on the device
             t2 = time.monotonic_ns()
             score, boxes = to_result(outputs, pre, self.meta)
-            return RawResult(score, boxes, t1, t2, time.monotonic_ns())
-        pre = self.preprocess(frame.image)
+            return ModelResult(score, boxes, t1, t2, time.monotonic_ns())
+        pre = self.preprocess(image)
         t1 = time.monotonic_ns()
         outputs = self.backend.infer(pre.tensor)
         t2 = time.monotonic_ns()
         score, boxes = to_result(outputs, pre, self.meta)
         t3 = time.monotonic_ns()
-        return RawResult(score, boxes, t1, t2, t3)
+        return ModelResult(score, boxes, t1, t2, t3)

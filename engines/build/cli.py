@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.errors import PolypwatchError
+from engines.errors import PolypwatchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    from engines.build_engine import BuildOptions, build
-    from engines.model_files import resolve_model_path
+    from engines.build.engine import BuildOptions, build
+    from engines.runtime.model_files import resolve_model_path
     try:
         try:
             batch = tuple(int(v) for v in args.batch.split(","))

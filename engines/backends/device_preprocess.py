@@ -1,11 +1,11 @@
 """The shared preprocessing done on the torch device: upload the active-area crop as uint8, then resize,
-mask, reorder colours and normalise there. Same steps as stream.preprocess (the active area itself is found
+mask, reorder colours and normalise there. Same steps as engines.runtime.preprocess (the active area itself is found
 on the CPU, on a small image)."""
 from __future__ import annotations
 
 import numpy as np
 
-from stream.preprocess import ActiveArea, PreprocessSpec, keep_mask
+from engines.runtime.preprocess import ActiveArea, PreprocessSpec, keep_mask
 
 
 class DevicePreprocessor:

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stream.errors import ModelError
+from engines.errors import ModelError
 
 FORMAT = "polypwatch-tensorrt-engine"
 VERSION = 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.metadata import ModelMetadata, write_onnx_metadata
+from engines.runtime.metadata import ModelMetadata, write_onnx_metadata
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -16,6 +16,7 @@ OPSET = 17
 def export_onnx(net, meta: ModelMetadata, path: str | Path, samples: np.ndarray | None = None) -> float:
     """Write ``path``; returns the max abs difference of both outputs between torch and ONNX Runtime."""
     import torch
+
     from engines.model import ExportWrapper
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +37,7 @@ def export_onnx(net, meta: ModelMetadata, path: str | Path, samples: np.ndarray 
 
 def parity(wrapper, path: Path, samples: np.ndarray, meta: ModelMetadata) -> float:
     import torch
+
     from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
     with torch.no_grad():
         ts, th = wrapper(torch.from_numpy(samples))

@@ -3,7 +3,7 @@
 Steps: find the endoscope's active area (the bright circular/octagonal image inside the black border),
 crop to it, resize to the model's input, black out everything outside the active area (burned-in tower
 text) and the lower-left corner where scope-guide thumbnails sit, convert colour order, normalise.
-The settings come from the model file's metadata (see ``engines.metadata``), never from constants here.
+The settings come from the model file's metadata (see ``engines.runtime.metadata``), never from constants here.
 """
 from __future__ import annotations
 

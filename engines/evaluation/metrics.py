@@ -51,13 +51,3 @@ def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, 
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
-
-
-def percentiles_ms(values_ns: list[int] | np.ndarray) -> dict[str, float | None]:
-    """p50/p95/p99/max (and count) in milliseconds of nanosecond durations."""
-    v = np.asarray(values_ns, np.float64) / 1e6
-    if len(v) == 0:
-        return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    p50, p95, p99 = np.percentile(v, [50, 95, 99])
-    return {"count": int(len(v)), "p50": round(float(p50), 3), "p95": round(float(p95), 3),
-            "p99": round(float(p99), 3), "max": round(float(v.max()), 3)}

@@ -9,10 +9,10 @@ from typing import Callable
 
 import cv2
 
-from stream.errors import PolypwatchError
-from stream.synthetic.params import SynthParams
-from stream.synthetic.renderer import SceneRenderer
-from stream.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames
+from engines.data.synthetic.params import SynthParams
+from engines.data.synthetic.renderer import SceneRenderer
+from engines.data.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames
+from engines.errors import PolypwatchError
 
 log = logging.getLogger(__name__)
 CODECS = ("mp4v", "h264", "mjpg")

@@ -1,5 +1,5 @@
 """Deterministic colonoscopy-like video with per-frame ground truth (tests, demos, benchmarks)."""
-from stream.synthetic.params import SynthParams
-from stream.synthetic.renderer import SceneRenderer
+from engines.data.synthetic.params import SynthParams
+from engines.data.synthetic.renderer import SceneRenderer
 
 __all__ = ["SynthParams", "SceneRenderer"]

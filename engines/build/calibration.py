@@ -7,9 +7,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from stream.errors import DatasetError
-from stream.preprocess import PreprocessSpec, preprocess
-from stream.sources import IMAGE_EXT
+from engines.errors import DatasetError
+from engines.runtime.preprocess import PreprocessSpec, preprocess
+from engines.data.datasets import IMAGE_EXT
 
 
 def calibration_frames(source: str | Path, count: int, seed: int = 0) -> Iterator[np.ndarray]:

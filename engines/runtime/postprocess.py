@@ -4,9 +4,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engines.metadata import ModelMetadata
-from stream.detection import Box
-from stream.preprocess import Preprocessed, input_to_frame_box
+from engines.runtime.metadata import ModelMetadata
+from engines.runtime.preprocess import Preprocessed, input_to_frame_box
+from engines.runtime.result import Box
 
 HEATMAP_UPSAMPLE = 4     # boxes are outlined on the heatmap up-sampled this many times
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.synthetic import textures
-from stream.synthetic.params import SynthParams
-from stream.synthetic.timeline import Timeline, make_timeline, polyp_position
+from engines.data.synthetic import textures
+from engines.data.synthetic.params import SynthParams
+from engines.data.synthetic.timeline import Timeline, make_timeline, polyp_position
 
 MIN_VISIBLE_FRACTION = 0.0008   # a polyp counts as visible when its mask covers this much of the view
 

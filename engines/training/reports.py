@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.metrics import auroc, roc_curve
+from engines.evaluation.metrics import auroc, roc_curve
 
 
 def _plt():

@@ -4,8 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.preprocess import PreprocessSpec, apply_corner_mask
-
+from engines.runtime.preprocess import PreprocessSpec, apply_corner_mask
 
 AUGMENTATIONS = ("standard", "strong")
 

@@ -6,9 +6,9 @@ import logging
 import sys
 import time
 
-from stream.errors import PolypwatchError
-from stream.synthetic.clip import CODECS, truth_path_for, write_clip
-from stream.synthetic.params import FPS_CHOICES, SynthParams, parse_size
+from engines.data.synthetic.clip import CODECS, truth_path_for, write_clip
+from engines.data.synthetic.params import FPS_CHOICES, SynthParams, parse_size
+from engines.errors import PolypwatchError
 
 
 def build_parser() -> argparse.ArgumentParser:

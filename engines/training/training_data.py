@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.datasets import Sample, read_image, read_mask
-from stream.errors import DatasetError
-from stream.preprocess import PreprocessSpec, crop_mask, crop_to_input, find_active_area
+from engines.data.datasets import Sample, read_image, read_mask
+from engines.errors import DatasetError
+from engines.runtime.preprocess import PreprocessSpec, crop_mask, crop_to_input, find_active_area
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def from_synthetic(count: int, spec: PreprocessSpec, seed: int = 1000) -> ArrayS
 
     Seeds from 1000 up are kept for training; demos, tests and measurements use small seeds.
     """
-    from stream.synthetic import SceneRenderer, SynthParams
+    from engines.data.synthetic import SceneRenderer, SynthParams
     rng = np.random.default_rng(seed)
     pos, neg = [], []
     k = 0

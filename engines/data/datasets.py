@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.errors import DatasetError
+from engines.errors import DatasetError
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 POSITIVE_CLASS = re.compile(r"^(polyp|polyps|pneumonia|abnormal|positive|lesion)", re.I)

@@ -1,0 +1,2 @@
+"""Lab: measuring a model on dataset folders (per-frame scores through the deployed path, metrics).
+Never imported by the live path."""

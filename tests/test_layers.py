@@ -1,0 +1,144 @@
+"""The house rules, checked on the source: one direction between the packages, no import circles, a live path
+that imports no lab code, torch-free modules that stay torch-free."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("stream", "engines")
+
+# the live path: what runs beside the endoscopy tower (capture, pipeline, publisher, overlay)
+LIVE_ROOTS = ("stream.pipeline", "stream.publisher", "stream.reader", "stream.sources", "stream.overlay.app",
+              "stream.cli")
+LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "stream.bench")
+# imported when the operator asks for it, never on the live path's way: the CLI's replay command
+LAZY_LAB_ENTRY = {("stream.commands", "stream.qa.inputs"), ("stream.commands", "stream.qa.replay")}
+TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",
+              "engines.backends.onnxruntime_backend", "engines.evaluation.evaluate", "stream.qa.replay")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every project module ``path`` imports, at module level or inside functions."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = [f"{node.module}.{a.name}" for a in node.names]
+            # ``from pkg import submodule`` depends on the submodule; a name defined in pkg on pkg itself
+            names = subs + ([node.module] if any(s not in modules for s in subs) else [])
+        else:
+            continue
+        out |= {n for n in names if n in modules}
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    modules = all_modules()
+    return {m: imports_of(p, modules) - {m} for m, p in modules.items()}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_checks_see_what_they_must():
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(g) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    modules = all_modules()
+    assert "engines.runtime.detector" in modules and "stream.pipeline" in modules
+    assert "engines.runtime.detector" in graph()["stream.pipeline"]
+
+
+def test_no_import_circles():
+    assert cycles(graph()) == []
+
+
+def test_engines_never_imports_stream():
+    bad = sorted((m, d) for m, deps in graph().items() if m.startswith("engines")
+                 for d in deps if d.split(".")[0] == "stream")
+    assert bad == []
+
+
+@pytest.mark.parametrize("root", LIVE_ROOTS)
+def test_live_path_imports_no_lab_code(root):
+    g = graph()
+    seen, todo, via = {root}, [root], {}
+    while todo:
+        m = todo.pop()
+        for d in g.get(m, ()):
+            if (m, d) in LAZY_LAB_ENTRY or d in seen:
+                continue
+            seen.add(d)
+            via[d] = m
+            todo.append(d)
+    lab = sorted(m for m in seen if m.startswith(LAB))
+    chains = []
+    for m in lab:
+        chain = [m]
+        while chain[-1] in via:
+            chain.append(via[chain[-1]])
+        chains.append(" <- ".join(chain))
+    assert chains == []
+
+
+def test_torch_free_modules_stay_torch_free():
+    code = ("import importlib, sys\n"
+            f"for m in {TORCH_FREE!r}:\n"
+            "    importlib.import_module(m)\n"
+            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_engines_folders_have_roles():
+    loose = sorted(p.name for p in (ROOT / "engines").glob("*.py"))
+    assert loose == ["__init__.py", "errors.py", "model.py"]
+    for pkg in ("runtime", "backends", "build", "data", "training", "evaluation"):
+        assert ast.get_docstring(ast.parse((ROOT / "engines" / pkg / "__init__.py").read_text())), pkg
