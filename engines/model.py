@@ -64,6 +64,16 @@ class PolypNet(nn.Module):
         return score_logit, heat_logit
 
 
+def fold_temperature(net: PolypNet, temperature: float) -> None:
+    """Divide the frame-score logit by ``temperature`` inside the network (the classifier's weights and bias),
+    so every exported form (ONNX, torch checkpoint, TensorRT) gives the calibrated score with no extra step."""
+    if not temperature > 0:
+        raise ValueError(f"fold_temperature: expected a temperature > 0, got {temperature!r}")
+    with torch.no_grad():
+        net.cls.weight.div_(temperature)
+        net.cls.bias.div_(temperature)
+
+
 class ExportWrapper(nn.Module):
     """What goes into the ONNX file: probabilities, not logits."""
 

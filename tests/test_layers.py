@@ -142,3 +142,10 @@ def test_engines_folders_have_roles():
     assert loose == ["__init__.py", "errors.py", "model.py"]
     for pkg in ("runtime", "backends", "build", "data", "training", "evaluation"):
         assert ast.get_docstring(ast.parse((ROOT / "engines" / pkg / "__init__.py").read_text())), pkg
+
+
+def test_shipped_models_are_where_the_runtime_looks():
+    from engines.runtime.model_files import DEFAULT_MODEL, MODELS_DIR, resolve_model_path
+    assert MODELS_DIR == ROOT / "engines" / "models"
+    assert resolve_model_path("") == DEFAULT_MODEL and DEFAULT_MODEL.is_file()
+    assert DEFAULT_MODEL.with_suffix(".pt").is_file()

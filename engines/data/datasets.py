@@ -32,7 +32,20 @@ class Sample:
     label: int                   # 1 polyp (positive), 0 none
     mask: Path | None = None     # full-frame mask; None = no localisation truth
     group: str = ""              # sequence / video the frame belongs to (per-sequence detection)
-    dataset: str = ""
+    dataset: str = ""            # the source (hospital, scope, way of recording) it comes from
+    region: tuple[int, int, int, int] | None = None   # a view of this square region only (engines.data.mining)
+    tower_seed: int = -1         # >= 0: shown as a tower screen made with this seed (engines.data.tower)
+
+    @property
+    def identity(self) -> str:
+        """Names the frame wherever the data root lies (seeds of mined and tower views derive from it)."""
+        return f"{self.dataset}/{self.group}/{self.image.name}"
+
+    @property
+    def view(self) -> str:
+        """How the frame is shown: ``frame`` as recorded, ``region`` re-framed, ``tower`` on a tower screen."""
+        return "+".join(k for k, on in (("region", self.region is not None), ("tower", self.tower_seed >= 0)) if on) \
+            or "frame"
 
 
 def _images(folder: Path) -> list[Path]:

@@ -14,6 +14,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="evaluate", description="Evaluate a polypwatch ONNX model on folder datasets "
                                  "(kvasir-seg, masks/CVC, imagefolder, negatives layouts).")
     ap.add_argument("--model", default="", help="ONNX model (default: the shipped model)")
+    ap.add_argument("--data-root", metavar="DIR",
+                    help="evaluate per source under the protocol of engines/data/sources.py (a folder laid out like "
+                         "../shared/data): a table per source, the unseen normals, the tower-style negative test set "
+                         "and polyp-free generated frames")
+    ap.add_argument("--protocol-split", choices=("external", "val"), default="external",
+                    help="with --data-root: 'external' scores each source as if left out (all its frames, its "
+                         "polyp-free views, unseen normals); 'val' the validation frames of each source")
+    ap.add_argument("--sources", nargs="+", default=None, metavar="NAME", help="with --data-root: only these sources")
+    ap.add_argument("--synthetic-negatives", type=int, default=200, metavar="N",
+                    help="with --data-root: polyp-free generated frames to score (seeds 3000+)")
     ap.add_argument("--dataset", action="append", default=[], metavar="DIR", help="dataset folder (repeatable)")
     ap.add_argument("--split", default=None, help="use this split list of the datasets that have one (e.g. val)")
     ap.add_argument("--negatives", action="append", default=[], metavar="DIR",
@@ -35,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from engines.evaluation.evaluate import score_samples, summarise
     from engines.runtime.metadata import read_onnx_metadata
     from engines.runtime.model_files import resolve_model_path
+    if args.data_root:
+        return _protocol(args)
     try:
         model = resolve_model_path(args.model)
         meta = read_onnx_metadata(model)
@@ -78,4 +90,42 @@ def main(argv: list[str] | None = None) -> int:
             for s in scores:
                 fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.label},{s.score:.5f},"
                          f"{s.score_painted:.5f},{'' if s.iou is None else round(s.iou, 4)}\n")
+    return 0
+
+
+def _protocol(args) -> int:
+    from engines.data.sources import SOURCES, load_sources
+    from engines.evaluation.protocol import evaluate_protocol, table
+    from engines.runtime.metadata import read_onnx_metadata
+    from engines.runtime.model_files import resolve_model_path
+    if args.dataset or args.negatives:
+        print("evaluate: --data-root takes no --dataset or --negatives", file=sys.stderr)
+        return 2
+    unknown = [s for s in args.sources or () if s not in SOURCES]
+    if unknown:
+        print(f"evaluate: --sources: unknown {unknown}; expected some of {list(SOURCES)}", file=sys.stderr)
+        return 2
+    try:
+        model = resolve_model_path(args.model)
+        meta = read_onnx_metadata(model)
+        sources = load_sources(args.data_root)
+        threshold = args.threshold or meta.threshold
+        m, scores = evaluate_protocol(model, sources, threshold, args.protocol_split, args.sources,
+                                      args.synthetic_negatives, args.threads)
+    except PolypwatchError as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 1
+    m["model"] = meta.model_id
+    text = f"model {meta.model_id}, threshold {m['threshold']}, split {m['split']}\n\n" + table(m)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(m, indent=1))
+        (out / "table.md").write_text(text + "\n")
+        with (out / "scores.csv").open("w") as fh:
+            fh.write("image,source,group,view,label,score,score_corner_painted\n")
+            for s in scores:
+                fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.sample.view},{s.label},"
+                         f"{s.score:.5f},{s.score_painted:.5f}\n")
     return 0

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
-from engines.data.datasets import Sample, read_image, read_mask
-from engines.evaluation.metrics import auroc, box_iou, sens_spec
+from engines.data.datasets import Sample
+from engines.data.frames import read_sample
+from engines.evaluation.metrics import auroc, box_iou, sens_spec, threshold_for_specificity
 from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.postprocess import to_result
 from engines.runtime.preprocess import preprocess
@@ -49,8 +50,9 @@ def paint_corner(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_samples(model: str | Path, samples: list[Sample], threads: int = 2, shortcut: bool = True,
-                  progress=None) -> list[FrameScore]:
+def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortcut: bool = True,
+                 progress=None) -> list[FrameScore]:
+    """Score ``frames`` (an iterable of (Sample, HxWx3 BGR image, HxW mask or None)) through the deployed path."""
     meta = read_onnx_metadata(model)
     spec = meta.preprocess
     out = []
@@ -58,13 +60,11 @@ def score_samples(model: str | Path, samples: list[Sample], threads: int = 2, sh
         def run(img):
             pre = preprocess(img, spec)
             return to_result(be.infer(pre.tensor), pre, meta)
-        for i, s in enumerate(samples):
-            img = read_image(s.image)
+        for i, (s, img, m) in enumerate(frames):
             score, boxes = run(img)
             painted = run(paint_corner(img))[0] if shortcut else float("nan")
             label, iou = s.label, None
-            if s.mask is not None:
-                m = read_mask(s.mask, img.shape[:2])
+            if m is not None:
                 if label < 0:
                     label = int(m.any())
                 mb = mask_box(m)
@@ -72,12 +72,46 @@ def score_samples(model: str | Path, samples: list[Sample], threads: int = 2, sh
                     iou = max((box_iou(mb, (b.x0, b.y0, b.x1, b.y1)) for b in boxes), default=0.0)
             out.append(FrameScore(s, max(label, 0), score, painted, iou))
             if progress is not None:
-                progress(i + 1, len(samples))
+                progress(i + 1, count)
     return out
+
+
+def score_samples(model: str | Path, samples: list[Sample], threads: int = 2, shortcut: bool = True,
+                  progress=None) -> list[FrameScore]:
+    return score_frames(model, ((s, *read_sample(s)) for s in samples), len(samples), threads, shortcut, progress)
+
+
+def synthetic_frames(count: int, seed: int = 3000, polyps: bool = False):
+    """``count`` generated frames with (``polyps``) or without a polyp in view, from seeds ``seed``, ``seed+1``...
+    (3000 up: never used by training or validation)."""
+    from engines.data.synthetic import SceneRenderer, SynthParams
+    rng = np.random.default_rng(seed)
+    made, k = 0, 0
+    while made < count and k < 100:
+        r = SceneRenderer(SynthParams(seed=seed + k, seconds=60, width=1280, height=720, fps=25))
+        for i in sorted(rng.choice(r.params.frame_count, 30, replace=False)):
+            fr = r.render(int(i))
+            if bool(fr.polyps) != polyps or made >= count:
+                continue
+            m = np.zeros(fr.image.shape[:2], np.uint8)
+            for q in fr.polyps:
+                m |= fr.masks[q.polyp_id].astype(np.uint8)
+            yield Sample(Path(f"synthetic-seed{seed + k}-frame{i}.png"), int(polyps), None, f"seed{seed + k}",
+                         "synthetic"), fr.image, m
+            made += 1
+        k += 1
 
 
 def _rnd(v):
     return None if v is None else round(float(v), 4)
+
+
+def sensitivity_at_specificity(y: np.ndarray, s: np.ndarray, specificity: float = 0.95) -> float | None:
+    """Sensitivity at the threshold that gives ``specificity`` on these frames' own negatives."""
+    y = np.asarray(y, bool)
+    if y.all() or not y.any():
+        return None
+    return float((s[y] >= threshold_for_specificity(s[~y], specificity)).mean())
 
 
 def summarise(scores: list[FrameScore], threshold: float) -> dict:
@@ -87,7 +121,7 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
     sens, spec = sens_spec(y, s >= threshold)
     m = {"count": len(scores), "positives": int(y.sum()), "negatives": int((1 - y).sum()),
          "threshold": round(threshold, 4), "auroc": _rnd(auroc(y, s)), "sensitivity": _rnd(sens),
-         "specificity": _rnd(spec)}
+         "specificity": _rnd(spec), "sensitivity_at_95_specificity": _rnd(sensitivity_at_specificity(y, s))}
     seqs: dict[str, dict] = {}
     for f in scores:
         if f.sample.group and f.label:
@@ -115,6 +149,7 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
         ss = np.array([f.score for f in sub])
         se, spc = sens_spec(yy, ss >= threshold)
         per[name] = {"count": len(sub), "positives": int(yy.sum()), "sensitivity": _rnd(se),
-                     "specificity": _rnd(spc), "auroc": _rnd(auroc(yy, ss))}
+                     "specificity": _rnd(spc), "auroc": _rnd(auroc(yy, ss)),
+                     "sensitivity_at_95_specificity": _rnd(sensitivity_at_specificity(yy, ss))}
     m["per_dataset"] = per
     return m

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "polypwatch-lite0-v1.onnx"
 
 

@@ -20,6 +20,26 @@ log = logging.getLogger("train")
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="train", description="Train the polyp classifier/localiser and export it "
                                  "to ONNX with its metadata. Layouts: see engines/datasets.py.")
+    ap.add_argument("--data-root", metavar="DIR",
+                    help="train on every source under DIR (laid out like ../shared/data) with the fixed splits, mined "
+                         "negatives and tower-style views of engines/data/sources.py; calibrates the score and picks "
+                         "a threshold that holds on every negative source")
+    ap.add_argument("--holdout-source", default="", metavar="NAME",
+                    help="with --data-root: leave this source out entirely (leave-one-source-out)")
+    ap.add_argument("--mined-per-frame", type=int, default=2,
+                    help="with --data-root: polyp-free views mined per masked polyp frame")
+    ap.add_argument("--tower-variants", type=int, default=1,
+                    help="with --data-root: tower-screen renderings per training frame (besides the frame itself)")
+    ap.add_argument("--synthetic-val", type=int, default=0, metavar="N",
+                    help="with --data-root: N generated frames (seeds 2000+) in validation, so that the threshold "
+                         "also holds on generated video")
+    ap.add_argument("--samples-per-epoch", type=int, default=0,
+                    help="frames drawn per epoch, balanced over (source, label); 0 = every frame once")
+    ap.add_argument("--workers", type=int, default=2, help="processes that render and preprocess training frames")
+    ap.add_argument("--cache", default="", metavar="DIR", help="cache the preprocessed arrays here (reused by "
+                    "later runs over the same frames and input size)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from OUT/last.pt (same options)")
     ap.add_argument("--dataset", action="append", default=[], metavar="DIR",
                     help="a training dataset (kvasir-seg, masks, imagefolder or negatives layout; repeatable). "
                          "Its official split is used when it has one (train.txt/val.txt), else --val-fraction")
@@ -77,6 +97,34 @@ def _collect(args, spec):
     return tr_set, va_set, len(train_s), len(val_s)
 
 
+def _collect_protocol(args, spec):
+    from engines.data.sources import build_protocol, check_holdout, load_sources
+    from engines.training.training_data import ArraySet, from_samples, from_synthetic
+    if args.dataset or args.negatives or args.multiclass:
+        raise DatasetError("--data-root: give no --dataset, --negatives or --multiclass with it")
+    if args.holdout_source:
+        check_holdout(args.holdout_source)
+    proto = build_protocol(load_sources(args.data_root), args.holdout_source, args.mined_per_frame, args.tower_variants)
+    log.info("protocol (held out: %s): %d training and %d validation frames", args.holdout_source or "none",
+             len(proto.train), len(proto.val))
+    progress = lambda i, n: _progress_line("frames", i, n)  # noqa: E731
+    tr_set = from_samples(list(proto.train), spec, progress, workers=args.workers, cache_dir=args.cache or None)
+    va_set = from_samples(list(proto.val), spec, progress, workers=args.workers, cache_dir=args.cache or None)
+    if args.synthetic > 0:
+        tr_set = ArraySet.concat([tr_set, from_synthetic(args.synthetic, spec)])
+    if args.synthetic_val > 0:
+        va_set = ArraySet.concat([va_set, from_synthetic(args.synthetic_val, spec, seed=2000)])
+    info = {"data_root_sources": sorted({s.dataset for s in proto.train}), "holdout_source": args.holdout_source,
+            "mined_per_frame": args.mined_per_frame, "tower_variants": args.tower_variants,
+            "train_frames": len(tr_set), "val_frames": len(va_set)}
+    return tr_set, va_set, info
+
+
+def _progress_line(what: str, i: int, n: int) -> None:
+    if i == n or i % 500 == 0:
+        log.info("%s %d/%d", what, i, n)
+
+
 def _collect_multiclass(args, spec):
     from engines.data.datasets import imagefolder_classes, load_dataset, split_fraction
     from engines.training.training_data import from_samples
@@ -127,7 +175,7 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
-                      pretrained=not args.no_pretrained, spec=spec)
+                      pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)
@@ -143,8 +191,10 @@ def run(args) -> dict:
                                        "epochs": args.epochs, "seed": args.seed},
                              scores={"val_accuracy": metrics["val_accuracy"], "val_auroc": metrics.get("val_auroc")})
         return _finish(net, meta, va_set, spec, out, metrics)
+    if args.data_root:
+        return _run_protocol(args, cfg, spec, out, t0)
     tr_set, va_set, n_tr, n_va = _collect(args, spec)
-    net, history = train(tr_set, va_set, cfg, out)
+    net, history = train(tr_set, va_set, cfg, out, resume=args.resume)
     scores, _ = predict(net, va_set, spec)
     y = va_set.labels
     thr = threshold_for_specificity(scores[y == 0], args.target_specificity)
@@ -166,6 +216,52 @@ def run(args) -> dict:
                                    "epochs": args.epochs, "seed": args.seed},
                          scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens,
                                  "val_specificity": specif})
+    return _finish(net, meta, va_set, spec, out, metrics)
+
+
+def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
+    """Every source, one protocol: train, calibrate the score on validation pooled over all sources, choose the
+    threshold that holds on every negative source, export."""
+    from engines.evaluation.evaluate import sensitivity_at_specificity
+    from engines.evaluation.metrics import auroc, sens_spec
+    from engines.model import fold_temperature
+    from engines.runtime.metadata import ModelMetadata
+    from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_sources
+    from engines.training.reports import confusion_png, roc_png, top_losses_png
+    from engines.training.train import predict, train
+    tr_set, va_set, info = _collect_protocol(args, spec)
+    net, history = train(tr_set, va_set, cfg, out, resume=args.resume)
+    raw, _ = predict(net, va_set, spec)
+    y = va_set.labels
+    temperature = fit_temperature(y, raw)
+    fold_temperature(net, temperature)
+    scores = calibrated(raw, temperature)
+    thr, per_source_thr = threshold_for_sources(scores, y, va_set.sources, args.target_specificity)
+    thr = float(min(max(thr, 0.02), 0.98))
+    sens, specif = sens_spec(y, scores >= thr)
+    per_source = {}
+    for src in sorted(set(va_set.sources)):
+        sel = np.array([s == src for s in va_set.sources])
+        se, sp = sens_spec(y[sel], scores[sel] >= thr)
+        per_source[src] = {"frames": int(sel.sum()), "positives": int(y[sel].sum()), "auroc": auroc(y[sel], scores[sel]),
+                           "sensitivity_at_95_specificity": sensitivity_at_specificity(y[sel], scores[sel]),
+                           "sensitivity": se, "specificity": sp, "own_threshold": per_source_thr.get(src)}
+    metrics = {
+        "val_auroc": auroc(y, scores), "threshold": thr, "val_sensitivity": sens, "val_specificity": specif,
+        "val_per_source": per_source, "temperature": temperature,
+        "val_nll": {"before": nll(y, raw), "after": nll(y, scores)},
+        "confusion_matrix": confusion_png(y, scores >= thr, out / "confusion_matrix.png", f"validation, threshold {thr:.3f}"),
+        "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names),
+        "history": history, "train_seconds": round(time.monotonic() - t0, 1), **info,
+    }
+    roc_png({src: (y[np.array([s == src for s in va_set.sources])], scores[np.array([s == src for s in va_set.sources])])
+             for src in per_source if per_source[src]["auroc"] is not None}, out / "roc.png")
+    meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
+                         training={"protocol": "engines/data/sources.py", **info, "temperature": temperature,
+                                   "synthetic_frames": args.synthetic, "command": _command(),
+                                   "epochs": args.epochs, "seed": args.seed},
+                         scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens, "val_specificity": specif,
+                                 "val_auroc_per_source": {k: v["auroc"] for k, v in per_source.items()}})
     return _finish(net, meta, va_set, spec, out, metrics)
 
 

@@ -1,4 +1,10 @@
-"""Training PolypNet: fixed seeds, augmentation, AdamW + cosine schedule, best checkpoint on validation AUROC."""
+"""Training PolypNet: fixed seeds, augmentation, AdamW + one-cycle schedule, best checkpoint on validation AUROC.
+
+Resumable: ``last.pt`` is written after every epoch with the weights, the optimiser, the schedule, the sampler's
+random state and the history; ``train(..., resume=True)`` continues from it with the same result as an
+uninterrupted run. With ``samples_per_epoch`` an epoch draws that many frames, each (source, label) cell weighted
+by 1/sqrt(its size), so that small sources are not drowned by large ones.
+"""
 from __future__ import annotations
 
 import json
@@ -30,14 +36,15 @@ class TrainConfig:
     seed: int = 0
     pretrained: bool = True
     threads: int = 0                # torch threads; 0 = torch's default
-    augment: str = "standard"       # standard | strong (engines/augment.py)
+    augment: str = "standard"       # standard | strong (engines/training/augment.py)
+    samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError(f"TrainConfig: expected epochs >= 1, batch_size >= 2, lr > 0; got {self.epochs}, "
-                             f"{self.batch_size}, {self.lr}")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.samples_per_epoch < 0:
+            raise ValueError(f"TrainConfig: expected epochs >= 1, batch_size >= 2, lr > 0, samples_per_epoch >= 0; "
+                             f"got {self.epochs}, {self.batch_size}, {self.lr}, {self.samples_per_epoch}")
 
 
 def _progress(prefix: str, i: int, n: int, extra: str = "") -> None:
@@ -73,8 +80,35 @@ def predict(net, data: ArraySet, spec: PreprocessSpec, batch: int = 64) -> tuple
     return np.concatenate(scores), np.concatenate(heats)
 
 
-def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Path):
-    """Returns (best network, history). Writes ``out_dir/best.pt`` whenever validation improves."""
+def sample_weights(data: ArraySet) -> np.ndarray:
+    """Per-frame draw probability: each (source, label) cell weighted by 1/sqrt(its size)."""
+    cells = [f"{s}|{lab}" for s, lab in zip(data.sources, data.labels.tolist())]
+    counts: dict[str, int] = {}
+    for c in cells:
+        counts[c] = counts.get(c, 0) + 1
+    w = np.array([1.0 / np.sqrt(counts[c]) for c in cells])      # a cell's total weight ~ sqrt(its size)
+    return w / w.sum()
+
+
+def epoch_order(data: ArraySet, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    if cfg.samples_per_epoch == 0:
+        return rng.permutation(len(data))
+    return rng.choice(len(data), cfg.samples_per_epoch, replace=True, p=sample_weights(data))
+
+
+def per_source_auroc(data: ArraySet, scores: np.ndarray) -> dict[str, float]:
+    out = {}
+    for src in sorted(set(data.sources)):
+        sel = np.array([s == src for s in data.sources])
+        a = auroc(data.labels[sel], scores[sel])
+        if a is not None:
+            out[src or "all"] = round(a, 5)
+    return out
+
+
+def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Path, resume: bool = False):
+    """Returns (best network, history). Writes ``out_dir/best.pt`` whenever validation improves and
+    ``out_dir/last.pt`` (everything needed to continue) after every epoch."""
     import torch
     from torch.nn import functional as F
 
@@ -91,7 +125,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             p.requires_grad = False
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    steps_per_epoch = math.ceil((cfg.samples_per_epoch or len(train_set)) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     if total >= 20:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
@@ -102,12 +136,24 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     pos_weight = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
     spec = cfg.spec
     hh, hw = spec.input_height // 16, spec.input_width // 16
-    best, history = -1.0, []
-    for epoch in range(1, cfg.epochs + 1):
+    best, history, start = -1.0, [], 1
+    if resume and (out_dir / "last.pt").is_file():
+        state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
+        if state["config"] != asdict(cfg) | {"spec": spec.to_dict()}:
+            raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
+                             f"use a new --out or the same options")
+        net.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["sampler"]
+        torch.set_rng_state(state["torch_rng"])
+        best, history, start = state["best"], state["history"], state["epoch"] + 1
+        log.info("resuming after epoch %d of %d", state["epoch"], cfg.epochs)
+    for epoch in range(start, cfg.epochs + 1):
         net.train()
         for mod in frozen:
             mod.eval()
-        order = rng.permutation(len(train_set))
+        order = epoch_order(train_set, cfg, rng)
         t0, losses = time.monotonic(), []
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
@@ -140,6 +186,10 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         name = "val_accuracy" if multi else "val_auroc"
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), name: val_auc,
                         "val_loss": val_loss, "seconds": round(time.monotonic() - t0, 1)})
+        per_source = {} if multi else per_source_auroc(val_set, scores)
+        if len(per_source) > 1:         # several sources: select on the mean of their AUROCs, not the pooled one
+            history[-1]["val_auroc_per_source"] = per_source
+            val_auc = float(np.mean(list(per_source.values())))
         log.info("epoch %d: train loss %.4f, %s %.4f, val loss %.4f (%.0f s)", epoch, np.mean(losses), name,
                  val_auc, val_loss, time.monotonic() - t0)
         key = val_auc - 0.01 * val_loss
@@ -148,6 +198,11 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             torch.save({"state_dict": net.state_dict(), "epoch": epoch, "config": asdict(cfg) | {"spec": spec.to_dict()}},
                        out_dir / "best.pt")
         (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        tmp = out_dir / "last.pt.tmp"
+        torch.save({"state_dict": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "sampler": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epoch": epoch,
+                    "best": best, "history": history, "config": asdict(cfg) | {"spec": spec.to_dict()}}, tmp)
+        tmp.replace(out_dir / "last.pt")
     state = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=True)
     net.load_state_dict(state["state_dict"])
     net.eval()

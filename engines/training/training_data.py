@@ -1,16 +1,28 @@
-"""Turning Samples (and generated frames) into arrays through the shared preprocessing, once, before training."""
+"""Turning Samples (and generated frames) into arrays through the shared preprocessing, once, before training.
+
+Mined and tower-style views are rendered here (``engines.data.frames.read_sample``), in worker processes, and
+the arrays can be cached on disk (``cache_dir``): a key over the samples, the preprocessing spec and this
+module's version names the file, so a changed data set or spec never reads a stale cache.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from engines.data.datasets import Sample, read_image, read_mask
+from engines.data.datasets import Sample
+from engines.data.frames import read_sample
 from engines.errors import DatasetError
 from engines.runtime.preprocess import PreprocessSpec, crop_mask, crop_to_input, find_active_area
 
 log = logging.getLogger(__name__)
+CACHE_VERSION = 2     # bump when rendering or preprocessing of samples changes
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,9 +34,24 @@ class ArraySet:
     groups: list[str]
     names: list[str]
     synthetic: np.ndarray   # N bool
+    sources: list[str] | None = None   # the source of each row (engines.data.sources); "" when unknown
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.sources is None:
+            object.__setattr__(self, "sources", [""] * n)
+        for name in ("images", "masks", "has_mask", "synthetic", "groups", "names", "sources"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"ArraySet.{name}: expected {n} rows, got {len(getattr(self, name))}")
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, idx: np.ndarray) -> "ArraySet":
+        idx = np.asarray(idx, int)
+        return ArraySet(self.images[idx], self.masks[idx], self.labels[idx], self.has_mask[idx],
+                        [self.groups[i] for i in idx], [self.names[i] for i in idx], self.synthetic[idx],
+                        [self.sources[i] for i in idx])
 
     @staticmethod
     def concat(sets: list["ArraySet"]) -> "ArraySet":
@@ -32,41 +59,78 @@ class ArraySet:
         return ArraySet(np.concatenate([s.images for s in sets]), np.concatenate([s.masks for s in sets]),
                         np.concatenate([s.labels for s in sets]), np.concatenate([s.has_mask for s in sets]),
                         sum((s.groups for s in sets), []), sum((s.names for s in sets), []),
-                        np.concatenate([s.synthetic for s in sets]))
+                        np.concatenate([s.synthetic for s in sets]), sum((s.sources for s in sets), []))
 
 
-def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, multiclass: bool = False) -> ArraySet:
+def _one(args) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    s, spec, multiclass = args
+    img, m = read_sample(s)
+    area = find_active_area(img, spec)
+    image = crop_to_input(img, area, spec)
+    label, has_mask = s.label, False
+    mask = np.zeros((spec.input_height, spec.input_width), np.float32)
+    if m is not None:
+        mask = crop_mask(m, area, spec)
+        has_mask = True
+        if label < 0:
+            label = int(m.any())
+    elif s.label == 0 and not multiclass:
+        has_mask = True      # a frame without polyps has an all-empty mask
+    return image, mask, max(label, 0), has_mask
+
+
+def sample_key(samples: list[Sample], spec: PreprocessSpec, multiclass: bool) -> str:
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, spec.to_dict(), multiclass]).encode())
+    for s in samples:
+        h.update(f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, multiclass: bool = False,
+                 workers: int = 1, cache_dir: str | Path | None = None) -> ArraySet:
     if not samples:
         raise DatasetError("no samples to load")
+    samples = list(samples)
+    cache = Path(cache_dir) / f"arrays-{sample_key(samples, spec, multiclass)}.npz" if cache_dir else None
+    meta = ([s.group for s in samples], [str(s.image) + (f"#{s.view}" if s.view != "frame" else "") for s in samples],
+            [s.dataset for s in samples])
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            log.info("arrays from cache %s", cache)
+            return ArraySet(z["images"], z["masks"].astype(np.float32) / 255.0, z["labels"], z["has_mask"],
+                            *meta[:2], np.zeros(len(samples), bool), meta[2])
     n, H, W = len(samples), spec.input_height, spec.input_width
     images = np.zeros((n, H, W, 3), np.uint8)
     masks = np.zeros((n, H, W), np.float32)
     labels = np.zeros(n, np.int64)
     has_mask = np.zeros(n, bool)
-    for i, s in enumerate(samples):
-        img = read_image(s.image)
-        area = find_active_area(img, spec)
-        images[i] = crop_to_input(img, area, spec)
-        label = s.label
-        if s.mask is not None:
-            m = read_mask(s.mask, img.shape[:2])
-            masks[i] = crop_mask(m, area, spec)
-            has_mask[i] = True
-            if label < 0:
-                label = int(m.any())
-        elif s.label == 0 and not multiclass:
-            has_mask[i] = True      # a frame without polyps has an all-empty mask
-        labels[i] = max(label, 0)
-        if progress is not None:
-            progress(i + 1, n)
-    return ArraySet(images, masks, labels, has_mask, [s.group for s in samples],
-                    [str(s.image) for s in samples], np.zeros(n, bool))
+    jobs = [(s, spec, multiclass) for s in samples]
+    workers = max(1, min(workers, os.cpu_count() or 1))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            results = ex.map(_one, jobs, chunksize=16)
+            for i, r in enumerate(results):
+                images[i], masks[i], labels[i], has_mask[i] = r
+                if progress is not None:
+                    progress(i + 1, n)
+    else:
+        for i, job in enumerate(jobs):
+            images[i], masks[i], labels[i], has_mask[i] = _one(job)
+            if progress is not None:
+                progress(i + 1, n)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, images=images, masks=np.round(masks * 255).astype(np.uint8), labels=labels, has_mask=has_mask)
+        tmp.replace(cache)
+    return ArraySet(images, masks, labels, has_mask, *meta[:2], np.zeros(n, bool), meta[2])
 
 
 def from_synthetic(count: int, spec: PreprocessSpec, seed: int = 1000) -> ArraySet:
     """``count`` generated frames, about half with a polyp, from seeds ``seed``, ``seed+1``, ...
 
-    Seeds from 1000 up are kept for training; demos, tests and measurements use small seeds.
+    Seeds from 1000 up are kept for training (2000 up for validation); demos, tests and measurements use
+    small seeds.
     """
     from engines.data.synthetic import SceneRenderer, SynthParams
     rng = np.random.default_rng(seed)
@@ -95,4 +159,4 @@ def from_synthetic(count: int, spec: PreprocessSpec, seed: int = 1000) -> ArrayS
         images[i] = crop_to_input(img, area, spec)
         masks[i] = crop_mask(m, area, spec)
     return ArraySet(images, masks, np.array([it[3] for it in items], np.int64), np.ones(n, bool),
-                    ["synthetic"] * n, [it[2] for it in items], np.ones(n, bool))
+                    ["synthetic"] * n, [it[2] for it in items], np.ones(n, bool), ["synthetic"] * n)
