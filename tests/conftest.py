@@ -68,3 +68,57 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def frame_image(h: int = 120, w: int = 160, value: int = 100) -> np.ndarray:
     return np.full((h, w, 3), value, np.uint8)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """A tiny copy of the ../shared/data layout made of generated frames: kvasir-seg (+ official split lists),
+    kvasir-normal, cvc-colondb (+ its README sequence table), polypgen-ab centres A and B."""
+    import cv2
+
+    from engines.data.synthetic import SceneRenderer, SynthParams
+    root = tmp_path_factory.mktemp("shared-data")
+    r = SceneRenderer(SynthParams(seed=21, seconds=120, width=240, height=180, fps=25))
+    pos, neg = [], []
+    for i in range(0, 3000, 7):
+        f = r.render(i)
+        big = [q for q in f.polyps if q.area_px > 150]
+        if big and len(pos) < 40:
+            m = np.zeros(f.image.shape[:2], np.uint8)
+            for q in f.polyps:
+                m |= f.masks[q.polyp_id]
+            pos.append((f.image, m))
+        elif not f.polyps and len(neg) < 40:
+            neg.append(f.image)
+    assert len(pos) >= 32 and len(neg) >= 34, (len(pos), len(neg))
+
+    def write(folder: Path, name: str, img, mask=None):
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / "images" / name), img)
+        if mask is not None:
+            (folder / "masks").mkdir(exist_ok=True)
+            cv2.imwrite(str(folder / "masks" / (Path(name).stem + ".png")), mask * 255)
+
+    seg = root / "kvasir-seg"
+    for k in range(10):
+        write(seg, f"k{k}.jpg", *pos[k])
+    (seg / "splits_official").mkdir()
+    (seg / "splits_official" / "train.txt").write_text("\n".join(f"k{k}" for k in range(8)) + "\n")
+    (seg / "splits_official" / "val.txt").write_text("k8\nk9\n")
+    for k in range(10):
+        write(root / "kvasir-normal", f"n{k}.jpg", neg[k])
+    cvc = root / "cvc-colondb"
+    for k in range(12):
+        write(cvc, f"{k + 1}.jpg", *pos[10 + k])
+    (cvc / "README_CVC-ColonDB.txt").write_text("|  1 to 4 | 1 |\n|  5 to 8 | 3 |\n|  9 to 12 | 6 |\n")
+    for c, centre in enumerate("AB"):
+        base = root / "polypgen-ab" / f"centre_{centre}"
+        (base / "positive").mkdir(parents=True)
+        for k in range(5):
+            cv2.imwrite(str(base / "positive" / f"img{k + 1}.jpg"), pos[22 + 5 * c + k][0])
+        for s in range(3):
+            seq = base / "negative" / f"seq{s + 1 + 3 * c}_neg"
+            seq.mkdir(parents=True)
+            for k in range(4):
+                cv2.imwrite(str(seq / f"seq{s + 1}_img{k}.jpg"), neg[10 + 12 * c + 4 * s + k])
+    return root
