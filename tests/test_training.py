@@ -142,3 +142,72 @@ def test_multiclass_needs_one_imagefolder(tmp_path, tiny_dataset):
     r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--multiclass",
                         "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "multi-class training needs the imagefolder layout" in r.stderr
+
+
+def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_root, tmp_path):
+    """tools/train --data-root with a held-out source: per-source validation, temperature, a threshold that
+    holds on each negative source; --resume continues the same run; tools/evaluate scores per source."""
+    out = tmp_path / "loso"
+    base = [sys.executable, "tools/train", "--data-root", str(data_root), "--holdout-source", "polypgen-B",
+            "--batch-size", "8", "--input-size", "64", "--no-pretrained", "--samples-per-epoch", "16",
+            "--workers", "2", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    r = subprocess.run(base + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["holdout_source"] == "polypgen-B" and "polypgen-B" not in first["data_root_sources"]
+    assert set(first["val_per_source"]) == {"kvasir", "cvc-colondb", "polypgen-A"}
+    assert first["temperature"] > 0 and len(first["history"]) == 1
+    for src, v in first["val_per_source"].items():     # the threshold holds on every source with enough negatives
+        if v["own_threshold"] is not None:
+            assert first["threshold"] >= min(v["own_threshold"], 0.98), src
+    caches = sorted((tmp_path / "cache").glob("*.npz"))
+    assert len(caches) == 2                             # train + val arrays
+
+    import torch
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["epoch"] == 1
+    r = subprocess.run(base + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "holds a training run already (last.pt): --resume continues it" in r.stderr
+    r = subprocess.run(base + ["--epochs", "1", "--lr", "0.5", "--resume"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and "was written with another configuration" in r.stderr
+    r = subprocess.run(base + ["--epochs", "2", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "another configuration" in r.stderr      # more epochs change the schedule
+
+    # stopped after one of two epochs and resumed = the same run uninterrupted
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    r = subprocess.run(base + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(base + ["--epochs", "2", "--epochs-now", "1", "--out", str(parts)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "stopped after epoch 1 of 2; continue with --resume" in r.stdout
+    assert not (parts / "model.onnx").exists()
+    r = subprocess.run(base + ["--epochs", "2", "--resume", "--out", str(parts)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hw = json.loads((whole / "metrics.json").read_text())["history"]
+    hp = json.loads((parts / "metrics.json").read_text())["history"]
+    for a, b in zip(hw, hp, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+
+    # the all-source run's arrays serve the held-out run: no new cache file
+    r = subprocess.run(base[:4] + base[6:] + ["--epochs", "1", "--out", str(tmp_path / "all")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    n_caches = len(list((tmp_path / "cache").glob("*.npz")))
+    r = subprocess.run(base + ["--epochs", "1", "--out", str(tmp_path / "loso2")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and "from cache" in r.stderr
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == n_caches
+
+    ev = subprocess.run([sys.executable, "tools/evaluate", "--model", str(out / "model.onnx"), "--data-root",
+                         str(data_root), "--sources", "polypgen-B", "--synthetic-negatives", "3", "--out",
+                         str(tmp_path / "ev")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    em = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    pb = em["sources"]["polypgen-B"]
+    assert (pb["positives"], pb["count"]) == (5, 5 + 12 + 2)   # its 5 polyps, its 12 negatives, 2 unseen normals
+    assert em["tower_test"]["count"] == 4 and em["synthetic_negatives"]["count"] == 3
+    assert "| polypgen-B |" in (tmp_path / "ev" / "table.md").read_text()

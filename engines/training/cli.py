@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "later runs over the same frames and input size)")
     ap.add_argument("--resume", action="store_true",
                     help="continue an interrupted run from OUT/last.pt (same options)")
+    ap.add_argument("--epochs-now", type=int, default=0, metavar="N",
+                    help="train at most N epochs in this invocation, then stop (continue later with --resume)")
     ap.add_argument("--dataset", action="append", default=[], metavar="DIR",
                     help="a training dataset (kvasir-seg, masks, imagefolder or negatives layout; repeatable). "
                          "Its official split is used when it has one (train.txt/val.txt), else --val-fraction")
@@ -194,7 +196,7 @@ def run(args) -> dict:
     if args.data_root:
         return _run_protocol(args, cfg, spec, out, t0)
     tr_set, va_set, n_tr, n_va = _collect(args, spec)
-    net, history = train(tr_set, va_set, cfg, out, resume=args.resume)
+    net, history = train(tr_set, va_set, cfg, out, resume=args.resume, epochs_now=args.epochs_now)
     scores, _ = predict(net, va_set, spec)
     y = va_set.labels
     thr = threshold_for_specificity(scores[y == 0], args.target_specificity)
@@ -230,7 +232,7 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     from engines.training.reports import confusion_png, roc_png, top_losses_png
     from engines.training.train import predict, train
     tr_set, va_set, info = _collect_protocol(args, spec)
-    net, history = train(tr_set, va_set, cfg, out, resume=args.resume)
+    net, history = train(tr_set, va_set, cfg, out, resume=args.resume, epochs_now=args.epochs_now)
     raw, _ = predict(net, va_set, spec)
     y = va_set.labels
     temperature = fit_temperature(y, raw)
@@ -284,8 +286,12 @@ def _finish(net, meta, va_set, spec, out: Path, metrics: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from engines.training.train import Paused
     try:
         m = run(args)
+    except Paused as e:
+        print(f"train: {e}")
+        return 0
     except PolypwatchError as e:
         print(f"train: {e}", file=sys.stderr)
         return 1

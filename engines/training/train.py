@@ -106,9 +106,15 @@ def per_source_auroc(data: ArraySet, scores: np.ndarray) -> dict[str, float]:
     return out
 
 
-def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Path, resume: bool = False):
+class Paused(Exception):
+    """Training stopped after the epochs asked for in this invocation; ``--resume`` continues it."""
+
+
+def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Path, resume: bool = False,
+          epochs_now: int = 0):
     """Returns (best network, history). Writes ``out_dir/best.pt`` whenever validation improves and
-    ``out_dir/last.pt`` (everything needed to continue) after every epoch."""
+    ``out_dir/last.pt`` (everything needed to continue) after every epoch. ``epochs_now`` > 0: stop after that
+    many epochs of this invocation (raises ``Paused`` unless the run is complete)."""
     import torch
     from torch.nn import functional as F
 
@@ -137,6 +143,9 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     spec = cfg.spec
     hh, hw = spec.input_height // 16, spec.input_width // 16
     best, history, start = -1.0, [], 1
+    if not resume and (out_dir / "last.pt").is_file():
+        raise ValueError(f"{out_dir} holds a training run already (last.pt): --resume continues it, or choose "
+                         f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
         if state["config"] != asdict(cfg) | {"spec": spec.to_dict()}:
@@ -150,6 +159,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         best, history, start = state["best"], state["history"], state["epoch"] + 1
         log.info("resuming after epoch %d of %d", state["epoch"], cfg.epochs)
     for epoch in range(start, cfg.epochs + 1):
+        if epochs_now and epoch - start >= epochs_now:
+            raise Paused(f"stopped after epoch {epoch - 1} of {cfg.epochs}; continue with --resume")
         net.train()
         for mod in frozen:
             mod.eval()

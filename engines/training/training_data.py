@@ -79,11 +79,37 @@ def _one(args) -> tuple[np.ndarray, np.ndarray, int, bool]:
     return image, mask, max(label, 0), has_mask
 
 
+def row_key(s: Sample) -> str:
+    """What makes a sample's arrays: the frame, its label, whether it has a mask, the view."""
+    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}"
+
+
 def sample_key(samples: list[Sample], spec: PreprocessSpec, multiclass: bool) -> str:
     h = hashlib.sha256(json.dumps([CACHE_VERSION, spec.to_dict(), multiclass]).encode())
     for s in samples:
-        h.update(f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}\n".encode())
+        h.update((row_key(s) + "\n").encode())
     return h.hexdigest()[:20]
+
+
+def _spec_key(spec: PreprocessSpec, multiclass: bool) -> str:
+    return hashlib.sha256(json.dumps([CACHE_VERSION, spec.to_dict(), multiclass]).encode()).hexdigest()[:12]
+
+
+def _from_cached_rows(samples: list[Sample], cache_dir: Path, spec_key: str):
+    """Rows for ``samples`` from any cache file of the same spec that holds them all (a leave-one-source-out run
+    reuses the arrays of the all-source run), or None."""
+    want = [row_key(s) for s in samples]
+    for path in sorted(cache_dir.glob(f"arrays-*-{spec_key}.npz")):
+        with np.load(path) as z:
+            if "keys" not in z.files:
+                continue
+            index = {k: i for i, k in enumerate(z["keys"].tolist())}
+            if not all(k in index for k in want):
+                continue
+            rows = np.array([index[k] for k in want], int)
+            log.info("arrays for %d frames from cache %s", len(rows), path)
+            return z["images"][rows], z["masks"][rows].astype(np.float32) / 255.0, z["labels"][rows], z["has_mask"][rows]
+    return None
 
 
 def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, multiclass: bool = False,
@@ -91,14 +117,14 @@ def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, mul
     if not samples:
         raise DatasetError("no samples to load")
     samples = list(samples)
-    cache = Path(cache_dir) / f"arrays-{sample_key(samples, spec, multiclass)}.npz" if cache_dir else None
+    skey = _spec_key(spec, multiclass)
+    cache = Path(cache_dir) / f"arrays-{sample_key(samples, spec, multiclass)}-{skey}.npz" if cache_dir else None
     meta = ([s.group for s in samples], [str(s.image) + (f"#{s.view}" if s.view != "frame" else "") for s in samples],
             [s.dataset for s in samples])
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            log.info("arrays from cache %s", cache)
-            return ArraySet(z["images"], z["masks"].astype(np.float32) / 255.0, z["labels"], z["has_mask"],
-                            *meta[:2], np.zeros(len(samples), bool), meta[2])
+    if cache is not None and cache.parent.is_dir():
+        rows = _from_cached_rows(samples, cache.parent, skey)
+        if rows is not None:
+            return ArraySet(*rows, *meta[:2], np.zeros(len(samples), bool), meta[2])
     n, H, W = len(samples), spec.input_height, spec.input_width
     images = np.zeros((n, H, W, 3), np.uint8)
     masks = np.zeros((n, H, W), np.float32)
@@ -121,7 +147,8 @@ def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, mul
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=images, masks=np.round(masks * 255).astype(np.uint8), labels=labels, has_mask=has_mask)
+        np.savez(tmp, images=images, masks=np.round(masks * 255).astype(np.uint8), labels=labels, has_mask=has_mask,
+                 keys=np.array([row_key(s) for s in samples]))
         tmp.replace(cache)
     return ArraySet(images, masks, labels, has_mask, *meta[:2], np.zeros(n, bool), meta[2])
 
