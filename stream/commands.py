@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from engines.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Command:
@@ -92,17 +94,34 @@ def _replay_parser(sub) -> None:
     p.add_argument("--realtime", action="store_true",
                    help="pace at the source fps and drop what cannot be kept up with (what the doctor saw)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="study: inputs replayed in N worker processes (default: the cores divided by engine.threads)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="study: one Ray task per input; no ADDRESS starts or joins a local Ray instance, an ADDRESS "
+                        "joins that cluster (needs the [cluster] extra and a path every node sees)")
 
 
 def cmd_replay(args) -> int:
     from stream.qa.inputs import expand_inputs
     from stream.qa.replay import format_metrics, replay
+    from stream.qa.runners import ProcessRunner, RayRunner, SerialRunner
+    from stream.qa.study import default_workers
     cfg = _load_config(args)
-    results = replay(expand_inputs(args.inputs), Path(args.out), cfg, args.truth, args.realtime, not args.no_video)
+    inputs, study = expand_inputs(args.inputs)
+    if args.ray is not None and args.workers:
+        raise ConfigError("--ray and --workers: choose one (Ray decides how many run at once)")
+    if args.ray is not None:
+        runner = RayRunner(args.ray)
+    else:
+        workers = args.workers or default_workers(cfg)
+        runner = ProcessRunner(workers) if workers > 1 and len(inputs) > 1 else SerialRunner()
+    results = replay(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, study, runner)
     for m in results:
-        print(format_metrics(m))
-    print(f"outputs in {args.out}")
-    return 0
+        print(format_metrics(m) if "latency_ms" in m else f"{m['input']}: FAILED: {m['error']}")
+    failed = [m for m in results if m.get("status") == "failed"]
+    print(f"outputs in {args.out}" + (f"; {len(failed)} of {len(results)} inputs failed (see summary.json)"
+                                       if failed else ""))
+    return 1 if failed else 0
 
 
 def _keys_parser(sub) -> None:

@@ -1,6 +1,7 @@
 """What replay reads: a video file or a folder of numbered frames, and the ground truth that goes with it."""
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,20 +24,59 @@ class ReplayInput:
     truth: GroundTruth | None
 
 
-def expand_inputs(paths: list[str]) -> list[Path]:
-    """Videos and frame folders; a folder holding videos (and no frames) stands for each of them."""
+LIST_EXT = {".txt", ".list"}
+
+
+def _is_frame_folder(p: Path) -> bool:
+    return p.is_dir() and ((p / "images").is_dir() or any(q.suffix.lower() in IMAGE_EXT for q in p.iterdir()))
+
+
+def _folder_inputs(p: Path) -> list[Path]:
+    """A folder of recordings: its videos and its frame folders, sorted by name."""
+    found = sorted(q for q in p.iterdir() if (q.is_file() and q.suffix.lower() in VIDEO_EXT) or _is_frame_folder(q))
+    if not found:
+        raise SourceError(f"{p}: no videos ({', '.join(sorted(VIDEO_EXT))}), no frames and no frame folders")
+    return found
+
+
+def _list_file(p: Path) -> list[Path]:
+    """One input per line (relative to the list file's folder); blank lines and # comments are skipped."""
     out = []
-    for p in map(Path, paths):
-        if p.is_dir() and not (p / "images").is_dir() and not any(q.suffix.lower() in IMAGE_EXT for q in p.iterdir()):
-            vids = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXT)
-            if not vids:
-                raise SourceError(f"{p}: no videos ({', '.join(sorted(VIDEO_EXT))}) and no frames")
-            out += vids
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            q = Path(line)
+            out.append(q if q.is_absolute() else p.parent / q)
+    if not out:
+        raise SourceError(f"list file {p}: names no input")
+    return out
+
+
+def expand_inputs(paths: list[str]) -> tuple[list[Path], bool]:
+    """(inputs, whether they make a study). An input is a video or a folder of frames; a folder of recordings,
+    a list file (.txt/.list, one path a line) or a glob pattern stands for every input it names, and makes a
+    study (one output folder per input) even when it names one."""
+    out, study = [], len(paths) > 1
+    for arg in paths:
+        p = Path(arg)
+        if any(ch in arg for ch in "*?[") and not p.exists():
+            hits = sorted(Path(h) for h in glob.glob(arg, recursive=True))
+            hits = [h for h in hits if (h.is_file() and h.suffix.lower() in VIDEO_EXT) or _is_frame_folder(h)]
+            if not hits:
+                raise SourceError(f"{arg}: the pattern matches no video and no frame folder")
+            out += hits
+            study = True
+        elif p.is_dir() and not _is_frame_folder(p):
+            out += _folder_inputs(p)
+            study = True
+        elif p.is_file() and p.suffix.lower() in LIST_EXT:
+            out += _list_file(p)
+            study = True
         elif p.exists():
             out.append(p)
         else:
             raise SourceError(f"{p}: not found")
-    return out
+    return out, study or len(out) > 1
 
 
 def _video_info(path: Path) -> tuple[int, float]:

@@ -90,7 +90,9 @@ def compute(truth: GroundTruth | None, dets: list[Detection], fps: float, frame_
     asens, aspec = sens_spec(y, alert)
     m["frame_raw"] = {"auroc": _r(auroc(y, s)), "sensitivity": _r(sens), "specificity": _r(spec),
                       "positives": int(y.sum()), "negatives": int((~y).sum())}
-    m["frame_alert"] = {"sensitivity": _r(asens), "specificity": _r(aspec)}
+    m["frame_alert"] = {"sensitivity": _r(asens), "specificity": _r(aspec),
+                        "tp": int((alert & y).sum()), "fn": int((~alert & y).sum()),
+                        "tn": int((~alert & ~y).sum()), "fp": int((alert & ~y).sum())}
     on_frames = {d.frame_index for d in ok if d.alert is AlertState.ON}
     polyps = []
     for track in truth.polyps:

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from engines.errors import PolypwatchError
 from stream.config import Config
 from stream.detection import Detection
 from stream.pipeline import Pipeline
@@ -37,7 +38,7 @@ def _progress(name: str, k: int, n: int, done: int, total: int) -> None:
 
 
 def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, video: bool = True,
-               position: tuple[int, int] = (1, 1)) -> dict:
+               position: tuple[int, int] = (1, 1), extra: dict | None = None) -> dict:
     """Run one input; outputs appear in ``out_dir`` only when complete (a failed run leaves none)."""
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -72,6 +73,7 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
              annotated_frames=annot.written if annot else 0, annotation_skipped=annot.skipped if annot else 0)
     if not realtime and len(dets) != inp.frame_count:
         m["warning"] = f"{len(dets)} frames processed of {inp.frame_count}: the input is shorter than it says"
+    m.update(extra or {})
     (tmp / "metrics.json").write_text(json.dumps(m, indent=1))
     write_report(tmp / "report.html", inp, dets, m, threshold)
     if out_dir.exists():
@@ -80,40 +82,59 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
     return m
 
 
-def replay(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True) -> list[dict]:
+def replay(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True,
+           study: bool | None = None, runner=None) -> list[dict]:
+    """One input: its outputs in ``out``. Several (or ``study``): a study in ``out`` (see stream.qa.study)."""
     if truth and len(inputs) > 1:
         from engines.errors import TruthError
         raise TruthError("--truth names one file; with several inputs, put each video's truth beside it")
-    resolved = [resolve_input(p, truth, cfg.capture.fps) for p in inputs]    # every input checked before any run
-    results = []
-    for k, inp in enumerate(resolved, 1):
-        target = out if len(resolved) == 1 else out / inp.name
-        results.append(replay_one(inp, target, cfg, realtime, video, (k, len(resolved))))
-    if len(resolved) > 1:
-        write_summary(out, resolved, results)
-    return results
+    if study is None:
+        study = len(inputs) > 1
+    if not study:
+        inp = resolve_input(inputs[0], truth, cfg.capture.fps)
+        return [replay_one(inp, out, cfg, realtime, video)]
+    return [r.metrics | {"status": r.status} if r.metrics else {"input": r.path, "status": r.status, "error": r.error}
+            for r in run_study(inputs, out, cfg, truth, realtime, video, runner)]
 
 
-def summary_rows(resolved: list[ReplayInput], results: list[dict]) -> list[dict]:
-    rows = []
-    for inp, m in zip(resolved, results):
-        lat = m["latency_ms"]["capture_to_publish"]
-        rows.append({"input": inp.name, "frames": m["frames"], "processed": m["processed"], "dropped": m["dropped"],
-                     "polyps": m.get("polyps", {}).get("count"), "detected": m.get("polyps", {}).get("detected"),
-                     "sensitivity_alert": m.get("frame_alert", {}).get("sensitivity"),
-                     "specificity_alert": m.get("frame_alert", {}).get("specificity"),
-                     "false_alarms_per_min": m.get("false_alarms", {}).get("per_minute"),
-                     "latency_p50_ms": lat["p50"], "latency_p99_ms": lat["p99"]})
-    return rows
+def run_study(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool,
+              runner=None) -> list:
+    """Every input through ``runner`` (default: in-line); resumable; a failed input is reported, not fatal."""
+    import time
 
-
-def write_summary(out: Path, resolved: list[ReplayInput], results: list[dict]) -> None:
-    rows = summary_rows(resolved, results)
-    (out / "summary.json").write_text(json.dumps(rows, indent=1))
-    keys = list(rows[0])
-    md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    md += ["| " + " | ".join("–" if r[k] is None else str(r[k]) for k in keys) + " |" for r in rows]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
+    from stream.qa.progress import StudyProgress
+    from stream.qa.runners import SerialRunner
+    from stream.qa.study import JobResult, config_digest, plan, unique_names
+    from stream.qa.study_report import write_study
+    runner = runner or SerialRunner()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.partial"):                # what a killed run left half-written
+        shutil.rmtree(stale, ignore_errors=True)
+    jobs, skipped = plan(inputs, out, cfg, truth, realtime, video)
+    ready, failed, frames = [], [], {}
+    for job in jobs:                                   # open each input once here: bad ones fail before any work
+        try:
+            frames[job.name] = resolve_input(Path(job.path), job.truth, cfg.capture.fps).frame_count
+            ready.append(job)
+        except PolypwatchError as e:
+            failed.append(JobResult(job.name, job.path, "failed", f"{type(e).__name__}: {e}"))
+    log.info("study of %d inputs: %d finished earlier, %d to run (%s), %d refused", len(inputs), len(skipped),
+             len(ready), runner.name, len(failed))
+    results = {r.name: r for r in skipped + failed}
+    t0 = time.monotonic()
+    with StudyProgress(out, sum(frames.values()), len(ready)) as progress:
+        for r in runner.run(ready):
+            results[r.name] = r
+            progress.finished(frames.get(r.name, 0), r.status == "failed")
+            if r.status == "failed":
+                log.warning("%s failed: %s", r.path, r.error)
+    ordered = [results[n] for n in unique_names(inputs) if n in results]
+    meta = {"inputs": len(inputs), "runner": runner.name, "seconds": round(time.monotonic() - t0, 2),
+            "frames_run": sum(frames.get(r.name, 0) for r in ordered if r.status == "done"),
+            "model_id": next((r.metrics.get("model_id") for r in ordered if r.metrics), None),
+            **config_digest(cfg, realtime, video)}
+    write_study(out, ordered, meta)
+    return ordered
 
 
 def format_metrics(m: dict) -> str:
