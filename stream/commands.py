@@ -104,24 +104,32 @@ def _replay_parser(sub) -> None:
 def cmd_replay(args) -> int:
     from stream.qa.inputs import expand_inputs
     from stream.qa.replay import format_metrics, replay
-    from stream.qa.runners import ProcessRunner, RayRunner, SerialRunner
-    from stream.qa.study import default_workers
     cfg = _load_config(args)
     inputs, study = expand_inputs(args.inputs)
+    if not study:
+        if args.ray is not None or args.workers:
+            raise ConfigError("--workers and --ray are for studies (several inputs, a folder, a list file, a glob)")
+        print(format_metrics(replay(inputs[0], Path(args.out), cfg, args.truth, args.realtime, not args.no_video)))
+        print(f"outputs in {args.out}")
+        return 0
+    from stream.qa.study_run import run_study
+    results = run_study(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, _runner(args, cfg))
+    for r in results:
+        print(format_metrics(r.metrics) if r.metrics else f"{r.path}: FAILED: {r.error}")
+    failed = sum(r.status == "failed" for r in results)
+    print(f"outputs in {args.out}" + (f"; {failed} of {len(results)} inputs failed (see summary.json)" if failed else ""))
+    return 1 if failed else 0
+
+
+def _runner(args, cfg):
+    from stream.qa.runners import ProcessRunner, RayRunner, SerialRunner
+    from stream.qa.study import default_workers
     if args.ray is not None and args.workers:
         raise ConfigError("--ray and --workers: choose one (Ray decides how many run at once)")
     if args.ray is not None:
-        runner = RayRunner(args.ray)
-    else:
-        workers = args.workers or default_workers(cfg)
-        runner = ProcessRunner(workers) if workers > 1 and len(inputs) > 1 else SerialRunner()
-    results = replay(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, study, runner)
-    for m in results:
-        print(format_metrics(m) if "latency_ms" in m else f"{m['input']}: FAILED: {m['error']}")
-    failed = [m for m in results if m.get("status") == "failed"]
-    print(f"outputs in {args.out}" + (f"; {len(failed)} of {len(results)} inputs failed (see summary.json)"
-                                       if failed else ""))
-    return 1 if failed else 0
+        return RayRunner(args.ray)
+    workers = args.workers or default_workers(cfg)
+    return ProcessRunner(workers) if workers > 1 else SerialRunner()
 
 
 def _keys_parser(sub) -> None:

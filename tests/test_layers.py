@@ -17,7 +17,7 @@ LIVE_ROOTS = ("stream.pipeline", "stream.publisher", "stream.reader", "stream.so
               "stream.cli")
 LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "stream.bench")
 # imported when the operator asks for it, never on the live path's way: the CLI's replay command
-LAZY_LAB_ENTRY = {("stream.commands", "stream.qa.inputs"), ("stream.commands", "stream.qa.replay")}
+LAZY_LAB_ENTRY = {("stream.commands", f"stream.qa.{m}") for m in ("inputs", "replay", "study_run", "runners", "study")}
 TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",
               "engines.backends.onnxruntime_backend", "engines.evaluation.evaluate", "stream.qa.replay")
 
@@ -149,3 +149,5 @@ def test_shipped_models_are_where_the_runtime_looks():
     assert MODELS_DIR == ROOT / "engines" / "models"
     assert resolve_model_path("") == DEFAULT_MODEL and DEFAULT_MODEL.is_file()
     assert DEFAULT_MODEL.with_suffix(".pt").is_file()
+    from engines.runtime.model_files import PREVIOUS_MODELS
+    assert all(p.is_file() and p.with_suffix(".pt").is_file() for p in PREVIOUS_MODELS)

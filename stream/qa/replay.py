@@ -8,7 +8,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from engines.errors import PolypwatchError
 from stream.config import Config
 from stream.detection import Detection
 from stream.pipeline import Pipeline
@@ -82,59 +81,9 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
     return m
 
 
-def replay(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True,
-           study: bool | None = None, runner=None) -> list[dict]:
-    """One input: its outputs in ``out``. Several (or ``study``): a study in ``out`` (see stream.qa.study)."""
-    if truth and len(inputs) > 1:
-        from engines.errors import TruthError
-        raise TruthError("--truth names one file; with several inputs, put each video's truth beside it")
-    if study is None:
-        study = len(inputs) > 1
-    if not study:
-        inp = resolve_input(inputs[0], truth, cfg.capture.fps)
-        return [replay_one(inp, out, cfg, realtime, video)]
-    return [r.metrics | {"status": r.status} if r.metrics else {"input": r.path, "status": r.status, "error": r.error}
-            for r in run_study(inputs, out, cfg, truth, realtime, video, runner)]
-
-
-def run_study(inputs: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool,
-              runner=None) -> list:
-    """Every input through ``runner`` (default: in-line); resumable; a failed input is reported, not fatal."""
-    import time
-
-    from stream.qa.progress import StudyProgress
-    from stream.qa.runners import SerialRunner
-    from stream.qa.study import JobResult, config_digest, plan, unique_names
-    from stream.qa.study_report import write_study
-    runner = runner or SerialRunner()
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.partial"):                # what a killed run left half-written
-        shutil.rmtree(stale, ignore_errors=True)
-    jobs, skipped = plan(inputs, out, cfg, truth, realtime, video)
-    ready, failed, frames = [], [], {}
-    for job in jobs:                                   # open each input once here: bad ones fail before any work
-        try:
-            frames[job.name] = resolve_input(Path(job.path), job.truth, cfg.capture.fps).frame_count
-            ready.append(job)
-        except PolypwatchError as e:
-            failed.append(JobResult(job.name, job.path, "failed", f"{type(e).__name__}: {e}"))
-    log.info("study of %d inputs: %d finished earlier, %d to run (%s), %d refused", len(inputs), len(skipped),
-             len(ready), runner.name, len(failed))
-    results = {r.name: r for r in skipped + failed}
-    t0 = time.monotonic()
-    with StudyProgress(out, sum(frames.values()), len(ready)) as progress:
-        for r in runner.run(ready):
-            results[r.name] = r
-            progress.finished(frames.get(r.name, 0), r.status == "failed")
-            if r.status == "failed":
-                log.warning("%s failed: %s", r.path, r.error)
-    ordered = [results[n] for n in unique_names(inputs) if n in results]
-    meta = {"inputs": len(inputs), "runner": runner.name, "seconds": round(time.monotonic() - t0, 2),
-            "frames_run": sum(frames.get(r.name, 0) for r in ordered if r.status == "done"),
-            "model_id": next((r.metrics.get("model_id") for r in ordered if r.metrics), None),
-            **config_digest(cfg, realtime, video)}
-    write_study(out, ordered, meta)
-    return ordered
+def replay(inp_path: Path, out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True) -> dict:
+    """One input: its outputs in ``out`` (several inputs make a study: stream.qa.study_run)."""
+    return replay_one(resolve_input(inp_path, truth, cfg.capture.fps), out, cfg, realtime, video)
 
 
 def format_metrics(m: dict) -> str:

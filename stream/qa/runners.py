@@ -9,7 +9,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator, Protocol
 
 from engines.errors import ConfigError
-from stream.qa.study import JobResult, StudyJob, run_job
+from stream.qa.study import JobResult, StudyJob
+from stream.qa.worker import run_job
 
 log = logging.getLogger(__name__)
 

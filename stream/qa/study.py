@@ -15,11 +15,9 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import PolypwatchError
 from stream.config import Config
 
 log = logging.getLogger(__name__)
@@ -104,23 +102,6 @@ def finished(out_dir: Path, key: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return m if m.get("study_key") == key else None
-
-
-def run_job(job: StudyJob) -> JobResult:
-    """Replay one input (in a worker process, a Ray task or in-line); never raises for a bad input."""
-    from stream.qa.inputs import resolve_input
-    from stream.qa.replay import replay_one
-    t0 = time.monotonic()
-    try:
-        inp = resolve_input(Path(job.path), job.truth, job.cfg.capture.fps)
-        inp = dataclasses.replace(inp, name=job.name)
-        m = replay_one(inp, Path(job.out_dir), job.cfg, job.realtime, job.video, extra={"study_key": job.key})
-    except PolypwatchError as e:
-        return JobResult(job.name, job.path, "failed", f"{type(e).__name__}: {e}", None, time.monotonic() - t0)
-    except Exception as e:  # a crash in one input must not lose the study; it is reported with its type
-        log.exception("input %s crashed", job.path)
-        return JobResult(job.name, job.path, "failed", f"crash: {type(e).__name__}: {e}", None, time.monotonic() - t0)
-    return JobResult(job.name, job.path, "done", "", m, time.monotonic() - t0)
 
 
 def plan(paths: list[Path], out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool,

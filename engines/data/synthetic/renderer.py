@@ -238,7 +238,7 @@ class SceneRenderer:
         if scale < 0.25:
             return
         secs = 9 * 3600 + 12 * 60 + int(t)
-        lines = (f"23/11/2026", f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}") + self.text_lines
+        lines = ("23/11/2026", f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}") + self.text_lines
         th = max(1, int(round(scale * 2)))
         for k, line in enumerate(lines):
             y = int((0.12 + 0.05 * k) * p.height)

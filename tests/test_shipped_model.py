@@ -1,0 +1,42 @@
+"""The shipped default model: what its card promises, checked on frames no training run used."""
+import numpy as np
+import pytest
+
+from engines.runtime.metadata import read_onnx_metadata
+from engines.runtime.model_files import DEFAULT_MODEL, PREVIOUS_MODELS
+
+
+def test_default_is_v2_and_v1_is_kept():
+    meta = read_onnx_metadata(DEFAULT_MODEL)
+    assert meta.model_id == "polypwatch-lite0-v2"
+    assert meta.training["holdout_source"] == "" and meta.training["temperature"] > 0
+    assert set(meta.training["data_root_sources"]) == {"kvasir", "cvc-colondb", "polypgen-A", "polypgen-B"}
+    assert 0.02 < meta.threshold < 0.98
+    assert [read_onnx_metadata(p).model_id for p in PREVIOUS_MODELS] == ["polypwatch-lite0-v1"]
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """Generated 1280x720 frames of seeds 3000+ (never used for training or validation)."""
+    from engines.evaluation.evaluate import synthetic_frames
+    neg = [img for _, img, _ in synthetic_frames(24, seed=3000, polyps=False)]
+    pos = [(img, m) for _, img, m in synthetic_frames(40, seed=3000, polyps=True)]
+    return neg, [img for img, m in pos if m.sum() > 0.01 * m.size]
+
+
+def test_polyp_free_generated_video_stays_under_the_threshold(generated):
+    """v1 scored every polyp-free generated frame above its threshold; the demo needed its own. v2 must not."""
+    from pathlib import Path
+
+    from engines.data.datasets import Sample
+    from engines.evaluation.evaluate import score_frames
+    neg, pos = generated
+    meta = read_onnx_metadata(DEFAULT_MODEL)
+    frames = [(Sample(Path(f"n{i}"), 0), img, None) for i, img in enumerate(neg)] + \
+             [(Sample(Path(f"p{i}"), 1), img, None) for i, img in enumerate(pos)]
+    scores = score_frames(DEFAULT_MODEL, frames, len(frames), threads=2, shortcut=False)
+    s_neg = np.array([f.score for f in scores if f.label == 0])
+    s_pos = np.array([f.score for f in scores if f.label == 1])
+    assert len(s_neg) == 24 and len(s_pos) >= 5
+    assert (s_neg < meta.threshold).mean() >= 0.9
+    assert (s_pos >= meta.threshold).mean() >= 0.6
