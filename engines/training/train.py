@@ -201,6 +201,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         if len(per_source) > 1:         # several sources: select on the mean of their AUROCs, not the pooled one
             history[-1]["val_auroc_per_source"] = per_source
             val_auc = float(np.mean(list(per_source.values())))
+            history[-1]["val_auroc_mean_of_sources"] = round(val_auc, 5)
         log.info("epoch %d: train loss %.4f, %s %.4f, val loss %.4f (%.0f s)", epoch, np.mean(losses), name,
                  val_auc, val_loss, time.monotonic() - t0)
         key = val_auc - 0.01 * val_loss
