@@ -44,7 +44,7 @@ def test_polyp_detected_late_with_time_to_detection():
     assert (p["detected"], p["first_alert"], p["time_to_detection_frames"], p["time_to_detection_ms"]) == (True, 6, 3, 300.0)
     assert m["polyps"]["detection_rate"] == 1.0
     assert m["false_alarms"]["count"] == 0
-    assert m["frame_alert"] == {"sensitivity": 0.6, "specificity": 1.0}
+    assert m["frame_alert"] == {"sensitivity": 0.6, "specificity": 1.0, "tp": 6, "fn": 4, "tn": 10, "fp": 0}
     assert m["box_iou_true_positive"]["median"] == 1.0
 
 
