@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --data-root: polyp-free views mined per masked polyp frame")
     ap.add_argument("--tower-variants", type=int, default=1,
                     help="with --data-root: tower-screen renderings per training frame (besides the frame itself)")
+    ap.add_argument("--hard-negatives", default="", metavar="MODEL",
+                    help="with --data-root: add the polyp-free mined views (another seed, 4 per frame) that this "
+                         "ONNX model scores at or over its threshold (its false positives), highest first")
+    ap.add_argument("--hard-negatives-max", type=int, default=1000, metavar="N",
+                    help="at most this many hard negatives (each is also shown on a tower screen)")
     ap.add_argument("--synthetic-val", type=int, default=0, metavar="N",
                     help="with --data-root: N generated frames (seeds 2000+) in validation, so that the threshold "
                          "also holds on generated video")
@@ -110,7 +115,14 @@ def _collect_protocol(args, spec):
     log.info("protocol (held out: %s): %d training and %d validation frames", args.holdout_source or "none",
              len(proto.train), len(proto.val))
     progress = lambda i, n: _progress_line("frames", i, n)  # noqa: E731
-    tr_set = from_samples(list(proto.train), spec, progress, workers=args.workers, cache_dir=args.cache or None)
+    train_samples = list(proto.train)
+    hard = []
+    if args.hard_negatives:
+        from engines.training.hard_negatives import candidate_pool, hard_negatives, with_tower_views
+        pool = candidate_pool(load_sources(args.data_root), args.holdout_source, 4)
+        hard = hard_negatives(args.hard_negatives, pool, args.hard_negatives_max)
+        train_samples += with_tower_views(hard)
+    tr_set = from_samples(train_samples, spec, progress, workers=args.workers, cache_dir=args.cache or None)
     va_set = from_samples(list(proto.val), spec, progress, workers=args.workers, cache_dir=args.cache or None)
     if args.synthetic > 0:
         tr_set = ArraySet.concat([tr_set, from_synthetic(args.synthetic, spec)])
@@ -118,6 +130,7 @@ def _collect_protocol(args, spec):
         va_set = ArraySet.concat([va_set, from_synthetic(args.synthetic_val, spec, seed=2000)])
     info = {"data_root_sources": sorted({s.dataset for s in proto.train}), "holdout_source": args.holdout_source,
             "mined_per_frame": args.mined_per_frame, "tower_variants": args.tower_variants,
+            "hard_negatives": len(hard), "hard_negatives_from": Path(args.hard_negatives).name if hard else "",
             "train_frames": len(tr_set), "val_frames": len(va_set)}
     return tr_set, va_set, info
 
