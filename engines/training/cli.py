@@ -19,7 +19,7 @@ log = logging.getLogger("train")
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="train", description="Train the polyp classifier/localiser and export it "
-                                 "to ONNX with its metadata. Layouts: see engines/datasets.py.")
+                                 "to ONNX with its metadata. Layouts: see engines/data/datasets.py; the every-source protocol: engines/data/sources.py.")
     ap.add_argument("--data-root", metavar="DIR",
                     help="train on every source under DIR (laid out like ../shared/data) with the fixed splits, mined "
                          "negatives and tower-style views of engines/data/sources.py; calibrates the score and picks "
