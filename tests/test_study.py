@@ -139,3 +139,25 @@ def test_list_files_globs_and_refusals(archive, tiny_model, tmp_path):
     assert r.returncode == 2 and "--ray and --workers: choose one" in r.stderr
     r = run_cli("replay", str(tmp_path / "nothing*.mp4"), "--out", str(tmp_path / "y"))
     assert r.returncode == 3 and "matches no video" in r.stderr
+
+
+@pytest.mark.parametrize("k, n, lo, hi", [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (26, 26, 0.8713, 1.0),
+                                          (5, 10, 0.2366, 0.7634)])
+def test_wilson_interval(k, n, lo, hi):
+    from stream.qa.study_report import wilson
+    assert wilson(k, n) == pytest.approx((lo, hi), abs=1e-4)
+    assert wilson(0, 0) is None
+
+
+def test_pooled_metrics_sum_counts_not_rates():
+    from stream.qa.study import JobResult
+    from stream.qa.study_report import pooled
+    def res(name, detected, count, tp, fn, tn, fp, fas, secs):
+        m = {"polyps": {"count": count, "detected": detected}, "frame_alert": {"tp": tp, "fn": fn, "tn": tn, "fp": fp},
+             "false_alarms": {"count": fas}, "duration_s": secs}
+        return JobResult(name, name, "done", "", m)
+    p = pooled([res("a", 1, 2, 90, 10, 0, 0, 0, 60), res("b", 3, 3, 10, 90, 100, 0, 2, 60),
+                JobResult("c", "c", "failed", "x")])
+    assert (p["polyps"], p["polyps_detected"], p["polyp_detection_rate"]) == (5, 4, 0.8)
+    assert p["frame_sensitivity_alert"] == 0.5 and p["frame_specificity_alert"] == 1.0
+    assert p["false_alarms_per_min"] == 1.0 and p["inputs_with_truth"] == 2
