@@ -111,7 +111,8 @@ def _collect_protocol(args, spec):
         raise DatasetError("--data-root: give no --dataset, --negatives or --multiclass with it")
     if args.holdout_source:
         check_holdout(args.holdout_source)
-    proto = build_protocol(load_sources(args.data_root), args.holdout_source, args.mined_per_frame, args.tower_variants)
+    sources = load_sources(args.data_root)
+    proto = build_protocol(sources, args.holdout_source, args.mined_per_frame, args.tower_variants)
     log.info("protocol (held out: %s): %d training and %d validation frames", args.holdout_source or "none",
              len(proto.train), len(proto.val))
     progress = lambda i, n: _progress_line("frames", i, n)  # noqa: E731
@@ -119,7 +120,7 @@ def _collect_protocol(args, spec):
     hard = []
     if args.hard_negatives:
         from engines.training.hard_negatives import candidate_pool, hard_negatives, with_tower_views
-        pool = candidate_pool(load_sources(args.data_root), args.holdout_source, 4)
+        pool = candidate_pool(sources, args.holdout_source, 4)
         hard = hard_negatives(args.hard_negatives, pool, args.hard_negatives_max)
         train_samples += with_tower_views(hard)
     tr_set = from_samples(train_samples, spec, progress, workers=args.workers, cache_dir=args.cache or None)
@@ -254,9 +255,9 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     thr, per_source_thr = threshold_for_sources(scores, y, va_set.sources, args.target_specificity)
     thr = float(min(max(thr, 0.02), 0.98))
     sens, specif = sens_spec(y, scores >= thr)
-    per_source = {}
+    per_source, selections = {}, {}
     for src in sorted(set(va_set.sources)):
-        sel = np.array([s == src for s in va_set.sources])
+        sel = selections[src] = np.array([s == src for s in va_set.sources])
         se, sp = sens_spec(y[sel], scores[sel] >= thr)
         per_source[src] = {"frames": int(sel.sum()), "positives": int(y[sel].sum()), "auroc": auroc(y[sel], scores[sel]),
                            "sensitivity_at_95_specificity": sensitivity_at_specificity(y[sel], scores[sel]),
@@ -269,8 +270,8 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
         "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names),
         "history": history, "train_seconds": round(time.monotonic() - t0, 1), **info,
     }
-    roc_png({src: (y[np.array([s == src for s in va_set.sources])], scores[np.array([s == src for s in va_set.sources])])
-             for src in per_source if per_source[src]["auroc"] is not None}, out / "roc.png")
+    roc_png({src: (y[sel], scores[sel]) for src, sel in selections.items() if per_source[src]["auroc"] is not None},
+            out / "roc.png")
     meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
                          training={"protocol": "engines/data/sources.py", **info, "temperature": temperature,
                                    "synthetic_frames": args.synthetic, "command": _command(),

@@ -47,12 +47,6 @@ class ArraySet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, idx: np.ndarray) -> "ArraySet":
-        idx = np.asarray(idx, int)
-        return ArraySet(self.images[idx], self.masks[idx], self.labels[idx], self.has_mask[idx],
-                        [self.groups[i] for i in idx], [self.names[i] for i in idx], self.synthetic[idx],
-                        [self.sources[i] for i in idx])
-
     @staticmethod
     def concat(sets: list["ArraySet"]) -> "ArraySet":
         sets = [s for s in sets if len(s)]
@@ -85,7 +79,7 @@ def row_key(s: Sample) -> str:
 
 
 def sample_key(samples: list[Sample], spec: PreprocessSpec, multiclass: bool) -> str:
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, spec.to_dict(), multiclass]).encode())
+    h = hashlib.sha256(_spec_key(spec, multiclass).encode())
     for s in samples:
         h.update((row_key(s) + "\n").encode())
     return h.hexdigest()[:20]

@@ -8,12 +8,32 @@ import time
 from pathlib import Path
 
 
-def count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except OSError:
-        return 0
+class LineCounter:
+    """Lines of files that only grow: each poll reads what was appended since the last one."""
+
+    def __init__(self):
+        self._seen: dict[Path, tuple[int, int]] = {}     # path -> (bytes read, lines counted)
+
+    def lines(self, path: Path) -> int:
+        offset, count = self._seen.get(path, (0, 0))
+        try:
+            with open(path, "rb") as f:
+                if path.stat().st_size < offset:          # written anew (a retried input): count from the start
+                    offset, count = 0, 0
+                f.seek(offset)
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    count += chunk.count(b"\n")
+                    offset += len(chunk)
+        except OSError:
+            return count
+        self._seen[path] = (offset, count)
+        return count
+
+    def running(self, folder: Path, pattern: str) -> int:
+        paths = set(folder.glob(pattern))
+        for gone in set(self._seen) - paths:            # finished inputs are counted by ``finished``
+            del self._seen[gone]
+        return sum(self.lines(p) for p in paths)
 
 
 class StudyProgress:
@@ -24,6 +44,7 @@ class StudyProgress:
         self.done_frames = self.done_inputs = self.failed = 0
         self._t0 = time.monotonic()
         self._last_log = 0.0
+        self._counter = LineCounter()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="study-progress", daemon=True)
@@ -45,7 +66,7 @@ class StudyProgress:
 
     def snapshot(self) -> dict:
         with self._lock:
-            running = sum(count_lines(p) for p in self.out.glob("*.partial/detections.jsonl"))
+            running = self._counter.running(self.out, "*.partial/detections.jsonl")
             frames = min(self.done_frames + running, self.total_frames)
             inputs, failed = self.done_inputs, self.failed
         elapsed = max(time.monotonic() - self._t0, 1e-6)

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engines.backends.engine_sidecar import sha256_file
 from stream.config import Config
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,6 @@ class JobResult:
     seconds: float = 0.0
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def config_digest(cfg: Config, realtime: bool, video: bool) -> dict:
     """What shapes a replay's results: preprocessing, engine, alerts, capture fps, the replay mode."""
     from engines.runtime.model_files import resolve_model_path
@@ -65,7 +58,7 @@ def config_digest(cfg: Config, realtime: bool, video: bool) -> dict:
                "alerts": dataclasses.asdict(cfg.alerts), "capture_fps": cfg.capture.fps,
                "realtime": realtime, "video": video, "study_version": STUDY_VERSION}
     text = json.dumps(shaping, sort_keys=True, default=str)
-    model_sha = file_sha256(model) if model.is_file() else "missing"
+    model_sha = sha256_file(model) if model.is_file() else "missing"
     return {"model_sha256": model_sha, "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
