@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: a bare "torch" requirement would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,test,cluster]'
+	$(PY) -m pip install -q -e '.[train,test,cluster,web]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -39,6 +39,7 @@ def _install_signals(stop) -> None:
 
 def _load_config(args):
     import stream.overlay.config  # noqa: F401  (the overlay section is known to every command's config)
+    import stream.web.config  # noqa: F401  (and the web section)
     from stream.config import load_config
     return load_config(args.config, args.set)
 
@@ -132,6 +133,38 @@ def _runner(args, cfg):
     return ProcessRunner(workers) if workers > 1 else SerialRunner()
 
 
+def _web_parser(sub) -> None:
+    p = sub.add_parser("web", help="browser view: the live feed with boxes and state, image/clip checks, QA reports")
+    _common(p)
+    p.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default web.listen, 127.0.0.1:8080); "
+                                                         "off loopback an access token is required")
+    p.add_argument("--connect", metavar="ENDPOINT", help="the pipeline's publisher (default web.endpoint, "
+                                                         "tcp://127.0.0.1:5560)")
+    p.add_argument("--reports", metavar="DIR", help="folder of `polypwatch replay` outputs to browse")
+    p.add_argument("--token-file", metavar="FILE", help="file holding the access token")
+
+
+def cmd_web(args) -> int:
+    import asyncio
+    from stream.web.server import serve
+    for flag, key in (("listen", "listen"), ("connect", "endpoint"), ("reports", "reports_dir"),
+                      ("token_file", "token_file")):
+        value = getattr(args, flag)
+        if value is not None:
+            args.set.append(f"web.{key}={json.dumps(value)}")
+    cfg = _load_config(args)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(cfg, stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def _keys_parser(sub) -> None:
     p = sub.add_parser("keys", help="make a CURVE key pair (NAME.key public, NAME.key_secret secret)")
     p.add_argument("--out", required=True, help="folder to write the two files into")
@@ -147,4 +180,5 @@ def cmd_keys(args) -> int:
 
 
 COMMANDS = (Command("overlay", _overlay_parser, cmd_overlay), Command("replay", _replay_parser, cmd_replay),
-            Command("keys", _keys_parser, cmd_keys), Command("run", _run_parser, cmd_run))
+            Command("keys", _keys_parser, cmd_keys), Command("run", _run_parser, cmd_run),
+            Command("web", _web_parser, cmd_web))

@@ -156,37 +156,60 @@ def decode_status(h: dict) -> Status:
     return s
 
 
-def decode_frame(h: dict, parts: list) -> FrameMessage:
+@dataclass(frozen=True, eq=False)
+class FrameHeader:
+    """A checked frame message whose pixels are not decoded yet (viewers that forward JPEG as it came)."""
+
+    seq: int
+    t_capture_ns: int
+    source: str
+    frame_index: int
+    encoding: str                   # raw | jpeg
+    shape: tuple[int, int, int]
+    payload: memoryview             # raw pixels or a JPEG file, as sent
+
+
+def peek_frame(h: dict, parts: list) -> FrameHeader:
+    """Check a frame message's header and payload size without decoding the pixels."""
     w = "frame"
     if len(parts) != 3:
         raise WireError(f"{w}: expected 3 parts (topic, header, payload), got {len(parts)}")
     payload = parts[2]
-    size = len(payload.buffer if hasattr(payload, "buffer") else payload)
-    if size > MAX_PAYLOAD_BYTES:
-        raise WireError(f"{w}: payload of {size} bytes, more than {MAX_PAYLOAD_BYTES}")
+    payload = memoryview(payload.buffer if hasattr(payload, "buffer") else payload).cast("B")
+    if payload.nbytes > MAX_PAYLOAD_BYTES:
+        raise WireError(f"{w}: payload of {payload.nbytes} bytes, more than {MAX_PAYLOAD_BYTES}")
     shape = _get(h, "shape", list, w)
     if len(shape) != 3 or shape[2] != 3 or not all(isinstance(v, int) and 0 < v <= 16384 for v in shape):
         raise WireError(f"{w}.shape: expected [height, width, 3], got {shape!r:.60}")
     if h.get("dtype") != "uint8":
         raise WireError(f"{w}.dtype: expected 'uint8', got {h.get('dtype')!r}")
-    buf = np.frombuffer(payload.buffer if hasattr(payload, "buffer") else payload, np.uint8)
     enc = _get(h, "encoding", str, w)
-    if enc == "raw":
-        if buf.size != shape[0] * shape[1] * 3:
-            raise WireError(f"{w}: raw payload of {buf.size} bytes does not match shape {shape}")
-        img = buf.reshape(shape)
-    elif enc == "jpeg":
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        if img is None or list(img.shape) != shape:
-            raise WireError(f"{w}: JPEG payload does not decode to shape {shape}")
-    else:
+    if enc not in ("raw", "jpeg"):
         raise WireError(f"{w}.encoding: expected 'raw' or 'jpeg', got {enc!r}")
-    return FrameMessage(seq=_get(h, "seq", int, w), t_capture_ns=_get(h, "t_capture_ns", int, w),
-                        source=_get(h, "source", str, w), image=img, frame_index=int(h.get("frame_index", -1)))
+    if enc == "raw" and payload.nbytes != shape[0] * shape[1] * 3:
+        raise WireError(f"{w}: raw payload of {payload.nbytes} bytes does not match shape {shape}")
+    if enc == "jpeg" and bytes(payload[:2]) != b"\xff\xd8":
+        raise WireError(f"{w}: JPEG payload does not decode (no JPEG start marker)")
+    return FrameHeader(seq=_get(h, "seq", int, w), t_capture_ns=_get(h, "t_capture_ns", int, w),
+                       source=_get(h, "source", str, w), frame_index=int(h.get("frame_index", -1)), encoding=enc,
+                       shape=tuple(shape), payload=payload)
 
 
-def decode(parts: list) -> Detection | Status | FrameMessage:
-    """One received multipart message -> its object; raises WireError for anything malformed."""
+def decode_frame(h: dict, parts: list) -> FrameMessage:
+    f = peek_frame(h, parts)
+    buf = np.frombuffer(f.payload, np.uint8)
+    if f.encoding == "raw":
+        img = buf.reshape(f.shape)
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None or tuple(img.shape) != f.shape:
+            raise WireError(f"frame: JPEG payload does not decode to shape {list(f.shape)}")
+    return FrameMessage(seq=f.seq, t_capture_ns=f.t_capture_ns, source=f.source, image=img, frame_index=f.frame_index)
+
+
+def decode(parts: list, frame_pixels: bool = True) -> Detection | Status | FrameMessage | FrameHeader:
+    """One received multipart message -> its object; raises WireError for anything malformed.
+    ``frame_pixels=False``: a frame comes back as a checked FrameHeader with its payload undecoded."""
     if not parts:
         raise WireError("message: empty")
     topic = bytes(parts[0].bytes if hasattr(parts[0], "bytes") else parts[0])
@@ -201,4 +224,4 @@ def decode(parts: list) -> Detection | Status | FrameMessage:
         if len(parts) != 2:
             raise WireError(f"status: expected 2 parts, got {len(parts)}")
         return decode_status(h)
-    return decode_frame(h, parts)
+    return decode_frame(h, parts) if frame_pixels else peek_frame(h, parts)

@@ -11,7 +11,7 @@ from engines.backends import create_backend, resolve_backend_name
 from engines.errors import ConfigError
 from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
 from engines.runtime.model_files import resolve_model_path
-from engines.runtime.postprocess import to_result
+from engines.runtime.postprocess import frame_heatmap, to_result
 from engines.runtime.preprocess import ActiveArea, Preprocessed, _pyramid, crop_to_input, find_active_area, normalise
 from engines.runtime.result import ModelResult
 
@@ -73,8 +73,17 @@ class Detector:
         self._count += 1
         return self._area
 
-    def detect(self, image: np.ndarray) -> ModelResult:
-        """One HxWx3 uint8 BGR frame down through preprocessing, the backend and postprocessing, once."""
+    def detect(self, image: np.ndarray, heatmap: bool = False) -> ModelResult:
+        """One HxWx3 uint8 BGR frame down through preprocessing, the backend and postprocessing, once.
+        ``heatmap=True`` also returns the localisation heat map on the full frame (checks and reports, not live)."""
+        if heatmap:
+            pre = self.preprocess(image)
+            t1 = time.monotonic_ns()
+            outputs = self.backend.infer(pre.tensor)
+            t2 = time.monotonic_ns()
+            score, boxes = to_result(outputs, pre, self.meta)
+            heat = frame_heatmap(outputs, pre, self.meta)
+            return ModelResult(score, boxes, t1, t2, time.monotonic_ns(), heatmap=heat)
         if self.on_device:
             img = image
             area = self._area_for(img)

@@ -46,3 +46,13 @@ def to_result(outputs: dict[str, np.ndarray], pre: Preprocessed, meta: ModelMeta
         fx0, fy0, fx1, fy1 = input_to_frame_box((x0, y0, x1, y1), pre, spec)
         boxes.append(Box(fx0, fy0, fx1, fy1, min(max(s, 0.0), 1.0)))
     return min(max(score, 0.0), 1.0), tuple(boxes)
+
+
+def frame_heatmap(outputs: dict[str, np.ndarray], pre: Preprocessed, meta: ModelMetadata) -> np.ndarray:
+    """The model's localisation heat map placed back on the full frame (HxW float32 0..1; 0 outside the crop)."""
+    heat = np.clip(np.asarray(outputs[meta.heatmap_output], np.float32)[0, 0], 0.0, 1.0)
+    out = np.zeros((pre.frame_height, pre.frame_width), np.float32)
+    a = pre.area
+    if a.width > 0 and a.height > 0:
+        out[a.y0:a.y1, a.x0:a.x1] = cv2.resize(heat, (a.width, a.height), interpolation=cv2.INTER_LINEAR)
+    return out

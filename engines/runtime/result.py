@@ -1,7 +1,9 @@
 """What the model says about one frame: the result type that leaves ``engines`` for the pipeline."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,4 @@ class ModelResult:
     t_preprocess_ns: int
     t_infer_ns: int
     t_postprocess_ns: int
+    heatmap: np.ndarray | None = field(default=None, compare=False)   # frame-size HxW float32 0..1, on request

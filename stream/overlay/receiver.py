@@ -18,8 +18,9 @@ class Receiver:
     (libzmq does not reconnect a publisher it dropped for an oversized message)."""
 
     def __init__(self, endpoint: str, frames: bool, context: zmq.Context | None = None, silence_s: float = 1.0,
-                 curve: tuple[str, str] | None = None):
-        self.curve = curve
+                 curve: tuple[str, str] | None = None, frame_pixels: bool = True, section: str = "overlay"):
+        self.curve, self.section = curve, section
+        self.frame_pixels = frame_pixels      # False: frames come back as wire.FrameHeader, payload undecoded
         self.ctx = context or zmq.Context.instance()
         self.endpoint, self.frames, self.silence_ns = endpoint, frames, int(silence_s * 1e9)
         self.received = 0
@@ -32,7 +33,7 @@ class Receiver:
         self.sock = self.ctx.socket(zmq.SUB)
         if self.curve:
             from stream.security import apply_client
-            apply_client(self.sock, self.curve[0], self.curve[1], "overlay")
+            apply_client(self.sock, self.curve[0], self.curve[1], self.section)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 70_000)  # larger messages are dropped by ZeroMQ
         self.sock.setsockopt(zmq.RCVHWM, 50)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -59,7 +60,7 @@ class Receiver:
                 break
             self.received += 1
             try:
-                out.append(decode(parts))
+                out.append(decode(parts, self.frame_pixels))
             except WireError as e:
                 kind = str(e).split(":")[0]
                 if self.malformed[kind] == 0:

@@ -1,0 +1,189 @@
+"""Check one uploaded image or short clip with the model: score, alert decision, boxes, heat map, as JSON.
+
+The file's type is told from its content, never from its name. Everything that can be wrong with an upload
+(not an image or video, too large, too long, truncated) raises ``UploadError`` with a message for the user.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engines.errors import PolypwatchError
+from engines.runtime.detector import Detector
+from stream.alerts import AlertFilter
+from stream.detection import AlertState
+
+HEATMAP_GRID_WIDTH = 32          # the heat map in the JSON result: this many columns
+PREVIEW_MAX_WIDTH = 960
+MAX_SIDE = 16384
+
+
+class UploadError(PolypwatchError):
+    """An upload polypwatch cannot check; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    max_bytes: int
+    max_clip_frames: int
+    max_clip_seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult:
+    result: dict           # JSON-ready: what the model said
+    preview_jpeg: bytes    # the (most suspicious) frame with heat map and boxes
+
+
+def _boxes(result) -> list[list[float]]:
+    return [[round(v, 4) for v in b.to_list()] for b in result.boxes]
+
+
+def heatmap_grid(heat: np.ndarray) -> dict:
+    h, w = heat.shape
+    gw = min(HEATMAP_GRID_WIDTH, w)
+    gh = max(1, round(h * gw / w))
+    small = cv2.resize(heat, (gw, gh), interpolation=cv2.INTER_AREA)
+    return {"width": gw, "height": gh, "values": [[round(float(v), 3) for v in row] for row in small]}
+
+
+def render_preview(image: np.ndarray, heat: np.ndarray | None, boxes: list[list[float]], draw_boxes: bool) -> bytes:
+    """The frame with the heat map blended in (where it is above 0.1) and, if ``draw_boxes``, the boxes."""
+    img = image.copy()
+    if heat is not None:
+        colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        alpha = (np.clip((heat - 0.1) / 0.9, 0, 1) * 0.6)[..., None]
+        img = (img * (1 - alpha) + colour * alpha).astype(np.uint8)
+    h, w = img.shape[:2]
+    t = max(2, w // 240)
+    if draw_boxes:
+        for x0, y0, x1, y1, _ in boxes:
+            cv2.rectangle(img, (round(x0 * w), round(y0 * h)), (round(x1 * w) - 1, round(y1 * h) - 1),
+                          (0, 255, 0), t, cv2.LINE_AA)
+    if w > PREVIEW_MAX_WIDTH:
+        img = cv2.resize(img, (PREVIEW_MAX_WIDTH, round(h * PREVIEW_MAX_WIDTH / w)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""
+
+
+def _check_image_size(img: np.ndarray, what: str) -> None:
+    h, w = img.shape[:2]
+    if h < 16 or w < 16 or h > MAX_SIDE or w > MAX_SIDE:
+        raise UploadError(f"{what}: {w}x{h} pixels; expected between 16x16 and {MAX_SIDE}x{MAX_SIDE}")
+
+
+class Checker:
+    """Owns a Detector of its own (the live pipeline's is in another process). Not thread-safe: one check at a
+    time (the server runs them one by one in a worker thread)."""
+
+    def __init__(self, cfg, limits: CheckLimits):
+        self.limits = limits
+        self.detector = Detector(cfg.engine, cfg.preprocess)
+        self.detector.__enter__()
+        self.threshold = self.detector.meta.threshold
+        self.alerts_cfg = cfg.alerts
+        self.model_id = self.detector.model_id
+
+    def close(self) -> None:
+        self.detector.__exit__(None, None, None)
+
+    def _base(self, kind: str, name: str) -> dict:
+        a = AlertFilter.from_config(self.alerts_cfg, self.threshold)
+        return {"kind": kind, "name": name, "model_id": self.model_id, "threshold": round(self.threshold, 4),
+                "alert_filter": {"on": round(a.on, 4), "off": round(a.off, 4), "window": self.alerts_cfg.window,
+                                 "min_hits": self.alerts_cfg.min_hits, "min_misses": self.alerts_cfg.min_misses},
+                "warnings": []}
+
+    def check(self, data: bytes, name: str) -> CheckResult:
+        if not data:
+            raise UploadError("the upload is empty: choose an image (PNG, JPEG, ...) or a short video")
+        if len(data) > self.limits.max_bytes:
+            raise UploadError(f"the upload is {len(data) / 1e6:.1f} MB; the limit is "
+                              f"{self.limits.max_bytes / 1e6:.1f} MB", status=413)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is not None:
+            return self._image(img, name)
+        return self._video(data, name)
+
+    def _image(self, img: np.ndarray, name: str) -> CheckResult:
+        _check_image_size(img, name or "image")
+        r = self.detector.detect(img, heatmap=True)
+        above = r.score >= self.threshold
+        out = self._base("image", name)
+        out.update(width=img.shape[1], height=img.shape[0], score=round(r.score, 4), above_threshold=above,
+                   decision="polyp suspected" if above else "no polyp suspected",
+                   boxes=_boxes(r), heatmap=heatmap_grid(r.heatmap))
+        out["warnings"].append("one image: live, an alert also needs "
+                               f"{self.alerts_cfg.min_hits} of {self.alerts_cfg.window} frames above the threshold")
+        return CheckResult(out, render_preview(img, r.heatmap, out["boxes"], above))
+
+    def _video(self, data: bytes, name: str) -> CheckResult:
+        suffix = Path(name).suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
+            suffix = ".bin"
+        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+            tmp.write(data)
+            tmp.flush()
+            cap = cv2.VideoCapture(tmp.name, cv2.CAP_FFMPEG)
+            try:
+                if not cap.isOpened():
+                    raise UploadError(f"{name or 'the upload'}: neither an image nor a video polypwatch can read "
+                                      f"(images: PNG, JPEG, BMP, TIFF, WebP; videos: MP4, AVI, MKV, MOV); a video "
+                                      f"that is cut short can also fail here", status=415)
+                return self._frames(cap, name)
+            finally:
+                cap.release()
+
+    def _frames(self, cap: cv2.VideoCapture, name: str) -> CheckResult:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if 0 < fps <= 1000 else 30.0
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if declared > 0 and declared / fps > self.limits.max_clip_seconds:
+            raise UploadError(f"{name}: {declared / fps:.1f} s of video; the limit is "
+                              f"{self.limits.max_clip_seconds:g} s", status=413)
+        alerts = AlertFilter.from_config(self.alerts_cfg, self.threshold)
+        frames, best, best_img = [], None, None
+        while len(frames) < self.limits.max_clip_frames:
+            ok, img = cap.read()
+            if not ok or img is None:
+                break
+            if not frames:
+                _check_image_size(img, f"{name} frame 0")
+            r = self.detector.detect(img)
+            state = alerts.update(r.score)
+            i = len(frames)
+            frames.append({"frame": i, "t_s": round(i / fps, 3), "score": round(r.score, 4),
+                           "alert": state.value, "boxes": _boxes(r) if state is AlertState.ON else []})
+            if best is None or r.score > frames[best]["score"]:
+                best, best_img = i, img
+        if not frames:
+            raise UploadError(f"{name}: no frame could be decoded (the video is empty, truncated or not a video)")
+        out = self._base("video", name)
+        if declared > len(frames) + 1 and len(frames) < self.limits.max_clip_frames:
+            out["warnings"].append(f"the video ended after {len(frames)} of the {declared} frames its header "
+                                   f"announces: the file looks truncated; the frames read are checked")
+        elif declared > len(frames) + 1:
+            out["warnings"].append(f"only the first {len(frames)} of {declared} frames were checked "
+                                   f"(web.max_clip_frames)")
+        alert_frames = [f["frame"] for f in frames if f["alert"] == "on"]
+        episodes = sum(1 for k, f in enumerate(frames)
+                       if f["alert"] == "on" and (k == 0 or frames[k - 1]["alert"] != "on"))
+        r = self.detector.detect(best_img, heatmap=True)
+        out.update(width=best_img.shape[1], height=best_img.shape[0], fps=round(fps, 3), frames_checked=len(frames),
+                   summary={"max_score": frames[best]["score"], "max_score_frame": best,
+                            "frames_above_threshold": sum(f["score"] >= self.threshold for f in frames),
+                            "alert_frames": len(alert_frames), "alert_episodes": episodes,
+                            "first_alert_frame": alert_frames[0] if alert_frames else None},
+                   decision="polyp suspected (alert raised)" if alert_frames else "no alert raised",
+                   preview_frame=best, preview_boxes=_boxes(r), heatmap=heatmap_grid(r.heatmap), frames=frames)
+        return CheckResult(out, render_preview(best_img, r.heatmap, out["preview_boxes"],
+                                               frames[best]["alert"] == "on" or r.score >= self.threshold))

@@ -1,0 +1,249 @@
+"""The HTTP server of ``polypwatch web`` (aiohttp): pages, the live WebSocket, uploads, reports, access token."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from engines.errors import PolypwatchError
+from stream.web.check import Checker, CheckLimits, UploadError
+from stream.web.config import is_loopback_host, parse_listen
+from stream.web.hub import Hub, Outgoing, Viewer
+from stream.web.reports import find_reports, index_html
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "polypwatch_token"
+HUB = web.AppKey("hub", Hub)
+CFG = web.AppKey("cfg", object)
+CHECKER = web.AppKey("checker", object)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+CHECK_SLOTS = web.AppKey("check_slots", asyncio.Semaphore)
+PENDING = web.AppKey("pending_checks", list)
+MAX_PENDING_CHECKS = 4          # uploads being read or checked at once; more are refused (503)
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _token_middleware(token: str):
+    @web.middleware
+    async def check_token(request: web.Request, handler):
+        if not token:
+            return await handler(request)
+        given = request.query.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            if request.method == "GET" and request.path in ("/", "/check", "/reports/"):
+                resp = web.HTTPFound(request.rel_url.without_query("token"))   # keep it out of the address bar
+                resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+                raise resp
+            return await handler(request)
+        auth = request.headers.get("Authorization", "")
+        candidates = [request.cookies.get(COOKIE, ""), auth[7:] if auth.startswith("Bearer ") else ""]
+        if any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates):
+            return await handler(request)
+        return _json_error(401, "access token required: open the page as /?token=TOKEN or send "
+                                "'Authorization: Bearer TOKEN'")
+    return check_token
+
+
+# ---------------------------------------------------------------------------------------------- pages
+async def live_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "live.html")
+
+
+async def check_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "check.html")
+
+
+async def api_state(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    checker = request.app[CHECKER]
+    return web.json_response({"style": hub.style(), "last": hub.last_state or None, "server": hub.counters(),
+                              "uploads": checker is not None,
+                              "check_model": None if checker is None else
+                              {"model_id": checker.model_id, "threshold": checker.threshold},
+                              "reports": bool(request.app[CFG].extra["web"].reports_dir)})
+
+
+async def api_snapshot(request: web.Request) -> web.Response:
+    msg = request.app[HUB].latest
+    if msg is None:
+        return _json_error(404, "no frame received from the pipeline yet (is it running with "
+                                "publisher.send_frames: true?)")
+    return web.Response(body=msg.jpeg, content_type="image/jpeg",
+                        headers={"X-Polypwatch-Frame": json.dumps({"seq": msg.header["seq"],
+                                                                   "verdict": msg.header["verdict"]})})
+
+
+# ---------------------------------------------------------------------------------------------- live
+async def _send_loop(ws: web.WebSocketResponse, viewer: Viewer) -> None:
+    while not ws.closed:
+        await viewer.wake.wait()
+        viewer.wake.clear()
+        while (msg := viewer.take()) is not None:
+            extra = {"viewer": viewer.counters()}
+            if msg.kind == "frame":
+                await ws.send_bytes(msg.binary(extra))
+            else:
+                await ws.send_str(msg.text(extra))
+
+
+async def live_socket(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    web_cfg = request.app[CFG].extra["web"]
+    if len(hub.viewers) >= web_cfg.max_viewers:
+        return _json_error(503, f"{web_cfg.max_viewers} viewers already connected (web.max_viewers)")
+    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)
+    await ws.prepare(request)
+    viewer = Viewer(web_cfg.max_in_flight)
+    await ws.send_str(json.dumps({"type": "hello", "style": hub.style()}))
+    hub.viewers.add(viewer)
+    sender = asyncio.create_task(_send_loop(ws, viewer))
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                m = json.loads(msg.data)
+                kind = m.get("type")
+            except (ValueError, AttributeError):
+                continue                       # a viewer's bad message is ignored, never fatal
+            if kind == "ack":
+                viewer.ack()
+            elif kind == "ping":
+                viewer.offer(Outgoing("state", {"type": "pong", "t": m.get("t")}))
+    finally:
+        hub.viewers.discard(viewer)
+        sender.cancel()
+    return ws
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+async def _read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, str]:
+    if not request.content_type.startswith("multipart/"):
+        raise UploadError("expected a multipart/form-data upload with a 'file' field")
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            raise UploadError("the upload has no 'file' field")
+        if getattr(part, "name", None) == "file":
+            break
+    data = bytearray()
+    while chunk := await part.read_chunk(256 * 1024):
+        data += chunk
+        if len(data) > max_bytes:
+            raise UploadError(f"the upload is larger than the limit of {max_bytes / 1e6:.1f} MB "
+                              f"(web.max_upload_mb)", status=413)
+    return bytes(data), Path(part.filename or "upload").name
+
+
+async def api_check(request: web.Request) -> web.Response:
+    checker: Checker | None = request.app[CHECKER]
+    if checker is None:
+        return _json_error(404, "uploads are switched off on this server (web.uploads: false)")
+    pending = request.app[PENDING]
+    if pending[0] >= MAX_PENDING_CHECKS:
+        return _json_error(503, "busy: other checks are running; try again shortly")
+    pending[0] += 1
+    try:
+        data, name = await _read_upload(request, checker.limits.max_bytes)
+        async with request.app[CHECK_SLOTS]:
+            res = await asyncio.get_running_loop().run_in_executor(request.app[EXECUTOR], checker.check, data, name)
+    except UploadError as e:
+        return _json_error(e.status, str(e))
+    except PolypwatchError as e:
+        log.warning("check failed: %s", e)
+        return _json_error(422, f"the model could not check this file: {e}")
+    except Exception:
+        log.exception("check of an upload failed")
+        return _json_error(500, "internal error while checking this file (the server log has the details)")
+    finally:
+        pending[0] -= 1
+    import base64
+    return web.json_response({**res.result,
+                              "preview": "data:image/jpeg;base64," + base64.b64encode(res.preview_jpeg).decode()})
+
+
+# ---------------------------------------------------------------------------------------------- reports
+async def reports_index(request: web.Request) -> web.Response:
+    root = request.app[CFG].extra["web"].reports_dir
+    if not root:
+        return web.Response(status=404, text="no reports folder configured (polypwatch web --reports DIR)")
+    reports = await asyncio.get_running_loop().run_in_executor(None, find_reports, Path(root))
+    if request.query.get("format") == "json":
+        return web.json_response(reports)
+    return web.Response(text=index_html(reports, "/reports/files"), content_type="text/html")
+
+
+# ---------------------------------------------------------------------------------------------- the app
+def make_app(cfg) -> web.Application:
+    w = cfg.extra["web"]
+    app = web.Application(middlewares=[_token_middleware(w.access_token())], client_max_size=1024 * 1024)
+    app[CFG] = cfg
+    app[HUB] = Hub(w, cfg.extra["overlay"])
+    app[CHECKER] = None
+    app[PENDING] = [0]
+    app[EXECUTOR] = ThreadPoolExecutor(1, thread_name_prefix="web-check")
+    if w.uploads:
+        app[CHECKER] = Checker(cfg, CheckLimits(int(w.max_upload_mb * 1e6), w.max_clip_frames, w.max_clip_seconds))
+    app.router.add_get("/", live_page)
+    app.router.add_get("/check", check_page)
+    app.router.add_get("/ws", live_socket)
+    app.router.add_get("/api/state", api_state)
+    app.router.add_get("/api/snapshot.jpg", api_snapshot)
+    app.router.add_post("/api/check", api_check)
+    app.router.add_get("/reports/", reports_index)
+    app.router.add_static("/static", STATIC, follow_symlinks=False)
+    if w.reports_dir:
+        app.router.add_static("/reports/files", Path(w.reports_dir), show_index=True, follow_symlinks=False)
+
+    async def on_startup(app: web.Application) -> None:
+        app[CHECK_SLOTS] = asyncio.Semaphore(1)
+        app[HUB].start(asyncio.get_running_loop())
+
+    async def on_cleanup(app: web.Application) -> None:
+        app[HUB].stop()
+        app[EXECUTOR].shutdown(wait=True)
+        if app[CHECKER] is not None:
+            app[CHECKER].close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def serve(cfg, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set. Binding problems raise ConfigError naming web.listen."""
+    from engines.errors import ConfigError
+    w = cfg.extra["web"]
+    host, port = parse_listen("web.listen", w.listen)
+    app = make_app(cfg)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise ConfigError(f"web.listen: cannot listen on {w.listen!r} ({e.strerror or e})") from None
+    bound = runner.addresses[0] if runner.addresses else (host, port)
+    url = f"http://{host}:{bound[1]}/"
+    if not is_loopback_host(host):
+        log.warning("listening on %s, which is not loopback: every request needs the access token", url)
+    elif w.access_token():
+        log.info("access token required on every request")
+    log.info("serving %s (live from %s)", url, w.endpoint)
+    print(f"polypwatch web: {url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
