@@ -129,3 +129,10 @@ class Browser:
         """The viewport as a BGR image (device pixels = CSS pixels)."""
         r = await self.call("Page.captureScreenshot", format="png")
         return cv2.imdecode(np.frombuffer(base64.b64decode(r["data"]), np.uint8), cv2.IMREAD_COLOR)
+
+
+async def set_file(b: Browser, selector: str, path: str) -> None:
+    """Choose ``path`` in the page's <input type=file> (fires its change event, as a user's choice does)."""
+    doc = await b.call("DOM.getDocument")
+    node = await b.call("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector=selector)
+    await b.call("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[path])

@@ -14,12 +14,13 @@ PACKAGES = ("stream", "engines")
 
 # the live path: what runs beside the endoscopy tower (capture, pipeline, publisher, overlay)
 LIVE_ROOTS = ("stream.pipeline", "stream.publisher", "stream.reader", "stream.sources", "stream.overlay.app",
-              "stream.cli")
+              "stream.cli", "stream.web.server")
 LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "stream.bench")
 # imported when the operator asks for it, never on the live path's way: the CLI's replay command
 LAZY_LAB_ENTRY = {("stream.commands", f"stream.qa.{m}") for m in ("inputs", "replay", "study_run", "runners", "study")}
 TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",
-              "engines.backends.onnxruntime_backend", "engines.evaluation.evaluate", "stream.qa.replay")
+              "engines.backends.onnxruntime_backend", "engines.evaluation.evaluate", "stream.qa.replay",
+              "stream.web.server")
 
 
 def module_name(path: Path) -> str:

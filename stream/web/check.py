@@ -75,6 +75,12 @@ def render_preview(image: np.ndarray, heat: np.ndarray | None, boxes: list[list[
     return buf.tobytes() if ok else b""
 
 
+def _not_media(name: str) -> UploadError:
+    return UploadError(f"{name or 'the upload'}: neither an image nor a video polypwatch can read (images: PNG, "
+                       f"JPEG, BMP, TIFF, WebP; videos: MP4, AVI, MKV, MOV); no frame could be decoded, which is also "
+                       f"what a video that is empty or cut short (truncated) gives", status=415)
+
+
 def _check_image_size(img: np.ndarray, what: str) -> None:
     h, w = img.shape[:2]
     if h < 16 or w < 16 or h > MAX_SIDE or w > MAX_SIDE:
@@ -136,9 +142,7 @@ class Checker:
             cap = cv2.VideoCapture(tmp.name, cv2.CAP_FFMPEG)
             try:
                 if not cap.isOpened():
-                    raise UploadError(f"{name or 'the upload'}: neither an image nor a video polypwatch can read "
-                                      f"(images: PNG, JPEG, BMP, TIFF, WebP; videos: MP4, AVI, MKV, MOV); a video "
-                                      f"that is cut short can also fail here", status=415)
+                    raise _not_media(name)
                 return self._frames(cap, name)
             finally:
                 cap.release()
@@ -166,7 +170,7 @@ class Checker:
             if best is None or r.score > frames[best]["score"]:
                 best, best_img = i, img
         if not frames:
-            raise UploadError(f"{name}: no frame could be decoded (the video is empty, truncated or not a video)")
+            raise _not_media(name)
         out = self._base("video", name)
         if declared > len(frames) + 1 and len(frames) < self.limits.max_clip_frames:
             out["warnings"].append(f"the video ended after {len(frames)} of the {declared} frames its header "

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import ConfigError
+import stream.overlay.config  # noqa: F401  (the page follows the overlay: section's drawing rules)
 from stream.config import register_section
 
 MIN_TOKEN_CHARS = 16

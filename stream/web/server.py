@@ -41,7 +41,9 @@ def _token_middleware(token: str):
         given = request.query.get("token")
         if given is not None and hmac.compare_digest(given.encode(), token.encode()):
             if request.method == "GET" and request.path in ("/", "/check", "/reports/"):
-                resp = web.HTTPFound(request.rel_url.without_query("token"))   # keep it out of the address bar
+                query = request.query.copy()
+                query.popall("token")
+                resp = web.HTTPFound(str(request.rel_url.with_query(query)))   # keep it out of the address bar
                 resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
                 raise resp
             return await handler(request)
@@ -67,6 +69,7 @@ async def api_state(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     checker = request.app[CHECKER]
     return web.json_response({"style": hub.style(), "last": hub.last_state or None, "server": hub.counters(),
+                              "viewers": [v.counters() for v in hub.viewers],
                               "uploads": checker is not None,
                               "check_model": None if checker is None else
                               {"model_id": checker.model_id, "threshold": checker.threshold},
