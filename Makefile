@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := out/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ demo: setup
 	@echo "demo outputs in $(DEMO)/: clip.mp4 + clip.json (truth), live_summary.json, live_detections.jsonl,"
 	@echo "  qa/report.html (open in a browser), qa/annotated.mp4, qa/metrics.json"
 
-test: setup
+# the browser tests drive Debian's chromium; installed here where apt can (root), else they are skipped
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+		echo "chromium could not be installed: the browser tests will be skipped"
+
+test: setup browser
 	$(PY) -m pytest -q
 
 clean:

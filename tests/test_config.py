@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
+    import stream.web.config  # noqa: F401  (the web: and overlay: sections, as every polypwatch command has them)
     cfg = load_config(path)
     assert cfg.publisher.endpoint.startswith("tcp://127.0.0.1")
 

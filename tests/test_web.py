@@ -438,3 +438,8 @@ def test_check_page_in_a_browser(polyp_image, tmp_path):
     assert shown["d"] == "polyp suspected" and float(shown["s"]) >= 0.7 and shown["b"].startswith("[")
     assert shown["img"] == 480
     assert "neither an image nor a video" in error and hidden is True
+
+
+def test_configs_web_yaml_lists_the_defaults():
+    defaults = web_cfg().extra["web"]
+    assert load_config(ROOT / "configs" / "web.yaml").extra["web"] == defaults

@@ -109,6 +109,8 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     viewer = Viewer(web_cfg.max_in_flight)
     await ws.send_str(json.dumps({"type": "hello", "style": hub.style()}))
     hub.viewers.add(viewer)
+    peer = request.remote
+    log.info("viewer %s connected (%d now)", peer, len(hub.viewers))
     sender = asyncio.create_task(_send_loop(ws, viewer))
     try:
         async for msg in ws:
@@ -126,6 +128,8 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     finally:
         hub.viewers.discard(viewer)
         sender.cancel()
+        log.info("viewer %s left (%s): %s", peer, "no answer to pings" if ws.close_code == 1006 else
+                 f"close code {ws.close_code}", viewer.counters())
     return ws
 
 
