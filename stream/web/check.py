@@ -127,7 +127,7 @@ class Checker:
         out = self._base("image", name)
         out.update(width=img.shape[1], height=img.shape[0], score=round(r.score, 4), above_threshold=above,
                    decision="polyp suspected" if above else "no polyp suspected",
-                   boxes=_boxes(r), heatmap=heatmap_grid(r.heatmap))
+                   boxes=_boxes(r) if above else [], regions=_boxes(r), heatmap=heatmap_grid(r.heatmap))
         out["warnings"].append("one image: live, an alert also needs "
                                f"{self.alerts_cfg.min_hits} of {self.alerts_cfg.window} frames above the threshold")
         return CheckResult(out, render_preview(img, r.heatmap, out["boxes"], above))
@@ -188,6 +188,6 @@ class Checker:
                             "alert_frames": len(alert_frames), "alert_episodes": episodes,
                             "first_alert_frame": alert_frames[0] if alert_frames else None},
                    decision="polyp suspected (alert raised)" if alert_frames else "no alert raised",
-                   preview_frame=best, preview_boxes=_boxes(r), heatmap=heatmap_grid(r.heatmap), frames=frames)
-        return CheckResult(out, render_preview(best_img, r.heatmap, out["preview_boxes"],
-                                               frames[best]["alert"] == "on" or r.score >= self.threshold))
+                   preview_frame=best, preview_boxes=_boxes(r) if frames[best]["alert"] == "on" else [],
+                   heatmap=heatmap_grid(r.heatmap), frames=frames)
+        return CheckResult(out, render_preview(best_img, r.heatmap, out["preview_boxes"], True))

@@ -39,7 +39,8 @@ function show(res) {
       (s.first_alert_frame === null ? "" : `, first at frame ${s.first_alert_frame}`);
   }
   $("threshold").textContent = res.threshold.toFixed(4);
-  $("boxes").textContent = boxes.length ? boxes.map((b) => `[${b.map((v) => v.toFixed(3)).join(", ")}]`).join(" ") : "none";
+  $("boxes").textContent = boxes.length ? boxes.map((b) => `[${b.map((v) => v.toFixed(3)).join(", ")}]`).join(" ")
+    : "none (boxes are drawn only where the alert would be on)";
   $("warnings").textContent = res.warnings.join(" ");
   const {preview, ...json} = res;
   $("download").href = URL.createObjectURL(new Blob([JSON.stringify(json, null, 1)], {type: "application/json"}));

@@ -69,9 +69,13 @@ function panel(h) {
   let note = "";
   if (!pw.connected) note = "no connection to the polypwatch web server";
   else if (st.state === null) note = "no heartbeat from the pipeline yet";
+  else if (pw.style && st.heartbeat_age_ms > pw.style.heartbeat_timeout_ms)
+    note = `no heartbeat from the pipeline for ${(st.heartbeat_age_ms / 1000).toFixed(1)} s: the figures below are the last ones received`;
+  else if (st.state === "stopped" || st.state === "error") note = `the pipeline has ${st.state}` + (st.message ? `: ${st.message}` : "");
   else if (st.message) note = st.message;
   else if (!bitmap && st.state === "running") note = "no video: run the pipeline with publisher.send_frames: true";
   $("note").textContent = note;
+  document.querySelector("#panel table").style.opacity = pw.display === "ACTIVE" || pw.display === "STALE" ? 1 : 0.45;
 }
 
 async function onFrame(buf, recvAt) {
