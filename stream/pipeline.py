@@ -153,14 +153,14 @@ def format_summary(s: dict) -> str:
              f"frames read {s['read']}, processed {s['processed']}, dropped {s['dropped']} "
              f"(+{s['skipped_by_source']} skipped by the source), over the {s['budget_ms']:.0f} ms budget "
              f"{s['budget_misses']}, engine errors {s['errors']}, out of order {s['out_of_order']}, "
-             f"{s['seconds']:.1f} s",
-             f"{'latency (ms)':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"]
+             f"{s['seconds']:.1f} s" + (f", {s['fps']:.1f} fps over the processing interval" if s.get("fps") else ""),
+             f"{'latency (ms)':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"]
     for name, table in (("stage", s["stage"]), ("capture ->", s["capture_to"])):
         for stage, p in table.items():
             if not p["count"]:
                 continue
             label = f"{name} {stage}" if name == "capture ->" else f"  {stage}"
-            lines.append(f"{label:<28}{p['p50']:>8.2f}{p['p95']:>8.2f}{p['p99']:>8.2f}{p['max']:>8.2f}")
+            lines.append(f"{label:<28}{p['p50']:>8.2f}{p['p95']:>8.2f}{p['p99']:>8.2f}{p['p99_9']:>8.2f}{p['max']:>8.2f}")
     return "\n".join(lines)
 
 

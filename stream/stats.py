@@ -22,6 +22,7 @@ class RunStats:
         self.out_of_order = 0
         self._last_seq = -1
         self.t_start_ns = time.monotonic_ns()
+        self.t_first_ns = self.t_last_ns = 0       # first and last processed frame's publish (processing interval)
 
     def add(self, d: Detection) -> None:
         self.processed += 1
@@ -43,7 +44,10 @@ class RunStats:
             if total > self.budget_ns:
                 self.budget_misses += 1
             self.recent.append(total)
-        self.recent_t.append(time.monotonic_ns())
+        now = time.monotonic_ns()
+        self.recent_t.append(now)
+        self.t_first_ns = self.t_first_ns or now
+        self.t_last_ns = now
 
     def recent_fps(self) -> float:
         if len(self.recent_t) < 2:
@@ -59,6 +63,10 @@ class RunStats:
             "processed": self.processed, "budget_misses": self.budget_misses, "errors": self.errors,
             "out_of_order": self.out_of_order, "budget_ms": self.budget_ns / 1e6,
             "seconds": round((time.monotonic_ns() - self.t_start_ns) / 1e9, 3),
+            # throughput over the processing interval (first processed frame to last), not the start-up
+            "processing_seconds": round((self.t_last_ns - self.t_first_ns) / 1e9, 3),
+            "fps": round((self.processed - 1) * 1e9 / (self.t_last_ns - self.t_first_ns), 2)
+            if self.processed > 1 and self.t_last_ns > self.t_first_ns else None,
             "capture_to": {s: percentiles_ms(v) for s, v in self.all.items()},
             "stage": {s: percentiles_ms(v) for s, v in self.stage.items()},
         }

@@ -30,3 +30,18 @@ def test_sens_spec_and_iou_and_percentiles():
     assert box_iou((0, 0, 1, 1), (0, 0, 0.5, 1)) == 0.5
     p = percentiles_ms([1_000_000] * 99 + [10_000_000])
     assert (p["p50"], p["max"], p["count"]) == (1.0, 10.0, 100)
+
+
+def test_p99_9_and_fps_over_the_processing_interval(monkeypatch):
+    p = percentiles_ms([1_000_000] * 999 + [50_000_000])
+    assert p["p99"] == 1.0 and 1.0 < p["p99_9"] < 50.0 and p["max"] == 50.0
+    import stream.stats as stats
+    from stream.detection import AlertState, Detection
+    monkeypatch.setattr(stats.time, "monotonic_ns", lambda: 0)
+    rs = stats.RunStats(33.0)                               # created at t=0 ...
+    times = iter([5 * 10**9 + t for t in range(0, 10**12, 20_000_000)])  # ... first frame 5 s later (start-up)
+    monkeypatch.setattr(stats.time, "monotonic_ns", lambda: next(times))
+    for i in range(101):
+        rs.add(Detection(seq=i, t_capture_ns=0, source="s", score=0.1, alert=AlertState.OFF))
+    s = rs.summary()
+    assert s["fps"] == 50.0 and s["processing_seconds"] == 2.0       # 100 intervals of 20 ms; start-up excluded

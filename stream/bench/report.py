@@ -9,8 +9,8 @@ def _p(d: dict | None, k: str):
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| scenario | clip | fps | processed | dropped | over budget | capture→publish p50 / p95 / p99 / max (ms) "
-            "| capture→draw p50 / p99 (ms) | CPU % (per process) | peak RSS MB |")
+    head = ("| scenario | clip | fps | processed | dropped | over budget | capture→publish p50 / p95 / p99 / p99.9 / max "
+            "(ms) | capture→draw p50 / p99 / p99.9 (ms) | CPU % (per process) | peak RSS MB |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         f = r.figures
@@ -19,8 +19,9 @@ def table(rows: list[Row]) -> str:
             continue
         ctp = f.get("capture_to_publish_ms") or f.get("latency_ms")
         ctd = f.get("capture_to_draw_ms")
-        lat = f"{_p(ctp, 'p50')} / {_p(ctp, 'p95')} / {_p(ctp, 'p99')} / {_p(ctp, 'max')}" if ctp else "–"
-        draw = f"{_p(ctd, 'p50')} / {_p(ctd, 'p99')}" if ctd else "–"
+        lat = (f"{_p(ctp, 'p50')} / {_p(ctp, 'p95')} / {_p(ctp, 'p99')} / {_p(ctp, 'p99_9')} / {_p(ctp, 'max')}"
+               if ctp else "–")
+        draw = f"{_p(ctd, 'p50')} / {_p(ctd, 'p99')} / {_p(ctd, 'p99_9')}" if ctd else "–"
         cpu = " + ".join(f"{p['cpu_percent']:.0f}" for p in r.processes)
         rss = " + ".join(f"{p['peak_rss_mb']:.0f}" for p in r.processes)
         lines.append(f"| {r.scenario} | {r.clip} | {f.get('fps', '–')} | {f.get('processed', f.get('frames', '–'))} | "

@@ -64,7 +64,7 @@ def _live_figures(s: dict, clip: Clip) -> dict:
             "processed": s["processed"], "dropped": s["dropped"] + s["skipped_by_source"],
             "drop_percent": round(100 * (s["dropped"] + s["skipped_by_source"]) / max(s["read"], 1), 2),
             "over_budget": s["budget_misses"], "budget_ms": s["budget_ms"],
-            "fps": round(s["processed"] / s["seconds"], 2) if s["seconds"] else None, "read": s["read"]}
+            "fps": s.get("fps"), "read": s["read"], "processing_seconds": s.get("processing_seconds")}
 
 
 def pipeline(clip: Clip, work: Path, name: str, extra: list[str], pace: bool = True) -> Row:
