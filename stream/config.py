@@ -37,7 +37,8 @@ class CaptureConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    active_area_every: int = 1            # search the active area every N frames (1 = every frame)
+    active_area_every: int = 30           # search the active area at least every N frames (1 = every frame); also
+                                          # at once on a new frame size or when the dark border lights up
 
     _ranges = {"active_area_every": (1, 10000)}
 

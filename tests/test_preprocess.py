@@ -76,3 +76,52 @@ def test_normalise_uses_the_model_colour_order():
 def test_bad_spec(kw, message):
     with pytest.raises(ValueError, match=message):
         PreprocessSpec(**kw)
+
+
+# ------------------------------------------------------------------------------------------ area schedule
+def _scope_frame(h=360, w=640, centre=(320, 180), r=150, lumen=False, value=150):
+    import cv2
+    img = np.zeros((h, w, 3), np.uint8)
+    cv2.circle(img, centre, r, (value - 40, value - 20, value), -1)
+    if lumen:
+        cv2.circle(img, centre, r // 2, (5, 5, 5), -1)          # a dark lumen inside the view
+    return img
+
+
+def test_border_watch_searches_on_schedule_and_when_the_view_changes():
+    from engines.runtime.area_watch import BorderWatch
+    from engines.runtime.preprocess import PreprocessSpec, find_active_area
+    spec = PreprocessSpec()
+    watch = BorderWatch(every=10, threshold=spec.border_threshold)
+    a = _scope_frame()
+
+    def step(img):
+        if watch.due(img):
+            watch.searched(img, find_active_area(img, spec))
+            return True
+        watch.skipped()
+        return False
+    assert step(a)                                              # first frame
+    flags = [step(a) for _ in range(25)]
+    assert flags == ([False] * 9 + [True]) * 2 + [False] * 5    # every 10 frames on a still view
+    assert [step(_scope_frame(lumen=True)) for _ in range(3)] == [False] * 3   # dark lumen: no new search
+    moved = _scope_frame(centre=(450, 180), r=170)               # the view moved/grew into the old border
+    assert step(moved) and watch.triggered == 1
+    assert not step(moved)
+    assert step(_scope_frame(h=480, w=640))                      # a new frame size
+    full = np.full((480, 640, 3), 120, np.uint8)                 # full-screen view: the border lights up
+    assert step(full) and watch.triggered == 2
+
+
+def test_detector_follows_a_layout_change_on_the_same_frame(tiny_model):
+    from engines.runtime.detector import Detector
+    from stream.config import load_config
+    cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime",
+                             "preprocess.active_area_every=1000"])
+    with Detector(cfg.engine, cfg.preprocess) as det:
+        det.detect(_scope_frame())
+        small = det._area
+        assert small.x1 - small.x0 < 330
+        det.detect(np.full((360, 640, 3), 120, np.uint8))
+        assert det._area.x0 <= 4 and det._area.x1 >= 636         # searched again at once, not 1000 frames later
+        assert det.area_watch.searches == 2

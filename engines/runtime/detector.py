@@ -9,6 +9,7 @@ import numpy as np
 
 from engines.backends import create_backend, resolve_backend_name
 from engines.errors import ConfigError
+from engines.runtime.area_watch import BorderWatch
 from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
 from engines.runtime.model_files import resolve_model_path
 from engines.runtime.postprocess import frame_heatmap, to_result
@@ -35,14 +36,12 @@ class Detector:
         elif self.backend_name == "tensorrt":
             kwargs = {"engine_path": engine_cfg.engine_file, "onnx_path": self.model_path}
         self.backend = create_backend(self.backend_name, kwargs)
-        self.area_every = preprocess_cfg.active_area_every
+        self.area_watch = BorderWatch(preprocess_cfg.active_area_every, self.spec.border_threshold)
         self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")
         if engine_cfg.device_preprocess and not self.on_device:
             raise ConfigError(f"engine.device_preprocess: expected false with backend {self.backend_name!r} "
                               f"(only the torch backend preprocesses on the device), got true")
         self._area: ActiveArea | None = None
-        self._area_shape: tuple[int, ...] = ()
-        self._count = 0
 
     def __enter__(self) -> "Detector":
         self.backend.open()
@@ -65,12 +64,14 @@ class Detector:
         return Preprocessed(tensor=tensor, area=area, frame_width=image.shape[1], frame_height=image.shape[0])
 
     def _area_for(self, image: np.ndarray, levels: list[np.ndarray] | None = None) -> ActiveArea:
-        """The active area, searched again every ``active_area_every`` frames (``levels``: a pyramid already
-        built for the crop; without one, find_active_area builds its own only when it searches)."""
-        if self._area is None or self._area_shape != image.shape or self._count % self.area_every == 0:
+        """The active area, searched again when ``BorderWatch`` says so (engines/runtime/area_watch.py: every
+        ``active_area_every`` frames, a new frame size, or the border lighting up). ``levels``: a pyramid already
+        built for the crop; without one, find_active_area builds its own only when it searches."""
+        if self._area is None or self.area_watch.due(image):
             self._area = find_active_area(image, self.spec, levels)
-            self._area_shape = image.shape
-        self._count += 1
+            self.area_watch.searched(image, self._area)
+        else:
+            self.area_watch.skipped()
         return self._area
 
     def detect(self, image: np.ndarray, heatmap: bool = False) -> ModelResult:
