@@ -38,6 +38,7 @@ class TorchBackend(BackendBase):
         self._graph = None
         self._static_in = None
         self._static_out = None
+        self._frame_graph = None
 
     def open(self) -> "TorchBackend":
         try:
@@ -68,28 +69,20 @@ class TorchBackend(BackendBase):
             net = net.half()
         self._net = net
         self._graph = None
-        self._pre = None
+        self._frame_graph = None
         return self
 
     def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
-        """Preprocess on the device (upload the uint8 crop once), then infer: no float frame crosses PCIe."""
+        """The whole frame path on the device: uint8 frame in, outputs out (engines/backends/frame_graph.py). On
+        CUDA one graph per frame size holds upload, preprocessing, model and download; no float frame crosses PCIe."""
         import torch
 
-        from engines.backends.device_preprocess import DevicePreprocessor
-        if self._pre is None:
-            self._pre = DevicePreprocessor(spec, self.device, torch.float16 if self.half else torch.float32)
+        from engines.backends.frame_graph import FrameGraph
+        if self._frame_graph is None:
+            self._frame_graph = FrameGraph(self._net, spec, self.device, torch.float16 if self.half else torch.float32,
+                                           self.names, self.cuda_graph)
         try:
-            x = self._pre(image, area)
-            if self.device.type == "cuda" and self.cuda_graph:
-                if self._graph is None or tuple(self._static_in.shape) != tuple(x.shape):
-                    self._capture(np.zeros(tuple(x.shape), np.float32))
-                self._static_in.copy_(x)
-                self._graph.replay()
-                s, h = self._static_out
-            else:
-                with torch.no_grad():
-                    s, h = self._net(x)
-            return {self.names[0]: s.float().cpu().numpy(), self.names[1]: h.float().cpu().numpy()}
+            return self._frame_graph.run(image, area)
         except RuntimeError as e:
             raise BackendError(f"torch backend: inference failed ({e})") from None
 
@@ -132,4 +125,5 @@ class TorchBackend(BackendBase):
     def close(self) -> None:
         self._net = None
         self._graph = None
+        self._frame_graph = None
         self._static_in = self._static_out = None

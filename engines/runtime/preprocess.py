@@ -139,16 +139,29 @@ def crop_to_input(image: np.ndarray, area: ActiveArea, spec: PreprocessSpec,
     """
     H, W = spec.input_height, spec.input_width
     levels = _levels if _levels is not None else [image]
-    k = 0
-    while k + 1 < len(levels) and area.width >> (k + 1) >= W and area.height >> (k + 1) >= H:
-        k += 1
-    src = levels[k]
-    x0, y0, x1, y1 = (area.x0 >> k, area.y0 >> k, max((area.x0 >> k) + 1, area.x1 >> k),
-                      max((area.y0 >> k) + 1, area.y1 >> k))
-    crop = src[y0:y1, x0:x1]
+    k, (x0, y0, x1, y1) = crop_level(area, spec, len(levels))
+    crop = levels[k][y0:y1, x0:x1]
     out = cv2.resize(crop, (W, H), interpolation=cv2.INTER_AREA)
     out *= keep_mask(area, spec)[:, :, None]
     return out
+
+
+def crop_level(area: ActiveArea, spec: PreprocessSpec, n_levels: int) -> tuple[int, tuple[int, int, int, int]]:
+    """The pyramid level the crop is taken from (the smallest with at least the input's resolution) and the crop
+    box in that level's pixels."""
+    H, W = spec.input_height, spec.input_width
+    k = 0
+    while k + 1 < n_levels and area.width >> (k + 1) >= W and area.height >> (k + 1) >= H:
+        k += 1
+    return k, (area.x0 >> k, area.y0 >> k, max((area.x0 >> k) + 1, area.x1 >> k), max((area.y0 >> k) + 1, area.y1 >> k))
+
+
+def pyramid_depth(height: int, width: int, spec: PreprocessSpec) -> int:
+    """How many levels ``_pyramid`` builds for a frame of this size in the live path (Detector.preprocess)."""
+    n, min_width = 1, max(spec.analysis_width, spec.input_width)
+    while width >= 2 * min_width and height >= 32:
+        width, height, n = width // 2, height // 2, n + 1
+    return n
 
 
 def keep_mask(area: ActiveArea, spec: PreprocessSpec) -> np.ndarray:
