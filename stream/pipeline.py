@@ -44,6 +44,7 @@ class Pipeline:
         self.state = "starting"
         self._consecutive_errors = 0
         self._log_file = None
+        self.warmup: dict | None = None
         self.on_detection = None          # optional callback(detection, frame), e.g. replay's writers
 
     # ------------------------------------------------------------------ stages
@@ -91,6 +92,17 @@ class Pipeline:
         silent_s = (time.monotonic_ns() - (self.reader.t_last_frame_ns or self.stats.t_start_ns)) / 1e9
         self.state = "running" if self.reader.signal and silent_s < self.cfg.capture.read_timeout_s else "no_signal"
 
+    def _warm_up(self) -> None:
+        """The full per-frame path once at the source's frame size before the first real frame, so that no frame
+        waits on initialisation after the state is ``running``."""
+        shape = self.source.frame_shape()
+        if shape is None:
+            log.info("warm-up skipped: %s does not tell its frame size before the first frame", self.source.source_id)
+            return
+        self.warmup = self.detector.warm_up(shape)
+        log.info("warm-up of the per-frame path at %dx%d: %.1f ms, then %.1f ms", shape[1], shape[0],
+                 self.warmup["first_ms"], self.warmup["second_ms"])
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         cfg = self.cfg
@@ -101,6 +113,8 @@ class Pipeline:
         t_end = time.monotonic_ns() + int(cfg.pipeline.max_seconds * 1e9) if cfg.pipeline.max_seconds else None
         try:
             with self.detector:
+                self.publisher.status(self._status())           # "starting" while the path warms up
+                self._warm_up()
                 self.reader.start(source_open=True)
                 self.state = "running"
                 while not self.stop_event.is_set():
@@ -144,7 +158,7 @@ class Pipeline:
                  read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
                  reopen_attempts=rs.reopen_attempts,
                  published=self.publisher.sent, publish_dropped=self.publisher.dropped,
-                 endpoint=self.publisher.endpoint)
+                 endpoint=self.publisher.endpoint, warmup=self.warmup)
         return s
 
 

@@ -31,6 +31,10 @@ class Source:
 
     def close(self) -> None: ...
 
+    def frame_shape(self) -> tuple[int, int, int] | None:
+        """(height, width, 3) of the frames it will deliver, once open, where the source knows it; else None."""
+        return None
+
 
 def _check_image(img, where: str) -> np.ndarray:
     if img is None or not isinstance(img, np.ndarray):
@@ -82,6 +86,12 @@ class OpenCVSource(Source):
         self.fps = float(self.req_fps or (fps if fps and 0 < fps < 1000 else 30.0))
         self.index = -1
 
+    def frame_shape(self) -> tuple[int, int, int] | None:
+        if self.cap is None:
+            return None
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        return (h, w, 3) if w > 0 and h > 0 else None
+
     def read(self) -> tuple[np.ndarray, int]:
         if self.cap is None:
             raise SourceError(f"{self.source_id}: read before open")
@@ -129,6 +139,12 @@ class FolderSource(Source):
         self.files = numbered_frames(self.folder)
         self.index = -1
 
+    def frame_shape(self) -> tuple[int, int, int] | None:
+        if not self.files:
+            return None
+        img = cv2.imread(str(self.files[0]), cv2.IMREAD_COLOR)
+        return None if img is None else (img.shape[0], img.shape[1], 3)
+
     def read(self) -> tuple[np.ndarray, int]:
         self.index += 1
         if self.index >= len(self.files):
@@ -169,6 +185,9 @@ class SyntheticSource(Source):
         if self.renderer is None:
             self.renderer = SceneRenderer(self.params)
         self.index = -1
+
+    def frame_shape(self) -> tuple[int, int, int] | None:
+        return (self.params.height, self.params.width, 3)
 
     def read(self) -> tuple[np.ndarray, int]:
         if self.clock_start is not None:

@@ -105,7 +105,7 @@ def test_engine_failures_are_reported_and_repeated_failures_stop_the_run(clip, t
 
     def flaky(batch):
         calls["n"] += 1
-        if calls["n"] == 4 or calls["n"] > 30:        # one bad frame, later a dead engine
+        if calls["n"] == 6 or calls["n"] > 32:        # one bad frame, later a dead engine
             raise BackendError("CUDA error: an illegal memory access")
         return real_infer(batch)
     dets = []
@@ -114,7 +114,7 @@ def test_engine_failures_are_reported_and_repeated_failures_stop_the_run(clip, t
         pipe.detector.backend.infer = flaky
         pipe.run()
     errs = [d for d in dets if d.error]
-    assert errs[0].seq == 2 and errs[0].alert.value == "error"      # call 1 is the warm-up
+    assert errs[0].seq == 2 and errs[0].alert.value == "error"   # call 1: open's warm-up, 2-3: the frame-size warm-up
     assert dets[3].error == "" and len(dets) == 29 + 4
 
 
@@ -165,3 +165,19 @@ def test_bad_tool_command_lines(tool, args, message):
     from conftest import ROOT
     r = subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr, r.stderr[-500:]
+
+
+def test_warm_up_runs_the_exact_path_at_the_source_size_before_the_first_frame(clip, tiny_model):
+    """Device preprocessing (torch backend on the CPU device here): the frame graph is built during warm-up at the
+    clip's size and never again for the real frames."""
+    from stream.config import load_config
+    from stream.pipeline import Pipeline
+    cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=torch", "engine.device=cpu",
+                             "engine.device_preprocess=true", "capture.pace=false", "pipeline.max_frames=12",
+                             "publisher.endpoint=tcp://127.0.0.1:*"])
+    pipe = Pipeline(cfg, source=str(clip))
+    builds = []
+    pipe.on_detection = lambda d, f: builds.append(pipe.detector.backend._frame_graph.builds)
+    s = pipe.run()
+    assert s["warmup"]["frame_shape"] == [240, 320, 3] and s["warmup"]["first_ms"] > 0
+    assert s["processed"] == 12 and builds == [1] * 12
