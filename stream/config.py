@@ -53,8 +53,10 @@ class EngineConfig:
     engine_file: str = ""                 # TensorRT engine (tools/build_engine output)
     device_preprocess: bool = False       # torch backend: resize/normalise on the device from the uint8 crop
     max_consecutive_errors: int = 30      # this many failed frames in a row stop the run
+    batch_size: int = 1                   # replay of every frame (QA) only: frames per inference call, decoded
+                                          # ahead in a thread; the live path always takes the newest single frame
 
-    _ranges = {"threads": (0, 256), "max_consecutive_errors": (1, 100000)}
+    _ranges = {"threads": (0, 256), "max_consecutive_errors": (1, 100000), "batch_size": (1, 64)}
     _choices = {"backend": ("auto", "onnxruntime", "torch", "tensorrt")}
 
 

@@ -52,12 +52,20 @@ class Pipeline:
         try:
             r = self.detector.detect(frame.image)
         except (BackendError, ValueError) as e:
-            self._consecutive_errors += 1
-            if self._consecutive_errors >= self.cfg.engine.max_consecutive_errors:
-                raise EngineFailing(f"engine failed on {self._consecutive_errors} consecutive frames; last: {e}") from None
-            log.warning("engine failed on frame %d: %s", frame.seq, e)
-            return Detection.failed(frame.seq, frame.t_capture_ns, frame.source, str(e), self.detector.model_id,
-                                    {"capture": frame.t_capture_ns}, frame.index)
+            return self._failed(frame, e)
+        return self._decide(frame, r)
+
+    def _failed(self, frame, e: Exception) -> Detection:
+        """The engine raised on this frame: reported as such; too many in a row stop the run."""
+        self._consecutive_errors += 1
+        if self._consecutive_errors >= self.cfg.engine.max_consecutive_errors:
+            raise EngineFailing(f"engine failed on {self._consecutive_errors} consecutive frames; last: {e}") from None
+        log.warning("engine failed on frame %d: %s", frame.seq, e)
+        return Detection.failed(frame.seq, frame.t_capture_ns, frame.source, str(e), self.detector.model_id,
+                                {"capture": frame.t_capture_ns}, frame.index)
+
+    def _decide(self, frame, r) -> Detection:
+        """A frame's ModelResult through the temporal alert filter into its Detection."""
         self._consecutive_errors = 0
         alert = self.alerts.update(r.score)
         t_alert = time.monotonic_ns()
@@ -65,6 +73,14 @@ class Pipeline:
                          alert=alert, boxes=r.boxes, model_id=self.detector.model_id, frame_index=frame.index,
                          times_ns={"capture": frame.t_capture_ns, "preprocess": r.t_preprocess_ns,
                                    "infer": r.t_infer_ns, "postprocess": r.t_postprocess_ns, "alert": t_alert})
+
+    def _processed(self, d: Detection, frame) -> None:
+        """Bookkeeping after a detection is published: statistics, the detections log, the callback."""
+        self.stats.add(d)
+        if self._log_file is not None:
+            self._log_file.write(encode_detection(d)[1].decode() + "\n")
+        if self.on_detection is not None:
+            self.on_detection(d, frame)
 
     def _publish(self, d: Detection, frame) -> Detection:
         d = dataclasses.replace(d, times_ns={**d.times_ns, "publish": time.monotonic_ns()})
@@ -133,12 +149,7 @@ class Pipeline:
                                 raise SourceError(f"capture failed: {self.reader.failure}")
                             break
                         continue
-                    d = self._publish(self._infer(frame), frame)
-                    self.stats.add(d)
-                    if self._log_file is not None:
-                        self._log_file.write(encode_detection(d)[1].decode() + "\n")
-                    if self.on_detection is not None:
-                        self.on_detection(d, frame)
+                    self._processed(self._publish(self._infer(frame), frame), frame)
                     if cfg.pipeline.max_frames and self.stats.processed >= cfg.pipeline.max_frames:
                         break
         finally:

@@ -42,7 +42,12 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    pipe = Pipeline(_replay_config(cfg, realtime, inp.fps), source=inp.source)
+    rcfg = _replay_config(cfg, realtime, inp.fps)
+    if rcfg.engine.batch_size > 1 and not realtime:
+        from stream.qa.batched import BatchedPipeline
+        pipe = BatchedPipeline(rcfg, source=inp.source)
+    else:
+        pipe = Pipeline(rcfg, source=inp.source)
     overlay_style = cfg.extra["overlay"]
     dets: list[Detection] = []
     jsonl = (tmp / "detections.jsonl").open("w")
