@@ -55,7 +55,15 @@ def _run_parser(sub) -> None:
 def cmd_run(args) -> int:
     from stream.pipeline import Pipeline, format_summary, summary_json
     cfg = _load_config(args)
-    pipe = Pipeline(cfg, source=args.source)
+    if cfg.engine.batch_size > 1:
+        if cfg.capture.pace:
+            raise ConfigError("engine.batch_size: expected 1 for a live (paced) run, which always takes the newest "
+                              "single frame; batches are for every-frame replay (capture.pace: false), got "
+                              f"{cfg.engine.batch_size}")
+        from stream.batched import BatchedPipeline
+        pipe = BatchedPipeline(cfg, source=args.source)
+    else:
+        pipe = Pipeline(cfg, source=args.source)
     _install_signals(pipe.stop_event.set)
     log = logging.getLogger("polypwatch")
     log.info("publishing on %s with model %s (%s)", cfg.publisher.endpoint, pipe.detector.model_id,

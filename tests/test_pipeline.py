@@ -181,3 +181,33 @@ def test_warm_up_runs_the_exact_path_at_the_source_size_before_the_first_frame(c
     s = pipe.run()
     assert s["warmup"]["frame_shape"] == [240, 320, 3] and s["warmup"]["first_ms"] > 0
     assert s["processed"] == 12 and builds == [1] * 12
+
+
+def test_gpu_report_refuses_clearly_without_cuda(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from conftest import ROOT
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the report would run (minutes), not refuse")
+    r = subprocess.run([sys.executable, "tools/bench", "--gpu-report", str(tmp_path / "g")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--gpu-report needs an NVIDIA GPU with CUDA; torch sees none here" in r.stderr
+    assert not (tmp_path / "g").exists()
+
+
+def test_model_alone_floor_runs_on_the_cpu(tmp_path):
+    import json
+
+    from stream.bench.model_alone import main
+    assert main([str(tmp_path / "m.json"), "--device", "cpu", "--size", "320x240", "--iters", "5"]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["backend"] == "onnxruntime" and m["warmup"]["frame_shape"] == [240, 320, 3]
+    assert m["model_infer_ms"]["count"] == 5 and m["latency_ms"]["p99_9"] >= m["latency_ms"]["p50"] > 0
+
+
+def test_batch_size_is_refused_for_a_live_run(clip):
+    r = run_cli("run", "--source", str(clip), "--set", "engine.batch_size=4")
+    assert r.returncode == 2 and "engine.batch_size: expected 1 for a live (paced) run" in r.stderr

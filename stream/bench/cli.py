@@ -35,8 +35,11 @@ def environment() -> dict:
 
 
 SCENARIOS = ("live_1080p30", "live_1080p60", "live_1080p30_torch_cpu", "overlay_1080p30", "replay_1080p30",
-             "decode_1080p30", "baseline_live_1080p30", "baseline_fast_1080p30")
-CUDA_SCENARIOS = ("live_1080p60_torch_cuda",)
+             "replay_1080p30_batched", "decode_1080p30", "model_alone_cpu", "baseline_live_1080p30",
+             "baseline_fast_1080p30")
+CUDA_SCENARIOS = ("live_1080p60_torch_cuda", "replay_1080p30_cuda_batched", "model_alone_cuda")
+GPU_REPORT = ("live_1080p60_torch_cuda", "model_alone_cuda", "replay_1080p30_cuda_batched", "decode_1080p30")
+CUDA_LIVE = ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per scenario; medians are reported (default 3)")
     ap.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
+    ap.add_argument("--gpu-report", metavar="OUT", help="the whole GPU table into OUT (gpu_report.md/.json): the "
+                    "live 1080p60 row (--repeats runs, medians), the stage breakdown, the model-alone floor, GPU "
+                    "replay against decode-only; refuses without CUDA")
     args = ap.parse_args(argv)
     env = environment()
+    if args.gpu_report:
+        if not env.get("cuda_gpu"):
+            print("bench: --gpu-report needs an NVIDIA GPU with CUDA; torch sees none here "
+                  f"(torch {env.get('torch') or 'not installed'}). Run it on the GPU machine.", file=sys.stderr)
+            return 2
+        args.out, args.only = args.gpu_report, ",".join(GPU_REPORT)
     names = SCENARIOS + (CUDA_SCENARIOS if env.get("cuda_gpu") else ())
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(names)
@@ -68,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         "live_1080p30_torch_cpu": lambda k: pipeline(c30, work, f"torch30-{k}", ["engine.backend=torch", "engine.device=cpu"]),
         "overlay_1080p30": lambda k: pipeline_with_overlay(c30, work, f"overlay30-{k}", ort),
         "replay_1080p30": lambda k: pipeline(c30, work, f"replay30-{k}", ort, pace=False),
+        "replay_1080p30_batched": lambda k: pipeline(c30, work, f"replay30b-{k}", ort + ["engine.batch_size=4"],
+                                                     pace=False),
+        "model_alone_cpu": lambda k: python_module(c30, work, f"model-alone-cpu-{k}", "stream.bench.model_alone",
+                                                   ["--device", "cpu"], positional_clip=False),
         "decode_1080p30": lambda k: python_module(c30, work, f"decode30-{k}", "stream.bench.decode", []),
         "baseline_live_1080p30": lambda k: python_module(c30, work, f"baseline-live30-{k}", "stream.bench.baseline",
                                                          [str(DEFAULT_MODEL), "--realtime"]),
@@ -75,8 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                                                          [str(DEFAULT_MODEL)]),
     }
     if env.get("cuda_gpu"):
-        scenarios["live_1080p60_torch_cuda"] = lambda k: pipeline(c60, work, f"cuda60-{k}", [
-            "engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"])
+        scenarios["live_1080p60_torch_cuda"] = lambda k: pipeline(c60, work, f"cuda60-{k}", CUDA_LIVE)
+        scenarios["replay_1080p30_cuda_batched"] = lambda k: pipeline(
+            c30, work, f"cuda-replay30b-{k}", ["engine.backend=torch", "engine.device=cuda", "engine.batch_size=8",
+                                               "engine.threads=0"], pace=False)
+        scenarios["model_alone_cuda"] = lambda k: python_module(c30, work, f"model-alone-cuda-{k}",
+                                                                "stream.bench.model_alone", ["--device", "cuda"],
+                                                                positional_clip=False)
     assert set(scenarios) == set(names), "SCENARIOS must list every scenario"
     rows = {}
     for name, fn in scenarios.items():
@@ -95,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {"environment": env, "command": command, "seconds": args.seconds, "repeats": args.repeats,
               "clips": {"1080p30": c30.codec, "1080p60": c60.codec},
               "rows": [asdict(r) for r in rows.values()], "targets": tg, "elapsed_s": round(time.monotonic() - t0, 1)}
+    if args.gpu_report:
+        from stream.bench.report import gpu_section
+        gmd = gpu_section(rows, env)
+        (out / "gpu_report.json").write_text(json.dumps(result, indent=1))
+        (out / "gpu_report.md").write_text(gmd + "\n")
+        print(gmd)
+        print(f"\n{out}/gpu_report.json, {out}/gpu_report.md ({result['elapsed_s']} s)")
+        return 0
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     (out / "bench.md").write_text(f"{md}\n\nTargets:\n" + "\n".join(tg) + "\n")
     print(md)

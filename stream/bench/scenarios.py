@@ -61,6 +61,7 @@ def _pipeline_args(clip: Clip, summary: Path, endpoint: str, extra: list[str]) -
 def _live_figures(s: dict, clip: Clip) -> dict:
     ctp = s["capture_to"]["publish"]
     return {"capture_to_publish_ms": ctp, "stage_p50_ms": {k: v["p50"] for k, v in s["stage"].items()},
+            "stage_p99_ms": {k: v["p99"] for k, v in s["stage"].items()}, "warmup": s.get("warmup"),
             "processed": s["processed"], "dropped": s["dropped"] + s["skipped_by_source"],
             "drop_percent": round(100 * (s["dropped"] + s["skipped_by_source"]) / max(s["read"], 1), 2),
             "over_budget": s["budget_misses"], "budget_ms": s["budget_ms"],
@@ -103,9 +104,10 @@ def pipeline_with_overlay(clip: Clip, work: Path, name: str, extra: list[str]) -
     return row
 
 
-def python_module(clip: Clip, work: Path, name: str, module: str, args: list[str]) -> Row:
+def python_module(clip: Clip, work: Path, name: str, module: str, args: list[str], positional_clip: bool = True) -> Row:
     out = work / f"{name}.json"
-    res = Proc(name, ["-m", module, str(clip.path), *args[:1], str(out), *args[1:]], str(ROOT)).wait(clip.seconds * 10 + 120)
+    argv = [str(clip.path), *args[:1], str(out), *args[1:]] if positional_clip else [str(out), *args]
+    res = Proc(name, ["-m", module, *argv], str(ROOT)).wait(clip.seconds * 10 + 120)
     row = Row(name, clip.path.name, processes=[asdict(res)])
     row.figures = json.loads(out.read_text()) if out.is_file() else {"error": res.stderr_tail}
     return row

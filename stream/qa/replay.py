@@ -44,7 +44,7 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
     tmp.mkdir(parents=True)
     rcfg = _replay_config(cfg, realtime, inp.fps)
     if rcfg.engine.batch_size > 1 and not realtime:
-        from stream.qa.batched import BatchedPipeline
+        from stream.batched import BatchedPipeline
         pipe = BatchedPipeline(rcfg, source=inp.source)
     else:
         pipe = Pipeline(rcfg, source=inp.source)

@@ -1,4 +1,4 @@
-"""Replay of every frame in batches (``engine.batch_size`` > 1): decoding runs ahead in its own thread, frames are
+"""Every frame of a file in batches (``engine.batch_size`` > 1; replay, or ``run`` with ``capture.pace: false``): decoding runs ahead in its own thread, frames are
 inferred B at a time, and each frame then goes through the alert filter, the publisher and the callbacks exactly
 as in ``Pipeline`` and in the same order, so detections.jsonl is the same as an unbatched replay's (scores within
 floating-point noise of a batched matrix product; alerts and order identical, tested).
@@ -6,6 +6,7 @@ floating-point noise of a batched matrix product; alerts and order identical, te
 Only for QA over files: the live path never batches (it takes the newest single frame)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -59,13 +60,18 @@ class BatchedPipeline(Pipeline):
             q.put(_END)
 
     def _take(self, q: queue.Queue) -> tuple[list[Frame], bool]:
+        """The next batch in order. A frame's clock starts when it enters its batch (as in unbatched QA mode, where
+        it starts at hand-over), so its latency is its batch's processing time, not the decode queue's wait."""
         frames: list[Frame] = []
+        ended = False
         while len(frames) < self.batch:
             item = q.get()
             if item is _END:
-                return frames, True
+                ended = True
+                break
             frames.append(item)
-        return frames, False
+        t = time.monotonic_ns()
+        return [dataclasses.replace(f, t_capture_ns=t) for f in frames], ended
 
     def run(self) -> dict:
         cfg = self.cfg
