@@ -51,7 +51,7 @@ class EngineConfig:
     spin_wait: bool = True                # onnxruntime: idle workers spin (lower median) or sleep (frees the core)
     device: str = "auto"                  # torch: auto | cpu | cuda | cuda:N
     engine_file: str = ""                 # TensorRT engine (tools/build_engine output)
-    device_preprocess: bool = False       # torch backend: resize/normalise on the device from the uint8 crop
+    device_preprocess: bool = False       # torch/TensorRT: the whole frame path on the GPU, one CUDA graph per frame size
     max_consecutive_errors: int = 30      # this many failed frames in a row stop the run
     batch_size: int = 1                   # replay of every frame (QA) only: frames per inference call, decoded
                                           # ahead in a thread; the live path always takes the newest single frame

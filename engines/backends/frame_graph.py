@@ -96,7 +96,9 @@ class FrameGraph:
     """Frame -> outputs for one frame size; ``run(image, area)`` -> {name: array}. ``capture_ms``: the last
     (re)build's cost (a new frame size), which warm-up pays before the first real frame."""
 
-    def __init__(self, net, spec: PreprocessSpec, device, dtype, names: tuple[str, str], use_graph: bool):
+    def __init__(self, net, spec: PreprocessSpec, device, dtype, names: tuple[str, ...], use_graph: bool):
+        """``net(x) -> tuple of output tensors`` in the order of ``names`` (a torch module, or TensorRT through
+        the backend's own adapter)."""
         self.net, self.spec, self.device, self.dtype, self.names = net, spec, device, dtype, names
         self.use_graph = use_graph and device.type == "cuda"
         self.shape: tuple[int, ...] = ()
@@ -118,19 +120,18 @@ class FrameGraph:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side), torch.no_grad():
-                for _ in range(3):                               # cuDNN/cuBLAS choose their kernels outside the graph
+                for _ in range(3):          # cuDNN/cuBLAS/TensorRT choose their kernels outside the graph
                     self.net(self.pre(self.dev_in))
             torch.cuda.current_stream().wait_stream(side)
             with torch.no_grad():
-                s, hm = self.net(self.pre(self.dev_in))
-            self.host_out = (torch.zeros(s.shape, dtype=torch.float32).pin_memory(),
-                             torch.zeros(hm.shape, dtype=torch.float32).pin_memory())
+                outs = self.net(self.pre(self.dev_in))
+            self.host_out = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in outs]
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph), torch.no_grad():
                 self.dev_in.copy_(self.host_in, non_blocking=True)           # H2D from pinned staging
-                s, hm = self.net(self.pre(self.dev_in))
-                self.host_out[0].copy_(s.float(), non_blocking=True)         # D2H into pinned memory
-                self.host_out[1].copy_(hm.float(), non_blocking=True)
+                outs = self.net(self.pre(self.dev_in))
+                for host, o in zip(self.host_out, outs):
+                    host.copy_(o.float(), non_blocking=True)                 # D2H into pinned memory
             torch.cuda.synchronize()
         self.builds += 1
         self.capture_ms = (time.monotonic() - t0) * 1e3
@@ -144,9 +145,9 @@ class FrameGraph:
         self.pre.set_area(area)              # buffer contents only (outside the graph, before its launch)
         if self.graph is None:
             with torch.no_grad():
-                s, hm = self.net(self.pre(torch.from_numpy(np.ascontiguousarray(image)).to(self.device)))
-            return {self.names[0]: s.float().cpu().numpy(), self.names[1]: hm.float().cpu().numpy()}
+                outs = self.net(self.pre(torch.from_numpy(np.ascontiguousarray(image)).to(self.device)))
+            return {n: o.float().cpu().numpy() for n, o in zip(self.names, outs)}
         np.copyto(self.host_in_np, image)    # the one host-side copy, into pinned memory
         self.graph.replay()
         torch.cuda.current_stream().synchronize()
-        return {self.names[0]: self.host_out[0].numpy().copy(), self.names[1]: self.host_out[1].numpy().copy()}
+        return {n: h.numpy().copy() for n, h in zip(self.names, self.host_out)}

@@ -1,7 +1,9 @@
 """TensorRT backend: a prebuilt engine, checked against this GPU, TensorRT version and model before use.
 
-Buffers are allocated once (torch CUDA tensors); per call: copy in, execute_async_v3 on its own stream,
-copy out, one synchronise.
+Buffers are allocated once (torch CUDA tensors, pinned host staging for input and outputs); per call: one host
+copy into pinned memory, async copy in, execute_async_v3 on its own stream, async copy out, one synchronise.
+With ``engine.device_preprocess`` the whole frame path runs as in the torch backend (engines/backends/
+frame_graph.py): uint8 frame upload, preprocessing and execute_async_v3 captured in one CUDA graph per frame size.
 """
 from __future__ import annotations
 
@@ -77,6 +79,8 @@ class TensorRTBackend(BackendBase):
         for n, t in self._bufs.items():
             self._context.set_tensor_address(n, t.data_ptr())
         self._host = {o: torch.empty(self._bufs[o].shape, dtype=torch.float32, pin_memory=True) for o in self._outputs}
+        self._host_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+        self._host_in_np = self._host_in.numpy()
         self._shape = shape
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,8 +89,9 @@ class TensorRTBackend(BackendBase):
         torch = self._torch
         if self._shape != batch.shape:
             self._allocate(tuple(batch.shape))
+        np.copyto(self._host_in_np, batch)          # pageable -> pinned: the upload below is truly asynchronous
         with torch.cuda.stream(self._stream):
-            self._bufs[self._inputs[0]].copy_(torch.from_numpy(batch), non_blocking=True)
+            self._bufs[self._inputs[0]].copy_(self._host_in, non_blocking=True)
             if not self._context.execute_async_v3(self._stream.cuda_stream):
                 raise BackendError("tensorrt backend: execute_async_v3 failed")
             for o in self._outputs:
@@ -94,7 +99,31 @@ class TensorRTBackend(BackendBase):
         self._stream.synchronize()
         return {o: self._host[o].numpy().copy() for o in self._outputs}
 
+    def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
+        """The frame path on the GPU (engine.device_preprocess): see engines/backends/frame_graph.py."""
+        if self._context is None:
+            raise BackendError("tensorrt backend: infer_image() before open()")
+        torch = self._torch
+        if getattr(self, "_frame_graph", None) is None:
+            from engines.backends.frame_graph import FrameGraph
+            self._allocate((1, 3, spec.input_height, spec.input_width))
+            self._frame_graph = FrameGraph(self._enqueue, spec, torch.device("cuda"), torch.float32,
+                                           tuple(self._outputs), use_graph=True)
+        try:
+            return self._frame_graph.run(image, area)
+        except RuntimeError as e:
+            raise BackendError(f"tensorrt backend: inference failed ({e})") from None
+
+    def _enqueue(self, x):
+        """The engine as a callable for FrameGraph: input tensor in, output buffers out, on the current stream
+        (the capturing stream while the graph is recorded)."""
+        self._bufs[self._inputs[0]].copy_(x)
+        if not self._context.execute_async_v3(self._torch.cuda.current_stream().cuda_stream):
+            raise BackendError("tensorrt backend: execute_async_v3 failed")
+        return tuple(self._bufs[o] for o in self._outputs)
+
     def close(self) -> None:
+        self._frame_graph = None
         self._context = None
         self._engine = None
         self._bufs = {}

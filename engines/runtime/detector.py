@@ -40,7 +40,7 @@ class Detector:
         self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")
         if engine_cfg.device_preprocess and not self.on_device:
             raise ConfigError(f"engine.device_preprocess: expected false with backend {self.backend_name!r} "
-                              f"(only the torch backend preprocesses on the device), got true")
+                              f"(only the torch and TensorRT backends preprocess on the device), got true")
         self._area: ActiveArea | None = None
 
     def __enter__(self) -> "Detector":
