@@ -89,8 +89,10 @@ class Detector:
     def _area_for(self, image: np.ndarray, levels: list[np.ndarray] | None = None) -> ActiveArea:
         """The active area, searched again when ``BorderWatch`` says so (engines/runtime/area_watch.py: every
         ``active_area_every`` frames, a new frame size, or the border lighting up). ``levels``: a pyramid already
-        built for the crop; without one, find_active_area builds its own only when it searches."""
+        built for the crop; without one (the device path), the same pyramid is built only when it searches."""
         if self._area is None or self.area_watch.due(image):
+            if levels is None:          # the pyramid the CPU path builds, so that both paths find the same area
+                levels = _pyramid(image, max(self.spec.analysis_width, self.spec.input_width))
             self._area = find_active_area(image, self.spec, levels)
             self.area_watch.searched(image, self._area)
         else:
