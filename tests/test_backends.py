@@ -70,8 +70,8 @@ def test_torch_cuda_graph_backend_matches_cpu(tiny_model):
 @pytest.mark.parametrize("size", [(1920, 1080), (720, 576)])
 def test_fused_frame_preprocessing_matches_the_cpu_path(size):
     """The device path's preprocessing (matrix area-resize with the CPU path's pyramid crop box, run here on the CPU
-    device) against engines.runtime.preprocess on real-looking tower frames: mean under half a uint8 level, p99 within 2
-    (the CPU path rounds at each pyramid level)."""
+    device) against engines.runtime.preprocess on real-looking tower frames: the same rounded pyramid, crop box and
+    area weights, so the same input (measured: identical on the CPU device)."""
     import torch
 
     from engines.backends.frame_graph import FramePreprocess
@@ -79,17 +79,19 @@ def test_fused_frame_preprocessing_matches_the_cpu_path(size):
     from engines.runtime.preprocess import PreprocessSpec, preprocess
     spec = PreprocessSpec(input_height=192, input_width=192)
     r = SceneRenderer(SynthParams(seed=5, seconds=10, width=size[0], height=size[1], fps=25))
-    m = FramePreprocess(spec, size[1], size[0], torch.device("cpu"), torch.float32)
+    from engines.backends.frame_graph import crop_on_level
     level = 1 / min(spec.std)                        # one uint8 level in normalised units
     for i in (10, 150):
         img = r.render(i).image
         pre = preprocess(img, spec)
+        k, _ = crop_on_level(pre.area, spec, size[1], size[0])
+        m = FramePreprocess(spec, size[1], size[0], k, torch.device("cpu"), torch.float32)
         m.set_area(pre.area)
         assert not m.set_area(pre.area)                 # the same area again: nothing to update
         with torch.no_grad():
             out = m(torch.from_numpy(img)).numpy()
         d = np.abs(out - pre.tensor)
-        assert d.mean() < 0.5 * level and np.percentile(d, 99) <= 2.01 * level, (d.mean(), np.percentile(d, 99))
+        assert d.max() < 0.01 * level, d.max()           # the same input to float rounding (exact here)
 
 
 def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(shipped_model):
@@ -107,10 +109,12 @@ def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(ship
         sa = [a.detect(f).score for f in frames]
         sb = [b.detect(f).score for f in frames]
         fg = b.backend._frame_graph
-        assert fg.builds == 1                               # four scenes, four areas, one frame size
+        built = fg.builds
+        assert 1 <= built <= 2 and len(fg.entries) == built  # four scenes, four areas: one build per pyramid level
+        assert [b.detect(f).score for f in frames] == sb and fg.builds == built      # new areas: buffers only
         b.detect(np.ascontiguousarray(frames[0][:480, :800]))
-        assert fg.builds == 2
-    assert np.abs(np.array(sa) - np.array(sb)).max() < 0.02, (sa, sb)
+        assert fg.builds == built + 1 and fg.shape == (480, 800, 3)                  # a new frame size: built
+    assert np.abs(np.array(sa) - np.array(sb)).max() < 0.005, (sa, sb)       # torch vs ONNX Runtime arithmetic
     assert max(sa) > 0.7 and min(sa) < max(sa) - 0.1       # the frames differ: the comparison means something
 
 

@@ -168,8 +168,8 @@ def test_bad_tool_command_lines(tool, args, message):
 
 
 def test_warm_up_runs_the_exact_path_at_the_source_size_before_the_first_frame(clip, tiny_model):
-    """Device preprocessing (torch backend on the CPU device here): the frame graph is built during warm-up at the
-    clip's size and never again for the real frames."""
+    """Device preprocessing (torch backend on the CPU device here): the frame path is built during warm-up at the
+    clip's size, for every pyramid level, and never again for the real frames."""
     from stream.config import load_config
     from stream.pipeline import Pipeline
     cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=torch", "engine.device=cpu",
@@ -180,7 +180,9 @@ def test_warm_up_runs_the_exact_path_at_the_source_size_before_the_first_frame(c
     pipe.on_detection = lambda d, f: builds.append(pipe.detector.backend._frame_graph.builds)
     s = pipe.run()
     assert s["warmup"]["frame_shape"] == [240, 320, 3] and s["warmup"]["first_ms"] > 0
-    assert s["processed"] == 12 and builds == [1] * 12
+    from engines.runtime.preprocess import pyramid_depth
+    depth = pyramid_depth(240, 320, pipe.detector.spec)
+    assert s["processed"] == 12 and builds == [depth] * 12          # every level at warm-up, none after
 
 
 def test_gpu_report_refuses_clearly_without_cuda(tmp_path):

@@ -42,49 +42,61 @@ def area_weights(start: int, stop: int, n_src: int, n_dst: int) -> np.ndarray:
     return w
 
 
-class FramePreprocess:
-    """Built lazily as a torch.nn.Module subclass (torch is imported only where this backend is used)."""
+def crop_on_level(area: ActiveArea, spec: PreprocessSpec, frame_h: int, frame_w: int) -> tuple[int, tuple]:
+    """The CPU path's choice for this area: pyramid level k and the crop box in that level's pixels."""
+    return crop_level(area, spec, pyramid_depth(frame_h, frame_w, spec))
 
-    def __new__(cls, spec: PreprocessSpec, frame_h: int, frame_w: int, device, dtype):
+
+class FramePreprocess:
+    """``FramePreprocess(spec, frame_h, frame_w, level, device, dtype)``: a torch.nn.Module for one frame size and
+    one pyramid level (built lazily: torch is imported only where a device backend is used).
+
+    forward: (frame_h, frame_w, 3) uint8 BGR -> 1x3xHxW normalised input. As the CPU path: halve ``level`` times
+    with rounding to uint8 levels (OpenCV's exact-half INTER_LINEAR is the 2x2 mean), crop and area-resize (two
+    matrix products with buffers set by ``set_area``), round, mask, colour order, normalise."""
+
+    def __new__(cls, spec: PreprocessSpec, frame_h: int, frame_w: int, level: int, device, dtype):
         import torch
+        F = torch.nn.functional
 
         class _Module(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 H, W = spec.input_height, spec.input_width
-                self.spec, self.frame_h, self.frame_w = spec, frame_h, frame_w
-                order = [2, 1, 0] if spec.color_order == "RGB" else [0, 1, 2]
-                self.order = order
-                self.register_buffer("ry", torch.zeros(H, frame_h, device=device))
-                self.register_buffer("rx_t", torch.zeros(frame_w, W, device=device))
+                self.spec, self.frame_h, self.frame_w, self.level = spec, frame_h, frame_w, level
+                self.lh, self.lw = frame_h >> level, frame_w >> level
+                self.order = [2, 1, 0] if spec.color_order == "RGB" else [0, 1, 2]
+                self.register_buffer("ry", torch.zeros(H, self.lh, device=device))
+                self.register_buffer("rx_t", torch.zeros(self.lw, W, device=device))
                 self.register_buffer("mask", torch.zeros(1, 1, H, W, device=device))
-                self.register_buffer("mean", torch.tensor([spec.mean[i] for i in range(3)], device=device).view(1, 3, 1, 1))
-                self.register_buffer("inv_std", (1.0 / torch.tensor(spec.std, device=device)).view(1, 3, 1, 1))
+                self.register_buffer("mean", torch.tensor(list(spec.mean), device=device).view(1, 3, 1, 1))
+                self.register_buffer("inv_std", (1.0 / torch.tensor(list(spec.std), device=device)).view(1, 3, 1, 1))
                 self.out_dtype = dtype
                 self.area_key = None
 
             def set_area(self, area: ActiveArea) -> bool:
-                """Point the buffers at a new active area; False if it is the one already set."""
+                """Point the buffers at a new active area (of this level); False if it is the one already set."""
                 key = (area.x0, area.y0, area.x1, area.y1, area.polygon.tobytes())
                 if key == self.area_key:
                     return False
                 s = self.spec
-                # the crop box of the CPU path (taken from a pyramid level: its corners fall on that level's pixels)
-                k, (x0, y0, x1, y1) = crop_level(area, s, pyramid_depth(self.frame_h, self.frame_w, s))
-                x0, y0, x1, y1 = x0 << k, y0 << k, min(x1 << k, self.frame_w), min(y1 << k, self.frame_h)
+                k, (x0, y0, x1, y1) = crop_on_level(area, s, self.frame_h, self.frame_w)
+                if k != self.level:
+                    raise ValueError(f"FramePreprocess: area needs pyramid level {k}, this module is level {self.level}")
                 with torch.no_grad():
-                    self.ry.copy_(torch.from_numpy(area_weights(y0, y1, self.frame_h, s.input_height)))
-                    self.rx_t.copy_(torch.from_numpy(area_weights(x0, x1, self.frame_w, s.input_width).T))
+                    self.ry.copy_(torch.from_numpy(area_weights(y0, min(y1, self.lh), self.lh, s.input_height)))
+                    self.rx_t.copy_(torch.from_numpy(area_weights(x0, min(x1, self.lw), self.lw, s.input_width).T))
                     self.mask.copy_(torch.from_numpy(keep_mask(area, s).astype(np.float32)).view(self.mask.shape))
                 self.area_key = key
                 return True
 
-            def forward(self, frame_u8):                         # (frame_h, frame_w, 3) uint8, BGR
-                h, w = self.frame_h, self.frame_w
-                x = frame_u8.float().reshape(h, w * 3)
-                x = (self.ry @ x).reshape(-1, w, 3)                # rows: crop + area resize -> (H, w, 3)
-                x = x.permute(2, 0, 1) @ self.rx_t                 # columns -> (3, H, W), BGR
-                x = torch.floor(x + 0.5).unsqueeze(0) * self.mask  # uint8 levels, outline and corner mask
+            def forward(self, frame_u8):                          # (frame_h, frame_w, 3) uint8, BGR
+                x = frame_u8.permute(2, 0, 1).unsqueeze(0).float()  # 1x3xhxw
+                for _ in range(self.level):                        # the CPU path's pyramid, rounded per level
+                    h2, w2 = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+                    x = torch.floor(F.avg_pool2d(x[:, :, :h2, :w2], 2) + 0.5)
+                x = torch.matmul(torch.matmul(self.ry, x), self.rx_t)   # crop + area resize -> 1x3xHxW, BGR
+                x = torch.floor(x + 0.5) * self.mask               # uint8 levels, outline and corner mask
                 x = x[:, self.order]
                 x = (x - self.mean) * self.inv_std
                 return x.to(self.out_dtype).contiguous(memory_format=torch.channels_last)
@@ -93,8 +105,9 @@ class FramePreprocess:
 
 
 class FrameGraph:
-    """Frame -> outputs for one frame size; ``run(image, area)`` -> {name: array}. ``capture_ms``: the last
-    (re)build's cost (a new frame size), which warm-up pays before the first real frame."""
+    """Frame -> outputs; ``run(image, area)`` -> {name: array}. One entry (module, and on CUDA its graph) per frame
+    size and pyramid level; ``prepare(shape)`` builds every level of a frame size (warm-up), so a real frame never
+    waits on a build. ``builds`` counts them; ``capture_ms`` is the last one's cost."""
 
     def __init__(self, net, spec: PreprocessSpec, device, dtype, names: tuple[str, ...], use_graph: bool):
         """``net(x) -> tuple of output tensors`` in the order of ``names`` (a torch module, or TensorRT through
@@ -102,52 +115,70 @@ class FrameGraph:
         self.net, self.spec, self.device, self.dtype, self.names = net, spec, device, dtype, names
         self.use_graph = use_graph and device.type == "cuda"
         self.shape: tuple[int, ...] = ()
+        self.entries: dict[int, dict] = {}
         self.builds = 0
         self.capture_ms = 0.0
 
-    def _build(self, shape: tuple[int, ...]) -> None:
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Everything for this frame size, every pyramid level an area could need."""
+        self._new_shape(shape)
+        for k in range(pyramid_depth(shape[0], shape[1], self.spec)):
+            if k not in self.entries:
+                self._build(k)
+
+    def _new_shape(self, shape: tuple[int, ...]) -> None:
+        if shape == self.shape:
+            return
         import torch
-        t0 = time.monotonic()
         h, w = shape[:2]
-        self.pre = FramePreprocess(self.spec, h, w, self.device, self.dtype)
-        self.shape = shape
-        self.graph = None
+        self.shape, self.entries = shape, {}
         if self.use_graph:
             self.host_in = torch.zeros((h, w, 3), dtype=torch.uint8).pin_memory()
             self.host_in_np = self.host_in.numpy()
             self.dev_in = torch.zeros((h, w, 3), dtype=torch.uint8, device=self.device)
-            self.pre.set_area(ActiveArea(0, 0, w, h, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.int32)))
+
+    def _build(self, level: int) -> dict:
+        import torch
+        t0 = time.monotonic()
+        h, w = self.shape[:2]
+        pre = FramePreprocess(self.spec, h, w, level, self.device, self.dtype)
+        entry = {"pre": pre, "graph": None}
+        if self.use_graph:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side), torch.no_grad():
                 for _ in range(3):          # cuDNN/cuBLAS/TensorRT choose their kernels outside the graph
-                    self.net(self.pre(self.dev_in))
+                    self.net(pre(self.dev_in))
             torch.cuda.current_stream().wait_stream(side)
             with torch.no_grad():
-                outs = self.net(self.pre(self.dev_in))
-            self.host_out = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in outs]
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph), torch.no_grad():
+                outs = self.net(pre(self.dev_in))
+            host_out = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in outs]
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), torch.no_grad():
                 self.dev_in.copy_(self.host_in, non_blocking=True)           # H2D from pinned staging
-                outs = self.net(self.pre(self.dev_in))
-                for host, o in zip(self.host_out, outs):
+                outs = self.net(pre(self.dev_in))
+                for host, o in zip(host_out, outs):
                     host.copy_(o.float(), non_blocking=True)                 # D2H into pinned memory
             torch.cuda.synchronize()
+            entry.update(graph=graph, host_out=host_out)
+        self.entries[level] = entry
         self.builds += 1
         self.capture_ms = (time.monotonic() - t0) * 1e3
-        log.info("frame graph for %dx%d built in %.1f ms (%s)", w, h, self.capture_ms,
-                 "CUDA graph" if self.graph is not None else f"eager on {self.device}")
+        log.info("frame path for %dx%d, pyramid level %d, built in %.1f ms (%s)", w, h, level, self.capture_ms,
+                 "CUDA graph" if entry["graph"] is not None else f"eager on {self.device}")
+        return entry
 
     def run(self, image: np.ndarray, area: ActiveArea) -> dict[str, np.ndarray]:
         import torch
-        if image.shape != self.shape:
-            self._build(image.shape)
-        self.pre.set_area(area)              # buffer contents only (outside the graph, before its launch)
-        if self.graph is None:
+        self._new_shape(image.shape)
+        k, _ = crop_on_level(area, self.spec, image.shape[0], image.shape[1])
+        entry = self.entries.get(k) or self._build(k)
+        entry["pre"].set_area(area)          # buffer contents only (outside the graph, before its launch)
+        if entry["graph"] is None:
             with torch.no_grad():
-                outs = self.net(self.pre(torch.from_numpy(np.ascontiguousarray(image)).to(self.device)))
+                outs = self.net(entry["pre"](torch.from_numpy(np.ascontiguousarray(image)).to(self.device)))
             return {n: o.float().cpu().numpy() for n, o in zip(self.names, outs)}
         np.copyto(self.host_in_np, image)    # the one host-side copy, into pinned memory
-        self.graph.replay()
+        entry["graph"].replay()
         torch.cuda.current_stream().synchronize()
-        return {n: h.numpy().copy() for n, h in zip(self.names, self.host_out)}
+        return {n: h.numpy().copy() for n, h in zip(self.names, entry["host_out"])}

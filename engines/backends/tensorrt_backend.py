@@ -99,18 +99,24 @@ class TensorRTBackend(BackendBase):
         self._stream.synchronize()
         return {o: self._host[o].numpy().copy() for o in self._outputs}
 
+    def _frame_graph_for(self, spec):
+        if getattr(self, "_frame_graph", None) is None:
+            from engines.backends.frame_graph import FrameGraph
+            self._allocate((1, 3, spec.input_height, spec.input_width))
+            self._frame_graph = FrameGraph(self._enqueue, spec, self._torch.device("cuda"), self._torch.float32,
+                                           tuple(self._outputs), use_graph=True)
+        return self._frame_graph
+
+    def prepare_image(self, shape: tuple[int, ...], spec) -> None:
+        """Warm-up: the frame path's CUDA graphs for every pyramid level of this frame size."""
+        self._frame_graph_for(spec).prepare(shape)
+
     def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
         """The frame path on the GPU (engine.device_preprocess): see engines/backends/frame_graph.py."""
         if self._context is None:
             raise BackendError("tensorrt backend: infer_image() before open()")
-        torch = self._torch
-        if getattr(self, "_frame_graph", None) is None:
-            from engines.backends.frame_graph import FrameGraph
-            self._allocate((1, 3, spec.input_height, spec.input_width))
-            self._frame_graph = FrameGraph(self._enqueue, spec, torch.device("cuda"), torch.float32,
-                                           tuple(self._outputs), use_graph=True)
         try:
-            return self._frame_graph.run(image, area)
+            return self._frame_graph_for(spec).run(image, area)
         except RuntimeError as e:
             raise BackendError(f"tensorrt backend: inference failed ({e})") from None
 

@@ -72,17 +72,24 @@ class TorchBackend(BackendBase):
         self._frame_graph = None
         return self
 
-    def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
-        """The whole frame path on the device: uint8 frame in, outputs out (engines/backends/frame_graph.py). On
-        CUDA one graph per frame size holds upload, preprocessing, model and download; no float frame crosses PCIe."""
+    def prepare_image(self, shape: tuple[int, ...], spec) -> None:
+        """Warm-up: build the frame path (and its CUDA graphs) for every pyramid level of this frame size."""
+        self._frame_graph_for(spec).prepare(shape)
+
+    def _frame_graph_for(self, spec):
         import torch
 
         from engines.backends.frame_graph import FrameGraph
         if self._frame_graph is None:
             self._frame_graph = FrameGraph(self._net, spec, self.device, torch.float16 if self.half else torch.float32,
                                            self.names, self.cuda_graph)
+        return self._frame_graph
+
+    def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
+        """The whole frame path on the device: uint8 frame in, outputs out (engines/backends/frame_graph.py). On
+        CUDA one graph per frame size holds upload, preprocessing, model and download; no float frame crosses PCIe."""
         try:
-            return self._frame_graph.run(image, area)
+            return self._frame_graph_for(spec).run(image, area)
         except RuntimeError as e:
             raise BackendError(f"torch backend: inference failed ({e})") from None
 

@@ -65,6 +65,8 @@ class Detector:
         frame[disc] = rng.integers(60, 200, (int(disc.sum()), 3), dtype=np.uint8)
         run = (lambda: self.detect_batch([frame] * batch)) if batch else (lambda: self.detect(frame))
         t0 = time.monotonic_ns()
+        if self.on_device and not batch and hasattr(self.backend, "prepare_image"):
+            self.backend.prepare_image(tuple(shape), self.spec)   # every pyramid level: any area, no build later
         run()
         t1 = time.monotonic_ns()
         run()
