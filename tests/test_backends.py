@@ -71,7 +71,7 @@ def test_torch_cuda_graph_backend_matches_cpu(tiny_model):
 def test_fused_frame_preprocessing_matches_the_cpu_path(size):
     """The device path's preprocessing (matrix area-resize with the CPU path's pyramid crop box, run here on the CPU
     device) against engines.runtime.preprocess on real-looking tower frames: the same rounded pyramid, crop box and
-    area weights, so the same input (measured: identical on the CPU device)."""
+    area weights, so the same input (measured: identical but for a value in 10^4 one level off)."""
     import torch
 
     from engines.backends.frame_graph import FramePreprocess
@@ -91,7 +91,8 @@ def test_fused_frame_preprocessing_matches_the_cpu_path(size):
         with torch.no_grad():
             out = m(torch.from_numpy(img)).numpy()
         d = np.abs(out - pre.tensor)
-        assert d.max() < 0.01 * level, d.max()           # the same input to float rounding (exact here)
+        # the same input, but for a rare value on a rounding edge (float matrix product vs OpenCV's fixed point)
+        assert d.max() <= 1.01 * level and (d > 1e-4).mean() < 1e-3, (d.max(), (d > 1e-4).mean())
 
 
 def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(shipped_model):
