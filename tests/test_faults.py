@@ -98,6 +98,8 @@ def test_pipeline_reports_no_signal_keeps_publishing_and_recovers(tiny_model, en
     pipe.stop_event.set()
     th.join(10)
     runs = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+    if runs[0] == "starting":                   # heard while the per-frame path warmed up
+        runs = runs[1:]
     assert runs[:4] == ["running", "no_signal", "running", "no_signal"] or runs[:3] == ["running", "no_signal", "running"]
     assert pipe.stats.processed >= 30
 
