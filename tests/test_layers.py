@@ -15,9 +15,10 @@ PACKAGES = ("stream", "engines")
 # the live path: what runs beside the endoscopy tower (capture, pipeline, publisher, overlay)
 LIVE_ROOTS = ("stream.pipeline", "stream.publisher", "stream.reader", "stream.sources", "stream.overlay.app",
               "stream.cli", "stream.web.server")
-LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "stream.bench")
+LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "stream.bench", "stream.batched")
 # imported when the operator asks for it, never on the live path's way: the CLI's replay command
 LAZY_LAB_ENTRY = {("stream.commands", f"stream.qa.{m}") for m in ("inputs", "replay", "study_run", "runners", "study")}
+LAZY_LAB_ENTRY |= {("stream.commands", "stream.batched")}     # `run` of every frame of a file with batch_size > 1
 TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",
               "engines.backends.onnxruntime_backend", "engines.evaluation.evaluate", "stream.qa.replay",
               "stream.web.server")
