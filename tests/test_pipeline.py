@@ -213,3 +213,21 @@ def test_model_alone_floor_runs_on_the_cpu(tmp_path):
 def test_batch_size_is_refused_for_a_live_run(clip):
     r = run_cli("run", "--source", str(clip), "--set", "engine.batch_size=4")
     assert r.returncode == 2 and "engine.batch_size: expected 1 for a live (paced) run" in r.stderr
+
+
+def test_gpu_report_section_from_rows():
+    """The GPU report's formatting and target checks, fed with rows shaped like the CUDA scenarios' (the scenarios
+    themselves need a GPU)."""
+    from stream.bench.report import gpu_section
+    from stream.bench.scenarios import Row
+    pct = {"count": 720, "p50": 1.1, "p95": 1.4, "p99": 1.9, "p99_9": 2.2, "max": 4.1}
+    rows = {"live_1080p60_torch_cuda": Row("live_1080p60_torch_cuda", "c60.mp4", {
+                "capture_to_publish_ms": pct, "dropped": 0, "processed": 720, "fps": 60.0,
+                "stage_p50_ms": {"preprocess": 0.1, "infer": 0.9}, "stage_p99_ms": {"preprocess": 0.2, "infer": 1.5}}),
+            "model_alone_cuda": Row("model_alone_cuda", "c30.mp4", {"graph_replay_ms": pct, "latency_ms": pct}),
+            "replay_1080p30_cuda_batched": Row("r", "c30.mp4", {"fps": 400.0}),
+            "decode_1080p30": Row("d", "c30.mp4", {"fps": 555.0})}
+    md = gpu_section(rows, {"cuda_gpu": "NVIDIA H100", "cpu": "x", "cores": 16, "torch": "2.11"})
+    assert "| infer | 0.9 | 1.5 |" in md and "model alone, CUDA graph replay: p50 1.1" in md
+    assert "p99.9 ≤ 2.5 ms: 2.2 ms — met" in md and "max ≤ 5 ms after warm-up: 4.1 ms — met" in md
+    assert "400.0 vs 555.0 fps = 72% — MISSED" in md

@@ -65,7 +65,7 @@ class FramePreprocess:
                 H, W = spec.input_height, spec.input_width
                 self.spec, self.frame_h, self.frame_w, self.level = spec, frame_h, frame_w, level
                 self.lh, self.lw = frame_h >> level, frame_w >> level
-                self.order = [2, 1, 0] if spec.color_order == "RGB" else [0, 1, 2]
+                self.flip = spec.color_order == "RGB"            # frames are BGR
                 self.register_buffer("ry", torch.zeros(H, self.lh, device=device))
                 self.register_buffer("rx_t", torch.zeros(self.lw, W, device=device))
                 self.register_buffer("mask", torch.zeros(1, 1, H, W, device=device))
@@ -97,7 +97,8 @@ class FramePreprocess:
                     x = torch.floor(F.avg_pool2d(x[:, :, :h2, :w2], 2) + 0.5)
                 x = torch.matmul(torch.matmul(self.ry, x), self.rx_t)   # crop + area resize -> 1x3xHxW, BGR
                 x = torch.floor(x + 0.5) * self.mask               # uint8 levels, outline and corner mask
-                x = x[:, self.order]
+                if self.flip:
+                    x = x.flip(1)     # no index tensor: nothing may be copied from pageable memory inside a capture
                 x = (x - self.mean) * self.inv_std
                 return x.to(self.out_dtype).contiguous(memory_format=torch.channels_last)
 
