@@ -35,6 +35,18 @@ def stride16_blocks(net: nn.Module) -> int:
     return max(i for i, s in enumerate(strides) if s == 2)
 
 
+def stride8_blocks(blocks) -> int:
+    """How many of the first blocks run at stride <= 8 (the stem is stride 2): the ones training keeps frozen."""
+    stride, n = 2, 0
+    for b in blocks:
+        st = b._block_args.stride
+        stride *= int(st[0] if isinstance(st, (list, tuple)) else st)
+        if stride > 8:
+            break
+        n += 1
+    return n
+
+
 class PolypNet(nn.Module):
     """Input Nx3xHxW normalised; outputs ``score`` (N, polyp probability) and ``heatmap`` (Nx1x(H/16)x(W/16)).
 
@@ -44,6 +56,7 @@ class PolypNet(nn.Module):
     def __init__(self, pretrained: bool = True, num_classes: int = 1, backbone: str = "efficientnet-lite0"):
         super().__init__()
         self.num_classes = num_classes
+        self.backbone = backbone
         net = _pretrained_backbone(pretrained, backbone)
         split = stride16_blocks(net)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())

@@ -147,3 +147,24 @@ def test_torch_backend_with_device_preprocessing_runs_the_pipeline(clip, tiny_mo
                              "publisher.endpoint=tcp://127.0.0.1:*"])
     s = Pipeline(cfg, source=str(clip)).run()
     assert s["processed"] == 10 and s["errors"] == 0 and s["backend"] == "torch"
+
+
+def test_a_lite1_model_round_trips_through_onnx_and_the_torch_backend(tmp_path):
+    """The backbone is recorded in the checkpoint, so the torch backend rebuilds the right network."""
+    import torch
+
+    from engines.model import PolypNet
+    from engines.runtime.metadata import ModelMetadata
+    from engines.runtime.preprocess import PreprocessSpec
+    from engines.training.export import export_onnx, write_torch_checkpoint
+    torch.manual_seed(1)
+    net = PolypNet(pretrained=False, backbone="efficientnet-lite1").eval()
+    meta = ModelMetadata(model_id="lite1-test", preprocess=PreprocessSpec(input_height=64, input_width=64))
+    path = tmp_path / "lite1.onnx"
+    export_onnx(net, meta, path)
+    write_torch_checkpoint(net, meta, path.with_suffix(".pt"))
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with create_backend("onnxruntime", {"model_path": path}) as o, \
+            create_backend("torch", {"model_path": path, "device": "cpu", "model_id": "lite1-test"}) as t:
+        assert np.abs(o.infer(x)["score"] - t.infer(x)["score"]).max() < 1e-4
+    assert torch.load(path.with_suffix(".pt"), weights_only=True)["backbone"] == "efficientnet-lite1"

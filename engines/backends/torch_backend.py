@@ -61,7 +61,8 @@ class TorchBackend(BackendBase):
         if self.model_id and state.get("model_id", self.model_id) != self.model_id:
             raise ModelError(f"torch backend: checkpoint {self.checkpoint} is model {state.get('model_id')!r}, "
                              f"the ONNX file is {self.model_id!r}")
-        net = PolypNet(pretrained=False, num_classes=int(state.get("num_classes", 1)))
+        net = PolypNet(pretrained=False, num_classes=int(state.get("num_classes", 1)),
+                       backbone=state.get("backbone", "efficientnet-lite0"))
         net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
         net = ExportWrapper(net).eval().to(self.device, memory_format=torch.channels_last)
         self.half = self.fp16 and self.device.type == "cuda"

