@@ -9,19 +9,22 @@ from engines.errors import ConfigError
 _TCP = re.compile(r"tcp://(\[[^\]]+\]|[^:/]+):(\d+|\*)$")
 
 
-def is_loopback_endpoint(endpoint: str) -> bool:
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    m = _TCP.match(endpoint)
-    if not m:
-        return False
-    host = m.group(1).strip("[]")
+def is_loopback_host(host: str) -> bool:
+    """'localhost' or a loopback IP address (IPv6 with or without brackets)."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    m = _TCP.match(endpoint)
+    return bool(m) and is_loopback_host(m.group(1))
 
 
 def check_endpoint(key: str, endpoint: str, allow_non_loopback: bool) -> None:

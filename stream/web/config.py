@@ -2,7 +2,6 @@
 so that the browser shows exactly what the overlay renderer would."""
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from engines.errors import ConfigError
 import stream.overlay.config  # noqa: F401  (the page follows the overlay: section's drawing rules)
 from stream.config import register_section
+from stream.endpoints import is_loopback_host
 
 MIN_TOKEN_CHARS = 16
 
@@ -21,15 +21,6 @@ def parse_listen(key: str, text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not (0 <= int(port) <= 65535):
         raise ConfigError(f"{key}: expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
     return host, int(port)
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from aiohttp import WSMsgType, web
 
 from engines.errors import PolypwatchError
 from stream.web.check import Checker, CheckLimits, UploadError
-from stream.web.config import is_loopback_host, parse_listen
+from stream.endpoints import is_loopback_host
+from stream.web.config import parse_listen
 from stream.web.hub import Hub, Outgoing, Viewer
 from stream.web.reports import find_reports, index_html
 
