@@ -75,9 +75,7 @@ class BatchedPipeline(Pipeline):
 
     def run(self) -> dict:
         cfg = self.cfg
-        if cfg.pipeline.detections_log:
-            from pathlib import Path
-            self._log_file = Path(cfg.pipeline.detections_log).open("w")
+        self._open_outputs()
         q: queue.Queue = queue.Queue(maxsize=2 * self.batch)
         stop = threading.Event()
         decoder = threading.Thread(target=self._decode, args=(q, stop), name="decode", daemon=True)
@@ -116,12 +114,7 @@ class BatchedPipeline(Pipeline):
             if decoder.is_alive():
                 decoder.join(5.0)
             self.source.close()
-            self.state = "stopped" if self.state != "error" else "error"
-            self.publisher.status(self._status())
-            time.sleep(0.05)
-            self.publisher.close()
-            if self._log_file is not None:
-                self._log_file.close()
+            self._close_outputs()
         return self.summary()
 
     def _warm_up(self) -> None:

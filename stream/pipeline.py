@@ -122,8 +122,7 @@ class Pipeline:
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         cfg = self.cfg
-        if cfg.pipeline.detections_log:
-            self._log_file = Path(cfg.pipeline.detections_log).open("w")
+        self._open_outputs()
         period_ns = int(1e9 / cfg.publisher.heartbeat_hz)
         next_beat = 0
         t_end = time.monotonic_ns() + int(cfg.pipeline.max_seconds * 1e9) if cfg.pipeline.max_seconds else None
@@ -154,13 +153,21 @@ class Pipeline:
                         break
         finally:
             self.reader.stop()
-            self.state = "stopped" if self.state != "error" else "error"
-            self.publisher.status(self._status())
-            time.sleep(0.05)       # let the last status leave before the socket closes
-            self.publisher.close()
-            if self._log_file is not None:
-                self._log_file.close()
+            self._close_outputs()
         return self.summary()
+
+    def _open_outputs(self) -> None:
+        if self.cfg.pipeline.detections_log:
+            self._log_file = Path(self.cfg.pipeline.detections_log).open("w")
+
+    def _close_outputs(self) -> None:
+        """The last heartbeat (stopped or error), then the socket and the detections log."""
+        self.state = "stopped" if self.state != "error" else "error"
+        self.publisher.status(self._status())
+        time.sleep(0.05)       # let the last status leave before the socket closes
+        self.publisher.close()
+        if self._log_file is not None:
+            self._log_file.close()
 
     def summary(self) -> dict:
         rs = self.reader.stats()

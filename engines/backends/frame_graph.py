@@ -117,6 +117,8 @@ class FrameGraph:
         self.use_graph = use_graph and device.type == "cuda"
         self.shape: tuple[int, ...] = ()
         self.entries: dict[int, dict] = {}
+        self._area: ActiveArea | None = None     # the area the current entry's buffers are set for
+        self._entry: dict | None = None
         self.builds = 0
         self.capture_ms = 0.0
 
@@ -133,6 +135,7 @@ class FrameGraph:
         import torch
         h, w = shape[:2]
         self.shape, self.entries = shape, {}
+        self._area = self._entry = None
         if self.use_graph:
             self.host_in = torch.zeros((h, w, 3), dtype=torch.uint8).pin_memory()
             self.host_in_np = self.host_in.numpy()
@@ -172,9 +175,12 @@ class FrameGraph:
     def run(self, image: np.ndarray, area: ActiveArea) -> dict[str, np.ndarray]:
         import torch
         self._new_shape(image.shape)
-        k, _ = crop_on_level(area, self.spec, image.shape[0], image.shape[1])
-        entry = self.entries.get(k) or self._build(k)
-        entry["pre"].set_area(area)          # buffer contents only (outside the graph, before its launch)
+        if area is not self._area:           # the Detector hands over the same object until it searches again
+            k, _ = crop_on_level(area, self.spec, image.shape[0], image.shape[1])
+            entry = self.entries.get(k) or self._build(k)
+            entry["pre"].set_area(area)      # buffer contents only (outside the graph, before its launch)
+            self._area, self._entry = area, entry
+        entry = self._entry
         if entry["graph"] is None:
             with torch.no_grad():
                 outs = self.net(entry["pre"](torch.from_numpy(np.ascontiguousarray(image)).to(self.device)))

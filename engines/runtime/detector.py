@@ -125,28 +125,17 @@ class Detector:
     def detect(self, image: np.ndarray, heatmap: bool = False) -> ModelResult:
         """One HxWx3 uint8 BGR frame down through preprocessing, the backend and postprocessing, once.
         ``heatmap=True`` also returns the localisation heat map on the full frame (checks and reports, not live)."""
-        if heatmap:
+        if self.on_device:
+            area = self._area_for(image)
+            pre = Preprocessed(tensor=np.empty((1, 3, 0, 0), np.float32), area=area, frame_width=image.shape[1],
+                               frame_height=image.shape[0])
+            t1 = time.monotonic_ns()
+            outputs = self.backend.infer_image(image, area, self.spec)   # preprocess + infer on the device
+        else:
             pre = self.preprocess(image)
             t1 = time.monotonic_ns()
             outputs = self.backend.infer(pre.tensor)
-            t2 = time.monotonic_ns()
-            score, boxes = to_result(outputs, pre, self.meta)
-            heat = frame_heatmap(outputs, pre, self.meta)
-            return ModelResult(score, boxes, t1, t2, time.monotonic_ns(), heatmap=heat)
-        if self.on_device:
-            img = image
-            area = self._area_for(img)
-            pre = Preprocessed(tensor=np.empty((1, 3, 0, 0), np.float32), area=area, frame_width=img.shape[1],
-                               frame_height=img.shape[0])
-            t1 = time.monotonic_ns()
-            outputs = self.backend.infer_image(img, area, self.spec)   # preprocess + infer on the device
-            t2 = time.monotonic_ns()
-            score, boxes = to_result(outputs, pre, self.meta)
-            return ModelResult(score, boxes, t1, t2, time.monotonic_ns())
-        pre = self.preprocess(image)
-        t1 = time.monotonic_ns()
-        outputs = self.backend.infer(pre.tensor)
         t2 = time.monotonic_ns()
         score, boxes = to_result(outputs, pre, self.meta)
-        t3 = time.monotonic_ns()
-        return ModelResult(score, boxes, t1, t2, t3)
+        heat = frame_heatmap(outputs, pre, self.meta) if heatmap else None
+        return ModelResult(score, boxes, t1, t2, time.monotonic_ns(), heatmap=heat)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import logging
@@ -176,7 +177,6 @@ async def api_check(request: web.Request) -> web.Response:
         return _json_error(500, "internal error while checking this file (the server log has the details)")
     finally:
         pending[0] -= 1
-    import base64
     return web.json_response({**res.result,
                               "preview": "data:image/jpeg;base64," + base64.b64encode(res.preview_jpeg).decode()})
 
