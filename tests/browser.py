@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -48,12 +50,12 @@ class Browser:
         exe = chromium_path()
         if exe is None:
             raise RuntimeError("no chromium on PATH")
-        self._dir = tempfile.TemporaryDirectory()
+        self._dir = tempfile.mkdtemp(prefix="polypwatch-chromium-")
         port = _free_port()
         self.proc = subprocess.Popen([exe, *FLAGS, f"--remote-debugging-port={port}",
-                                      f"--user-data-dir={self._dir.name}",
+                                      f"--user-data-dir={self._dir}",
                                       f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.http = aiohttp.ClientSession()
         t_end = time.monotonic() + 30
         while True:
@@ -79,12 +81,30 @@ class Browser:
         self._reader.cancel()
         await self.ws.close()
         await self.http.close()
-        self.proc.terminate()
+        # Chromium's helpers (zygote, renderer, crash handler) live in the session we started and may still write
+        # to the profile after the main process exits: end the whole group before removing the folder.
+        self._signal_group(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._dir.cleanup()
+            pass
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait()
+        for _ in range(20):
+            try:
+                shutil.rmtree(self._dir)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     async def _read(self) -> None:
         async for msg in self.ws:
