@@ -5,15 +5,18 @@ import cv2
 import numpy as np
 
 from engines.runtime.preprocess import PreprocessSpec, apply_corner_mask
+from engines.training.debris import add_debris
 
 AUGMENTATIONS = ("standard", "strong")
 
 
 def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-            spec: PreprocessSpec, strength: str = "standard") -> tuple[np.ndarray, np.ndarray]:
+            spec: PreprocessSpec, strength: str = "standard", debris: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur.
 
-    ``strong`` adds wider scale, hue shifts, gamma and JPEG compression (other scopes and towers).
+    ``strong`` adds wider scale, hue shifts, gamma and JPEG compression (other scopes and towers). ``debris``: the
+    probability of drawing stool fragments and residue (``engines.training.debris``) away from the polyp, before
+    the colour changes so that they change with the frame.
     """
     H, W = img.shape[:2]
     strong = strength == "strong"
@@ -26,6 +29,8 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
         M[0, 2] += W
     img = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
     mask = cv2.warpAffine(mask, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
+    if debris > 0 and rng.random() < debris:
+        img = add_debris(img, mask, rng)
     x = img.astype(np.float32)
     x *= rng.uniform(0.7, 1.3)                                              # brightness
     mean = x.mean()

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--augment", choices=("standard", "strong"), default="standard",
                     help="standard (the shipped model) or strong: adds hue, gamma, JPEG and wider scale")
+    ap.add_argument("--debris", type=float, default=0.0, metavar="P",
+                    help="probability of drawing stool fragments and residue on a training frame, away from the polyp "
+                         "(default 0)")
     ap.add_argument("--input-size", type=int, default=256, help="square model input (pixels)")
     ap.add_argument("--backbone", default="efficientnet-lite0",
                     choices=("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"),
@@ -196,7 +199,7 @@ def run(args) -> dict:
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
-                      backbone=args.backbone)
+                      backbone=args.backbone, debris=args.debris)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

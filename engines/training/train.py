@@ -38,11 +38,14 @@ class TrainConfig:
     pretrained: bool = True
     threads: int = 0                # torch threads; 0 = torch's default
     augment: str = "standard"       # standard | strong (engines/training/augment.py)
+    debris: float = 0.0             # probability of drawn stool/residue per training frame (engines/training/debris.py)
     samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.debris <= 1.0:
+            raise ValueError(f"TrainConfig.debris: expected a probability in [0, 1], got {self.debris}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.samples_per_epoch < 0:
             raise ValueError(f"TrainConfig: expected epochs >= 1, batch_size >= 2, lr > 0, samples_per_epoch >= 0; "
                              f"got {self.epochs}, {self.batch_size}, {self.lr}, {self.samples_per_epoch}")
@@ -152,7 +155,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
                          f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
-        if state["config"] != asdict(cfg) | {"spec": spec.to_dict()}:
+        saved = {"debris": 0.0, **state["config"]}          # runs from before --debris existed
+        if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
         net.load_state_dict(state["state_dict"])
@@ -172,7 +176,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         t0, losses = time.monotonic(), []
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment) for i in idx))
+            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment, cfg.debris) for i in idx))
             x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
             y = torch.from_numpy(train_set.labels[idx] if multi else train_set.labels[idx].astype(np.float32))
             ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))
