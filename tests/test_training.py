@@ -211,3 +211,27 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert (pb["positives"], pb["count"]) == (5, 5 + 12 + 2)   # its 5 polyps, its 12 negatives, 2 unseen normals
     assert em["tower_test"]["count"] == 4 and em["synthetic_negatives"]["count"] == 3
     assert "| polypgen-B |" in (tmp_path / "ev" / "table.md").read_text()
+
+
+def test_weak_positive_loss_pushes_only_the_hottest_cell_of_unmasked_positives():
+    import torch
+
+    from engines.training.train import weak_positive_loss
+    heat = torch.full((4, 1, 3, 3), -4.0)
+    heat[0, 0, 1, 2] = 2.0
+    labels = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    has_mask = torch.tensor([0.0, 0.0, 1.0, 1.0])        # rows 0, 1: weak positives; 2: negative; 3: masked positive
+    heat.requires_grad_(True)
+    loss = weak_positive_loss(heat, labels, has_mask)
+    expect = (torch.nn.functional.softplus(torch.tensor(-2.0)) + torch.nn.functional.softplus(torch.tensor(4.0))) / 2
+    assert float(loss) == pytest.approx(float(expect), rel=1e-5)
+    loss.backward()
+    g = heat.grad
+    assert g[0, 0, 1, 2] < 0 and g[1].abs().sum() > 0    # the hottest cell of each weak positive rises
+    assert (g[0].abs() > 0).sum() == 1                   # and only it
+    assert g[2].abs().sum() == 0 and g[3].abs().sum() == 0
+    none = weak_positive_loss(heat.detach(), labels, torch.ones(4))
+    assert float(none) == 0.0
+    with pytest.raises(ValueError, match="mil_weight"):
+        from engines.training.train import TrainConfig
+        TrainConfig(mil_weight=-1)

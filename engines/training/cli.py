@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--augment", choices=("standard", "strong"), default="standard",
                     help="standard (the shipped model) or strong: adds hue, gamma, JPEG and wider scale")
+    ap.add_argument("--mil-weight", type=float, default=0.0, metavar="W",
+                    help="train the heatmap on positives without a mask too: their hottest cell is pushed towards "
+                         "'polyp' with this weight (multiple-instance learning; default 0: off)")
     ap.add_argument("--debris", type=float, default=0.0, metavar="P",
                     help="probability of drawing stool fragments and residue on a training frame, away from the polyp "
                          "(default 0)")
@@ -199,7 +202,8 @@ def run(args) -> dict:
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
-                      backbone=args.backbone, debris=args.debris)
+                      backbone=args.backbone, debris=args.debris,
+                      mil_weight=args.mil_weight)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

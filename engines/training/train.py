@@ -38,12 +38,15 @@ class TrainConfig:
     pretrained: bool = True
     threads: int = 0                # torch threads; 0 = torch's default
     augment: str = "standard"       # standard | strong (engines/training/augment.py)
+    mil_weight: float = 0.0         # weight of the heatmap's max-cell loss on positives without a mask (weak labels)
     debris: float = 0.0             # probability of drawn stool/residue per training frame (engines/training/debris.py)
     samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
+        if self.mil_weight < 0:
+            raise ValueError(f"TrainConfig.mil_weight: expected a weight >= 0, got {self.mil_weight}")
         if not 0.0 <= self.debris <= 1.0:
             raise ValueError(f"TrainConfig.debris: expected a probability in [0, 1], got {self.debris}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.samples_per_epoch < 0:
@@ -110,6 +113,20 @@ def per_source_auroc(data: ArraySet, scores: np.ndarray) -> dict[str, float]:
     return out
 
 
+def weak_positive_loss(heat_logit, labels, has_mask):
+    """Multiple-instance loss for positive frames without a mask (PolypGen's): such a frame still says "some cell
+    holds a polyp", so its hottest heatmap cell is pushed towards 1. Frames with a mask (negatives included: theirs is
+    empty) are left to the per-cell loss. 0 when the batch holds no such frame."""
+    import torch
+    from torch.nn import functional as F
+    weak = (1 - has_mask) * (labels > 0).float()
+    if float(weak.sum()) == 0:
+        return heat_logit.sum() * 0
+    top = heat_logit.amax(dim=tuple(range(1, heat_logit.dim())))
+    lm = F.binary_cross_entropy_with_logits(top, torch.ones_like(top), reduction="none")
+    return (lm * weak).sum() / weak.sum()
+
+
 class Paused(Exception):
     """Training stopped after the epochs asked for in this invocation; ``--resume`` continues it."""
 
@@ -155,7 +172,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
                          f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
-        saved = {"debris": 0.0, **state["config"]}          # runs from before --debris existed
+        saved = {"debris": 0.0, "mil_weight": 0.0, **state["config"]}          # runs from before --debris existed
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
@@ -187,6 +204,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             lh = F.binary_cross_entropy_with_logits(h, ht, reduction="none").mean((1, 2, 3))
             loss_heat = (lh * hm).sum() / hm.sum().clamp(min=1)
             loss = loss_cls + cfg.heatmap_weight * loss_heat
+            if cfg.mil_weight > 0 and not multi:
+                loss = loss + cfg.mil_weight * weak_positive_loss(h, y, hm)
             opt.zero_grad()
             loss.backward()
             opt.step()
