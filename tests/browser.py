@@ -90,15 +90,11 @@ class Browser:
             pass
         self._signal_group(signal.SIGKILL)
         self.proc.wait()
-        for _ in range(20):
-            try:
-                shutil.rmtree(self._dir)
+        for _ in range(20):                 # a helper killed just now may still be closing its files
+            shutil.rmtree(self._dir, ignore_errors=True)
+            if not os.path.exists(self._dir):
                 break
-            except FileNotFoundError:
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        shutil.rmtree(self._dir, ignore_errors=True)
+            await asyncio.sleep(0.1)
 
     def _signal_group(self, sig: int) -> None:
         try:

@@ -87,7 +87,8 @@ def _mucosa(seed: int, size: int = 160) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_debris_never_touches_the_polyp_or_the_border_and_is_deterministic(seed):
-    from engines.training.debris import MARGIN, add_debris
+    from engines.data.mining import MARGIN
+    from engines.training.debris import add_debris
     img, mask = _mucosa(seed)
     out = add_debris(img, mask, np.random.default_rng(seed), fragments=(4, 6))
     again = add_debris(img, mask, np.random.default_rng(seed), fragments=(4, 6))

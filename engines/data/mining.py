@@ -18,6 +18,13 @@ SHAPES = ("circle", "octagon", "rounded")
 Region = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
 
 
+def near_polyp(polyp: np.ndarray, margin: float = MARGIN) -> np.ndarray:
+    """HxW uint8 0/1: the polyp (HxW bool) dilated by ``margin`` of the image's shorter side: ground a polyp-free
+    view or drawn debris must not touch."""
+    k = max(3, int(round(margin * min(polyp.shape))) * 2 + 1)
+    return cv2.dilate(polyp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+
 def bright_area(img: np.ndarray, level: int = 24) -> np.ndarray:
     """HxW bool: pixels of the endoscope image (not the black border around it)."""
     return img.max(axis=2) > level
@@ -28,9 +35,7 @@ def polyp_free_regions(img: np.ndarray, mask: np.ndarray, rng: np.random.Generat
     """Up to ``count`` square regions that do not touch ``mask`` (HxW, >0 polyp) dilated by MARGIN."""
     h, w = mask.shape
     side_ref = min(h, w)
-    k = max(3, int(round(MARGIN * side_ref)) * 2 + 1)
-    forbidden = cv2.dilate((mask > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    f_int = cv2.integral(forbidden)
+    f_int = cv2.integral(near_polyp(mask > 0))
     b_int = cv2.integral(bright_area(img).astype(np.uint8))
     out: list[Region] = []
     for _ in range(tries):

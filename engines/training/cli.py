@@ -202,8 +202,7 @@ def run(args) -> dict:
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
-                      backbone=args.backbone, debris=args.debris,
-                      mil_weight=args.mil_weight)
+                      backbone=args.backbone, debris=args.debris, mil_weight=args.mil_weight)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

@@ -12,20 +12,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from engines.data.mining import bright_area, near_polyp
+
 # BGR colours of residue seen on real frames: yellow, ochre, brown, olive, pale yellow
 PALETTE = np.array([(50, 175, 215), (40, 140, 195), (45, 95, 140), (60, 150, 160), (120, 205, 230)], np.float32)
-MARGIN = 0.04          # the polyp mask is dilated by this fraction of the frame's side before placing debris
-BRIGHT = 24            # a fragment lies on the endoscope image, not on the black border around it
 
 
 def add_debris(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                fragments: tuple[int, int] = (1, 5)) -> np.ndarray:
     """A copy of ``img`` (HxWx3 uint8) with debris fragments (and sometimes a liquid wash) drawn where ``mask``
-    (HxW, > 0.5 polyp), dilated, is not and where the image is not black. ``mask`` is unchanged by construction."""
-    h, w = img.shape[:2]
-    k = max(3, int(round(MARGIN * min(h, w))) * 2 + 1)
-    forbidden = cv2.dilate((mask > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
-    allowed = (img.max(axis=2) > BRIGHT) & ~forbidden
+    (HxW, > 0.5 polyp), dilated as for mined views, is not and where the image is not black. ``mask`` is unchanged by construction."""
+    allowed = bright_area(img) & (near_polyp(mask > 0.5) == 0)    # on the scope image, away from the polyp
     if not allowed.any():
         return img.copy()
     out = img.astype(np.float32)

@@ -172,7 +172,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
                          f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
-        saved = {"debris": 0.0, "mil_weight": 0.0, **state["config"]}          # runs from before --debris existed
+        saved = {"debris": 0.0, "mil_weight": 0.0, **state["config"]}   # runs from before these options
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
@@ -193,7 +193,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         t0, losses = time.monotonic(), []
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment, cfg.debris) for i in idx))
+            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment, cfg.debris)
+                               for i in idx))
             x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
             y = torch.from_numpy(train_set.labels[idx] if multi else train_set.labels[idx].astype(np.float32))
             ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))
