@@ -35,6 +35,7 @@ class Sample:
     dataset: str = ""            # the source (hospital, scope, way of recording) it comes from
     region: tuple[int, int, int, int] | None = None   # a view of this square region only (engines.data.mining)
     tower_seed: int = -1         # >= 0: shown as a tower screen made with this seed (engines.data.tower)
+    erase_offset: tuple[int, int] | None = None   # the polyp painted over from this far away (engines.data.erase)
 
     @property
     def identity(self) -> str:
@@ -44,8 +45,8 @@ class Sample:
     @property
     def view(self) -> str:
         """How the frame is shown: ``frame`` as recorded, ``region`` re-framed, ``tower`` on a tower screen."""
-        return "+".join(k for k, on in (("region", self.region is not None), ("tower", self.tower_seed >= 0)) if on) \
-            or "frame"
+        return "+".join(k for k, on in (("erased", self.erase_offset is not None), ("region", self.region is not None),
+                                         ("tower", self.tower_seed >= 0)) if on) or "frame"
 
 
 def _images(folder: Path) -> list[Path]:

@@ -46,7 +46,7 @@ def polyp_free_regions(img: np.ndarray, mask: np.ndarray, rng: np.random.Generat
             continue
         x0, y0 = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
         r = (x0, y0, x0 + s, y0 + s)
-        if _box_sum(f_int, r) > 0 or _box_sum(b_int, r) < MIN_INSIDE * s * s:
+        if box_sum(f_int, r) > 0 or box_sum(b_int, r) < MIN_INSIDE * s * s:
             continue
         if any(_overlap(r, q) > 0.5 for q in out):
             continue
@@ -110,7 +110,7 @@ def scope_outline(w: int, h: int, shape: str, rng: np.random.Generator) -> np.nd
     return keep
 
 
-def _box_sum(integral: np.ndarray, r: Region) -> int:
+def box_sum(integral: np.ndarray, r: Region) -> int:
     x0, y0, x1, y1 = r
     return int(integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0])
 

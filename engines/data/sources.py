@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.data.datasets import Sample, load_dataset, read_image, read_mask, split_fraction
+from engines.data.erase import donor_offset
 from engines.data.mining import polyp_free_regions, polyp_regions
 from engines.errors import DatasetError
 
@@ -120,6 +121,21 @@ def mined_views(samples: tuple[Sample, ...] | list[Sample], per_frame: int, zoom
     return out
 
 
+def erased_views(samples: tuple[Sample, ...] | list[Sample], seed: int = 0) -> list[Sample]:
+    """The positives that have a mask, once more with the polyp erased (label 0), where the frame has room for a
+    donor region (engines.data.erase)."""
+    out = []
+    for s in samples:
+        if s.mask is None or s.label == 0 or s.region is not None:
+            continue
+        img = read_image(s.image)
+        m = read_mask(s.mask, img.shape[:2])
+        offset = donor_offset(img, m, np.random.default_rng(zlib.crc32(f"{s.identity}|erase|{seed}".encode())))
+        if offset is not None:
+            out.append(dataclasses.replace(s, label=0, erase_offset=offset))
+    return out
+
+
 def tower_views(samples: tuple[Sample, ...] | list[Sample], variants: int, seed: int = 0) -> list[Sample]:
     """Each sample once more per variant, shown on a tower screen (seeded per sample and variant)."""
     return [dataclasses.replace(s, tower_seed=zlib.crc32(f"{s.identity}|{s.region}|{seed}|{k}".encode()))
@@ -150,11 +166,12 @@ class Protocol:
 
 
 def build_protocol(sources: dict[str, SourceSplit], holdout: str = "", mined_per_frame: int = 2,
-                   tower_variants: int = 1) -> Protocol:
+                   tower_variants: int = 1, erased: bool = False) -> Protocol:
     """Training/validation over every source but ``holdout``; test = the held-out source + unseen normals.
 
     Training and validation frames are used as recorded, as mined views, and as tower screens; the tower-style
-    negative test set is made the same way from the unseen normals (frames no run trains on)."""
+    negative test set is made the same way from the unseen normals (frames no run trains on). ``erased``: the
+    masked training positives also join training with their polyp erased (validation stays as it is)."""
     if holdout:
         check_holdout(holdout)
         if holdout not in sources:
@@ -163,7 +180,7 @@ def build_protocol(sources: dict[str, SourceSplit], holdout: str = "", mined_per
     for name, src in sources.items():
         if name == holdout:
             continue
-        tr = list(src.train) + mined_views(src.train, mined_per_frame)
+        tr = list(src.train) + mined_views(src.train, mined_per_frame) + (erased_views(src.train) if erased else [])
         va = list(src.val) + mined_views(src.val, mined_per_frame)
         train += tr + tower_views(tr, tower_variants)
         val += va + tower_views(va, 1, seed=1)

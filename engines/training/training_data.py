@@ -75,7 +75,8 @@ def _one(args) -> tuple[np.ndarray, np.ndarray, int, bool]:
 
 def row_key(s: Sample) -> str:
     """What makes a sample's arrays: the frame, its label, whether it has a mask, the view."""
-    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}"
+    erased = f"|erased{s.erase_offset}" if s.erase_offset is not None else ""
+    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}{erased}"
 
 
 def sample_key(samples: list[Sample], spec: PreprocessSpec, multiclass: bool) -> str:
@@ -89,21 +90,33 @@ def _spec_key(spec: PreprocessSpec, multiclass: bool) -> str:
     return hashlib.sha256(json.dumps([CACHE_VERSION, spec.to_dict(), multiclass]).encode()).hexdigest()[:12]
 
 
-def _from_cached_rows(samples: list[Sample], cache_dir: Path, spec_key: str):
-    """Rows for ``samples`` from any cache file of the same spec that holds them all (a leave-one-source-out run
-    reuses the arrays of the all-source run), or None."""
+def _from_cached_rows(samples: list[Sample], cache_dir: Path, spec_key: str, out: tuple) -> np.ndarray:
+    """Fill ``out`` (images, masks, labels, has_mask) with the rows of the cache file of the same spec that holds
+    most of ``samples`` (a leave-one-source-out run reuses the arrays of the all-source run; a run with a few new
+    views renders only those). Returns which rows were filled (N bool)."""
     want = [row_key(s) for s in samples]
+    best, best_index, best_count = None, {}, 0
     for path in sorted(cache_dir.glob(f"arrays-*-{spec_key}.npz")):
         with np.load(path) as z:
             if "keys" not in z.files:
                 continue
             index = {k: i for i, k in enumerate(z["keys"].tolist())}
-            if not all(k in index for k in want):
-                continue
-            rows = np.array([index[k] for k in want], int)
-            log.info("arrays for %d frames from cache %s", len(rows), path)
-            return z["images"][rows], z["masks"][rows].astype(np.float32) / 255.0, z["labels"][rows], z["has_mask"][rows]
-    return None
+        count = sum(k in index for k in want)
+        if count > best_count:
+            best, best_index, best_count = path, index, count
+    filled = np.zeros(len(samples), bool)
+    if best is None:
+        return filled
+    pairs = [(i, best_index[k]) for i, k in enumerate(want) if k in best_index]
+    dst, src = np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int)
+    with np.load(best) as z:
+        out[0][dst] = z["images"][src]
+        out[1][dst] = z["masks"][src].astype(np.float32) / 255.0
+        out[2][dst] = z["labels"][src]
+        out[3][dst] = z["has_mask"][src]
+    filled[dst] = True
+    log.info("arrays for %d of %d frames from cache %s", len(dst), len(samples), best)
+    return filled
 
 
 def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, multiclass: bool = False,
@@ -115,29 +128,24 @@ def from_samples(samples: list[Sample], spec: PreprocessSpec, progress=None, mul
     cache = Path(cache_dir) / f"arrays-{sample_key(samples, spec, multiclass)}-{skey}.npz" if cache_dir else None
     meta = ([s.group for s in samples], [str(s.image) + (f"#{s.view}" if s.view != "frame" else "") for s in samples],
             [s.dataset for s in samples])
-    if cache is not None and cache.parent.is_dir():
-        rows = _from_cached_rows(samples, cache.parent, skey)
-        if rows is not None:
-            return ArraySet(*rows, *meta[:2], np.zeros(len(samples), bool), meta[2])
     n, H, W = len(samples), spec.input_height, spec.input_width
     images = np.zeros((n, H, W, 3), np.uint8)
     masks = np.zeros((n, H, W), np.float32)
     labels = np.zeros(n, np.int64)
     has_mask = np.zeros(n, bool)
-    jobs = [(s, spec, multiclass) for s in samples]
+    filled = np.zeros(n, bool)
+    if cache is not None and cache.parent.is_dir():
+        filled = _from_cached_rows(samples, cache.parent, skey, (images, masks, labels, has_mask))
+        if filled.all():
+            return ArraySet(images, masks, labels, has_mask, *meta[:2], np.zeros(n, bool), meta[2])
+    todo = np.flatnonzero(~filled)
+    jobs = [(samples[i], spec, multiclass) for i in todo]
     workers = max(1, min(workers, os.cpu_count() or 1))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            results = ex.map(_one, jobs, chunksize=16)
-            for i, r in enumerate(results):
-                images[i], masks[i], labels[i], has_mask[i] = r
-                if progress is not None:
-                    progress(i + 1, n)
-    else:
-        for i, job in enumerate(jobs):
-            images[i], masks[i], labels[i], has_mask[i] = _one(job)
+    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as ex:
+        for k, (i, r) in enumerate(zip(todo, ex.map(_one, jobs, chunksize=16))):
+            images[i], masks[i], labels[i], has_mask[i] = r
             if progress is not None:
-                progress(i + 1, n)
+                progress(k + 1, len(todo))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
@@ -181,3 +189,16 @@ def from_synthetic(count: int, spec: PreprocessSpec, seed: int = 1000) -> ArrayS
         masks[i] = crop_mask(m, area, spec)
     return ArraySet(images, masks, np.array([it[3] for it in items], np.int64), np.ones(n, bool),
                     ["synthetic"] * n, [it[2] for it in items], np.ones(n, bool), ["synthetic"] * n)
+
+
+class _Serial:
+    """``ProcessPoolExecutor``'s map, in this process (one worker)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, items, chunksize: int = 1):
+        return map(fn, items)
