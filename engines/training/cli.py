@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--erased", action="store_true",
                     help="add every masked training positive once more with its polyp erased (painted over with "
                          "mucosa of the same frame, engines/data/erase.py) as a full-frame negative")
+    ap.add_argument("--mixstyle", type=float, default=0.0, metavar="P",
+                    help="probability per batch of mixing early feature statistics between frames (MixStyle: "
+                         "hospital/scope style is not a cue; training only, default 0)")
     ap.add_argument("--debris", type=float, default=0.0, metavar="P",
                     help="probability of drawing stool fragments and residue on a training frame, away from the polyp "
                          "(default 0)")
@@ -206,7 +209,8 @@ def run(args) -> dict:
     spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
-                      backbone=args.backbone, debris=args.debris, mil_weight=args.mil_weight)
+                      backbone=args.backbone, debris=args.debris, mil_weight=args.mil_weight,
+                      mixstyle=args.mixstyle)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

@@ -40,6 +40,7 @@ class TrainConfig:
     augment: str = "standard"       # standard | strong (engines/training/augment.py)
     mil_weight: float = 0.0         # weight of the heatmap's max-cell loss on positives without a mask (weak labels)
     debris: float = 0.0             # probability of drawn stool/residue per training frame (engines/training/debris.py)
+    mixstyle: float = 0.0           # probability per batch of mixing feature styles between frames (mixstyle.py)
     samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
@@ -49,6 +50,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.mil_weight: expected a weight >= 0, got {self.mil_weight}")
         if not 0.0 <= self.debris <= 1.0:
             raise ValueError(f"TrainConfig.debris: expected a probability in [0, 1], got {self.debris}")
+        if not 0.0 <= self.mixstyle <= 1.0:
+            raise ValueError(f"TrainConfig.mixstyle: expected a probability in [0, 1], got {self.mixstyle}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.samples_per_epoch < 0:
             raise ValueError(f"TrainConfig: expected epochs >= 1, batch_size >= 2, lr > 0, samples_per_epoch >= 0; "
                              f"got {self.epochs}, {self.batch_size}, {self.lr}, {self.samples_per_epoch}")
@@ -153,6 +156,10 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     for mod in frozen:
         for p in mod.parameters():
             p.requires_grad = False
+    if cfg.mixstyle > 0:    # after the frozen stride-8 blocks and half-way through the stride-16 stage
+        from engines.training.mixstyle import add_mixstyle
+        add_mixstyle(net, [net.blocks16[max(n_frozen, 1) - 1], net.blocks16[(n_frozen + len(net.blocks16)) // 2]],
+                     cfg.mixstyle)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil((cfg.samples_per_epoch or len(train_set)) / cfg.batch_size)
@@ -172,7 +179,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
                          f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
-        saved = {"debris": 0.0, "mil_weight": 0.0, **state["config"]}   # runs from before these options
+        saved = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, **state["config"]}   # runs from before these options
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
