@@ -11,7 +11,7 @@ def test_mixing_keeps_the_content_and_moves_the_statistics():
     x = torch.randn(6, 4, 8, 8) * torch.arange(1, 7).view(6, 1, 1, 1) + torch.arange(6).view(6, 1, 1, 1) * 10
     y = mix_style(x)
     assert y.shape == x.shape
-    norm = lambda t: (t - t.mean((2, 3), keepdim=True)) / t.std((2, 3), keepdim=True)  # noqa: E731
+    norm = lambda t: (t - t.mean((2, 3), keepdim=True)) / t.std((2, 3), keepdim=True)
     assert torch.allclose(norm(y), norm(x), atol=1e-3)                   # the same content in every frame
     assert not torch.allclose(y.mean((2, 3)), x.mean((2, 3)), atol=0.5)   # other styles
     lo, hi = x.mean((2, 3)).min(), x.mean((2, 3)).max()

@@ -78,7 +78,6 @@ def erase_polyp(img: np.ndarray, mask: np.ndarray, offset: Offset) -> np.ndarray
     return out
 
 
-
 def _patch_box(region: np.ndarray) -> tuple[int, int, int, int]:
     """The region's bounding box with 2 pixels around it, kept 1 pixel inside the frame (Poisson blending needs
     a border around what it fills)."""

@@ -1,6 +1,7 @@
-"""A Sample as the image (and mask) a model sees before the shared preprocessing: the recorded frame, a
-re-framed region of it (mined views), the frame with its polyp erased and/or the frame on a tower screen. Training and evaluation both read
-samples through ``read_sample``, so a mined or tower-style frame is the same wherever it is used."""
+"""A Sample as the image (and mask) a model sees before the shared preprocessing: the recorded frame, the frame
+with its polyp erased, a re-framed region of it (mined views) and/or the frame on a tower screen. Training and
+evaluation both read samples through ``read_sample``, so a mined or tower-style frame is the same wherever it is
+used."""
 from __future__ import annotations
 
 import zlib

@@ -21,7 +21,8 @@ PALETTE = np.array([(50, 175, 215), (40, 140, 195), (45, 95, 140), (60, 150, 160
 def add_debris(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                fragments: tuple[int, int] = (1, 5)) -> np.ndarray:
     """A copy of ``img`` (HxWx3 uint8) with debris fragments (and sometimes a liquid wash) drawn where ``mask``
-    (HxW, > 0.5 polyp), dilated as for mined views, is not and where the image is not black. ``mask`` is unchanged by construction."""
+    (HxW, > 0.5 polyp), dilated as for mined views, is not and where the image is not black. ``mask`` is unchanged
+    by construction."""
     allowed = bright_area(img) & (near_polyp(mask > 0.5) == 0)    # on the scope image, away from the polyp
     if not allowed.any():
         return img.copy()

@@ -32,7 +32,7 @@ def add_mixstyle(net: nn.Module, modules: list[nn.Module], p: float) -> list:
         raise ValueError(f"mixstyle: expected a probability in [0, 1], got {p}")
 
     def hook(_module, _inputs, output):
-        if net.training and p > 0 and torch.rand(()) < p:
+        if net.training and torch.rand(()) < p:
             return mix_style(output)
         return output
     return [m.register_forward_hook(hook) for m in modules]

@@ -156,10 +156,11 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     for mod in frozen:
         for p in mod.parameters():
             p.requires_grad = False
+    hooks = []
     if cfg.mixstyle > 0:    # after the frozen stride-8 blocks and half-way through the stride-16 stage
         from engines.training.mixstyle import add_mixstyle
-        add_mixstyle(net, [net.blocks16[max(n_frozen, 1) - 1], net.blocks16[(n_frozen + len(net.blocks16)) // 2]],
-                     cfg.mixstyle)
+        hooks = add_mixstyle(net, [net.blocks16[max(n_frozen, 1) - 1],
+                                   net.blocks16[(n_frozen + len(net.blocks16)) // 2]], cfg.mixstyle)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil((cfg.samples_per_epoch or len(train_set)) / cfg.batch_size)
@@ -179,7 +180,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
                          f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
-        saved = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, **state["config"]}   # runs from before these options
+        # runs from before these options
+        saved = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, **state["config"]}
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
@@ -250,6 +252,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
                     "sampler": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epoch": epoch,
                     "best": best, "history": history, "config": asdict(cfg) | {"spec": spec.to_dict()}}, tmp)
         tmp.replace(out_dir / "last.pt")
+    for h in hooks:         # the trained network leaves without its training-only hooks
+        h.remove()
     state = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=True)
     net.load_state_dict(state["state_dict"])
     net.eval()
