@@ -45,3 +45,28 @@ def test_p99_9_and_fps_over_the_processing_interval(monkeypatch):
         rs.add(Detection(seq=i, t_capture_ns=0, source="s", score=0.1, alert=AlertState.OFF))
     s = rs.summary()
     assert s["fps"] == 50.0 and s["processing_seconds"] == 2.0       # 100 intervals of 20 ms; start-up excluded
+
+
+def test_each_sequence_is_scored_against_every_negative_of_the_set():
+    from pathlib import Path
+
+    from engines.data.datasets import Sample
+    from engines.evaluation.evaluate import FrameScore, summarise
+    from engines.evaluation.protocol import table
+
+    def fs(group, label, score):
+        return FrameScore(Sample(Path(f"{group}-{score}.png"), label, None, group, "cvc"), label, score, score, None)
+    negs = [fs("n", 0, v) for v in np.linspace(0.0, 0.5, 20)]
+    easy = [fs("3", 1, v) for v in (0.8, 0.9, 0.95)]           # above every negative
+    hard = [fs("13", 1, v) for v in (0.1, 0.3, 0.6)]          # among the negatives
+    m = summarise(negs + easy + hard, threshold=0.55)
+    assert m["sequences"]["cvc/3"] | {} == {"frames": 3, "detected_frames": 3, "detected": True, "auroc": 1.0,
+                                            "sensitivity_at_95_specificity": 1.0}
+    h = m["sequences"]["cvc/13"]
+    assert (h["detected_frames"], h["sensitivity_at_95_specificity"]) == (1, pytest.approx(1 / 3, abs=1e-4))
+    assert h["auroc"] == pytest.approx(np.mean([(np.linspace(0, 0.5, 20) < v).mean() for v in (0.1, 0.3, 0.6)]),
+                                       abs=0.01)
+    assert "cvc/n" not in m["sequences"]                       # negatives make no sequence of their own
+    neg = {"count": 0, "specificity": None, "score_p50": None, "score_p95": None, "score_max": None}
+    text = table({"sources": {"cvc": m}, "unseen_normals": neg, "tower_test": neg, "synthetic_negatives": neg})
+    assert "| cvc/13 | 3 | 1 | 0.600 / 0.333 |" in text

@@ -2,7 +2,8 @@
 
 metrics.json keys (docs/MODEL_CARD.md explains them):
   count, positives, negatives, threshold, auroc, sensitivity, specificity,
-  sequences: {id: {frames, detected_frames, detected}}, sequences_detected, sequences_total,
+  sequences: {id: {frames, detected_frames, detected, auroc, sensitivity_at_95_specificity}} (the sequence's
+  polyp frames against every negative of the set), sequences_detected, sequences_total,
   iou: {count, median, mean, fraction_ge_0_5}, shortcut: {sensitivity_painted, specificity_painted,
   sensitivity_change_points}, per_dataset: {name: {count, positives, sensitivity, specificity, auroc}}
 """
@@ -123,14 +124,21 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
          "threshold": round(threshold, 4), "auroc": _rnd(auroc(y, s)), "sensitivity": _rnd(sens),
          "specificity": _rnd(spec), "sensitivity_at_95_specificity": _rnd(sensitivity_at_specificity(y, s))}
     seqs: dict[str, dict] = {}
+    seq_scores: dict[str, list[float]] = {}
     for f in scores:
         if f.sample.group and f.label:
             key = f"{f.sample.dataset}/{f.sample.group}"
             e = seqs.setdefault(key, {"frames": 0, "detected_frames": 0})
             e["frames"] += 1
             e["detected_frames"] += int(f.score >= threshold)
-    for e in seqs.values():
+            seq_scores.setdefault(key, []).append(f.score)
+    neg = s[y == 0]
+    for key, e in seqs.items():
         e["detected"] = e["detected_frames"] > 0
+        yy = np.r_[np.ones(len(seq_scores[key]), int), np.zeros(len(neg), int)]     # one sequence's polyps, all negatives
+        ss = np.r_[seq_scores[key], neg]
+        e["auroc"] = _rnd(auroc(yy, ss))
+        e["sensitivity_at_95_specificity"] = _rnd(sensitivity_at_specificity(yy, ss))
     m["sequences"] = seqs
     m["sequences_total"] = len(seqs)
     m["sequences_detected"] = sum(e["detected"] for e in seqs.values())

@@ -59,14 +59,20 @@ def evaluate_protocol(model, sources: dict, threshold: float, split: str = "exte
 def table(m: dict) -> str:
     """The per-source table as markdown."""
     f = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
-    rows = ["| source | frames (pos) | AUROC | sens @95% spec | sens / spec @ threshold | sequences | box IoU median "
-            "| corner painted: sens change |", "|---|---|---|---|---|---|---|---|"]
+    rows = [("| source | frames (pos) | AUROC | sens @95% spec | sens / spec @ threshold | sequences | box IoU median "
+             "| corner painted: sens change |"), "|---|---|---|---|---|---|---|---|"]
     for name, s in m["sources"].items():
         seq = f"{s['sequences_detected']}/{s['sequences_total']}" if s["sequences_total"] else "–"
         sc = s.get("shortcut", {}).get("sensitivity_change_points")
         rows.append(f"| {name} | {s['count']} ({s['positives']}) | {f(s['auroc'])} | "
                     f"{f(s['sensitivity_at_95_specificity'])} | {f(s['sensitivity'])} / {f(s['specificity'])} | {seq} | "
                     f"{f(s['iou']['median'])} | {f(sc, 2)} |")
+    seqs = [(k, e) for src in m["sources"].values() for k, e in src["sequences"].items()]
+    if seqs:
+        rows += ["", ("| sequence | polyp frames | detected @ threshold | AUROC / sens @95% spec against the source's "
+                      "negatives |"), "|---|---|---|---|"]
+        rows += [f"| {k} | {e['frames']} | {e['detected_frames']} | {f(e.get('auroc'))} / "
+                 f"{f(e.get('sensitivity_at_95_specificity'))} |" for k, e in seqs]
     rows.append("")
     rows.append("| negative set | frames | specificity @ threshold | score p50 / p95 / max |")
     rows.append("|---|---|---|---|")
