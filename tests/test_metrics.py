@@ -60,8 +60,8 @@ def test_each_sequence_is_scored_against_every_negative_of_the_set():
     easy = [fs("3", 1, v) for v in (0.8, 0.9, 0.95)]           # above every negative
     hard = [fs("13", 1, v) for v in (0.1, 0.3, 0.6)]          # among the negatives
     m = summarise(negs + easy + hard, threshold=0.55)
-    assert m["sequences"]["cvc/3"] | {} == {"frames": 3, "detected_frames": 3, "detected": True, "auroc": 1.0,
-                                            "sensitivity_at_95_specificity": 1.0}
+    assert m["sequences"]["cvc/3"] == {"frames": 3, "detected_frames": 3, "detected": True, "auroc": 1.0,
+                                      "sensitivity_at_95_specificity": 1.0}
     h = m["sequences"]["cvc/13"]
     assert (h["detected_frames"], h["sensitivity_at_95_specificity"]) == (1, pytest.approx(1 / 3, abs=1e-4))
     assert h["auroc"] == pytest.approx(np.mean([(np.linspace(0, 0.5, 20) < v).mean() for v in (0.1, 0.3, 0.6)]),

@@ -56,9 +56,14 @@ def evaluate_protocol(model, sources: dict, threshold: float, split: str = "exte
     return out, every + unseen + tower + synth
 
 
+def fmt(v, d: int = 3) -> str:
+    """A table cell: the value to ``d`` decimals, or – where there is none."""
+    return "–" if v is None else f"{v:.{d}f}"
+
+
 def table(m: dict) -> str:
     """The per-source table as markdown."""
-    f = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    f = fmt
     rows = [("| source | frames (pos) | AUROC | sens @95% spec | sens / spec @ threshold | sequences | box IoU median "
              "| corner painted: sens change |"), "|---|---|---|---|---|---|---|---|"]
     for name, s in m["sources"].items():

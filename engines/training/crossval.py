@@ -34,13 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _folds(names: list[str], seeds: list[int] | None, out: Path) -> list[tuple[str, str, Path, list[str]]]:
-    """(row key, source, folder, extra tools/train options) for every run of the grid."""
+def _folds(names: list[str], seeds: list[int] | None, out: Path) -> list[tuple[str, str, Path, int | None]]:
+    """(row key, source, folder, seed or None for tools/train's own) for every run of the grid."""
     if seeds is None:
-        return [(n, n, out / n, []) for n in names]
+        return [(n, n, out / n, None) for n in names]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds: expected distinct seeds, got {seeds}")
-    return [(f"{n}/seed{s}", n, out / n / f"seed{s}", ["--seed", str(s)]) for n in names for s in seeds]
+    return [(f"{n}/seed{s}", n, out / n / f"seed{s}", s) for n in names for s in seeds]
 
 
 def run(args, train_args: list[str]) -> dict:
@@ -56,7 +56,7 @@ def run(args, train_args: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     sources = load_sources(args.data_root)
     rows = {}
-    for key, name, fold, extra in folds:
+    for key, name, fold, seed in folds:
         done = fold / "eval.json"
         if done.is_file():
             log.info("%s: done already (%s)", key, done)
@@ -65,15 +65,16 @@ def run(args, train_args: list[str]) -> dict:
         if not (fold / "model.onnx").is_file():
             targs = train_cli.build_parser().parse_args(
                 ["--data-root", args.data_root, "--holdout-source", name, "--out", str(fold), "--resume",
-                 "--model-id", f"loso-without-{name}", *train_args, *extra])
+                 "--model-id", f"loso-without-{name}", *train_args,
+                 *([] if seed is None else ["--seed", str(seed)])])
             train_cli.run(targs)
         meta = read_onnx_metadata(fold / "model.onnx")
         m, _ = evaluate_protocol(fold / "model.onnx", sources, meta.threshold, "external", [name],
                                  synthetic_negatives=0, threads=args.threads)
         row = {"source": name, "model": meta.model_id, **m["sources"][name],
                "tower_test": m["tower_test"], "unseen_normals": m["unseen_normals"]}
-        if args.seeds is not None:
-            row["seed"] = int(extra[1])
+        if seed is not None:
+            row["seed"] = seed
         done.write_text(json.dumps(row, indent=1))
         rows[key] = row
     (out / "crossval.json").write_text(json.dumps(rows, indent=1))
@@ -84,11 +85,8 @@ def run(args, train_args: list[str]) -> dict:
     return rows
 
 
-def _fmt(v, d: int = 3) -> str:
-    return "–" if v is None else f"{v:.{d}f}"
-
-
 def table(rows: dict) -> str:
+    from engines.evaluation.protocol import fmt as _fmt
     lines = [("| left out | frames (pos) | AUROC | sens @95% spec | own negatives only: AUROC / sens @95% spec | "
               "sens / spec @ its threshold | sequences | box IoU median | corner painted: sens change | "
               "tower-style spec |"), "|---|---|---|---|---|---|---|---|---|---|"]
