@@ -174,8 +174,10 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     r = subprocess.run(base + ["--epochs", "2", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "another configuration" in r.stderr      # more epochs change the schedule
 
-    # stopped after one of two epochs and resumed = the same run uninterrupted
+    # stopped after one of two epochs and resumed = the same run uninterrupted (colour matching draws from the
+    # sampler's generator, which the checkpoint keeps)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
+    base = base + ["--colour-match", "0.5"]
     r = subprocess.run(base + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--mixstyle", type=float, default=0.0, metavar="P",
                     help="probability per batch of mixing early feature statistics between frames (MixStyle: "
                          "hospital/scope style is not a cue; training only, default 0)")
+    ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
+                    help="probability per training frame of taking the colour histogram of another frame of the batch "
+                         "(colour carries no label: engines/training/colour_match.py; training only, default 0)")
     ap.add_argument("--debris", type=float, default=0.0, metavar="P",
                     help="probability of drawing stool fragments and residue on a training frame, away from the polyp "
                          "(default 0)")
@@ -210,7 +213,7 @@ def run(args) -> dict:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
                       backbone=args.backbone, debris=args.debris, mil_weight=args.mil_weight,
-                      mixstyle=args.mixstyle)
+                      mixstyle=args.mixstyle, colour_match=args.colour_match)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

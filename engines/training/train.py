@@ -20,6 +20,7 @@ import numpy as np
 from engines.evaluation.metrics import auroc
 from engines.runtime.preprocess import PreprocessSpec, normalise
 from engines.training.augment import augment
+from engines.training.colour_match import match_batch
 from engines.training.training_data import ArraySet
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class TrainConfig:
     mil_weight: float = 0.0         # weight of the heatmap's max-cell loss on positives without a mask (weak labels)
     debris: float = 0.0             # probability of drawn stool/residue per training frame (engines/training/debris.py)
     mixstyle: float = 0.0           # probability per batch of mixing feature styles between frames (mixstyle.py)
+    colour_match: float = 0.0       # probability per frame of taking another frame's colours (colour_match.py)
     samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
@@ -52,6 +54,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.debris: expected a probability in [0, 1], got {self.debris}")
         if not 0.0 <= self.mixstyle <= 1.0:
             raise ValueError(f"TrainConfig.mixstyle: expected a probability in [0, 1], got {self.mixstyle}")
+        if not 0.0 <= self.colour_match <= 1.0:
+            raise ValueError(f"TrainConfig.colour_match: expected a probability in [0, 1], got {self.colour_match}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.samples_per_epoch < 0:
             raise ValueError(f"TrainConfig: expected epochs >= 1, batch_size >= 2, lr > 0, samples_per_epoch >= 0; "
                              f"got {self.epochs}, {self.batch_size}, {self.lr}, {self.samples_per_epoch}")
@@ -181,7 +185,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
         # runs from before these options
-        saved = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, **state["config"]}
+        saved = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, "colour_match": 0.0, **state["config"]}
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
@@ -204,6 +208,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment, cfg.debris)
                                for i in idx))
+            if cfg.colour_match > 0:
+                imgs = match_batch(list(imgs), rng, cfg.colour_match)
             x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
             y = torch.from_numpy(train_set.labels[idx] if multi else train_set.labels[idx].astype(np.float32))
             ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))
