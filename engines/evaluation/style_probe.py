@@ -1,0 +1,138 @@
+"""tools/style_probe: how much of each source's label a frame's global colour alone gives away.
+
+A logistic regression on colour statistics of the preprocessed input (per channel: an 8-bin histogram of the
+scope image's pixels, their mean and spread; no spatial layout at all), scored by 5-fold cross-validation within
+each source (frames as recorded and the protocol's mined views). A polyp is a few percent of the frame: where this
+probe reaches AUROC near 1, the source's positives and negatives differ in recording (processor, light, video) and a
+network trained on them can learn the recording instead of the polyp. ``--colour-match P`` shows what the
+training option of that name leaves of the cue (each frame matched, with probability P, to a random frame of the
+pool, as a training batch would).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engines.errors import PolypwatchError
+
+log = logging.getLogger("style_probe")
+BINS = 8
+FOLDS = 5
+
+
+def colour_features(tensor_img: np.ndarray) -> np.ndarray:
+    """Per-channel histogram (``BINS`` bins over the scope image's pixels), mean and spread of an HxWx3 uint8
+    preprocessed frame (black = outside the scope image)."""
+    inside = tensor_img.any(axis=2)
+    v = tensor_img[inside].astype(np.float64) if inside.any() else np.zeros((1, 3))
+    f = []
+    for c in range(3):
+        h, _ = np.histogram(v[:, c], bins=BINS, range=(0, 256))
+        f += list(h / len(v)) + [v[:, c].mean() / 255, v[:, c].std() / 255]
+    return np.array(f)
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50):
+    """Class-balanced L2 logistic regression by Newton's method; returns a scoring function."""
+    mu, sd = X.mean(0), X.std(0) + 1e-9
+    Z = np.c_[(X - mu) / sd, np.ones(len(X))]
+    w = np.zeros(Z.shape[1])
+    cw = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    reg = np.full(Z.shape[1], l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(Z @ w, -30, 30)))
+        g = Z.T @ (cw * (p - y)) / len(y) + reg * w
+        H = (Z * (cw * p * (1 - p))[:, None]).T @ Z / len(y) + np.diag(reg + 1e-9)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return lambda Xn: np.c_[(Xn - mu) / sd, np.ones(len(Xn))] @ w
+
+
+def cross_validated_auroc(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float | None:
+    """AUROC of the probe's out-of-fold scores (stratified ``FOLDS``-fold)."""
+    from engines.evaluation.metrics import auroc
+    if y.all() or not y.any():
+        return None
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), int)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        fold[rng.permutation(idx)] = np.arange(len(idx)) % FOLDS
+    s = np.empty(len(y))
+    for k in range(FOLDS):
+        tr, te = fold != k, fold == k
+        s[te] = fit_logistic(X[tr], y[tr])(X[te])
+    return auroc(y, s)
+
+
+def source_arrays(sources: dict, spec, colour_match: float = 0.0, seed: int = 0) -> dict[str, tuple]:
+    """{source: (preprocessed frames as a list of HxWx3 uint8, labels)} over frames as recorded and mined views;
+    with ``colour_match`` each frame takes, with that probability, the colours of a random frame of any source."""
+    from engines.data.frames import read_sample
+    from engines.data.sources import mined_views
+    from engines.runtime.preprocess import crop_to_input, find_active_area
+    from engines.training.colour_match import match_colours
+    out = {}
+    for name, src in sources.items():
+        frames, labels = [], []
+        for s in list(src.all()) + mined_views(src.all(), 2):
+            img, m = read_sample(s)
+            frames.append(crop_to_input(img, find_active_area(img, spec), spec))
+            labels.append(s.label if s.label >= 0 else int(m is not None and m.any()))
+        out[name] = (frames, np.array(labels))
+        log.info("%s: %d frames", name, len(frames))
+    if colour_match > 0:
+        rng = np.random.default_rng(seed)
+        pool = [f for frames, _ in out.values() for f in frames]
+        out = {name: ([match_colours(f, pool[int(rng.integers(len(pool)))]) if rng.random() < colour_match else f
+                       for f in frames], y) for name, (frames, y) in out.items()}
+    return out
+
+
+def probe(sources: dict, spec, colour_match: float = 0.0) -> dict:
+    rows = {}
+    for name, (frames, y) in source_arrays(sources, spec, colour_match).items():
+        X = np.stack([colour_features(f) for f in frames])
+        a = cross_validated_auroc(X, y)
+        rows[name] = {"frames": int(len(y)), "positives": int(y.sum()), "colour_auroc": None if a is None else round(a, 4)}
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ap = argparse.ArgumentParser(prog="style_probe", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
+    ap.add_argument("--model", default="engines/models/polypwatch-lite0-v2.onnx",
+                    help="the model whose preprocessing (input size, crop, masks) the frames go through")
+    ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
+                    help="match each frame's colours to a random frame of the pool with probability P first")
+    ap.add_argument("--out", default=None, help="write style_probe.json here")
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.colour_match <= 1.0:
+        print(f"style_probe: --colour-match: expected a probability in [0, 1], got {args.colour_match}",
+              file=sys.stderr)
+        return 2
+    try:
+        from engines.data.sources import load_sources
+        from engines.runtime.metadata import read_onnx_metadata
+        spec = read_onnx_metadata(args.model).preprocess
+        rows = probe(load_sources(args.data_root), spec, args.colour_match)
+    except PolypwatchError as e:
+        print(f"style_probe: {e}", file=sys.stderr)
+        return 1
+    print("| source | frames (pos) | colour-only AUROC (5-fold) |\n|---|---|---|")
+    for name, r in rows.items():
+        a = "–" if r["colour_auroc"] is None else f"{r['colour_auroc']:.3f}"
+        print(f"| {name} | {r['frames']} ({r['positives']}) | {a} |")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "style_probe.json").write_text(json.dumps(rows, indent=1))
+    return 0
