@@ -102,7 +102,7 @@ def probe(sources: dict, spec, colour_match: float = 0.0) -> dict:
     for name, (frames, y) in source_arrays(sources, spec, colour_match).items():
         X = np.stack([colour_features(f) for f in frames])
         a = cross_validated_auroc(X, y)
-        rows[name] = {"frames": int(len(y)), "positives": int(y.sum()), "colour_auroc": None if a is None else round(a, 4)}
+        rows[name] = {"frames": len(y), "positives": int(y.sum()), "colour_auroc": None if a is None else round(a, 4)}
     return rows
 
 
