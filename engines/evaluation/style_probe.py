@@ -25,11 +25,11 @@ BINS = 8
 FOLDS = 5
 
 
-def colour_features(tensor_img: np.ndarray) -> np.ndarray:
+def colour_features(frame: np.ndarray) -> np.ndarray:
     """Per-channel histogram (``BINS`` bins over the scope image's pixels), mean and spread of an HxWx3 uint8
     preprocessed frame (black = outside the scope image)."""
-    inside = tensor_img.any(axis=2)
-    v = tensor_img[inside].astype(np.float64) if inside.any() else np.zeros((1, 3))
+    inside = frame.any(axis=2)
+    v = frame[inside].astype(np.float64) if inside.any() else np.zeros((1, 3))
     f = []
     for c in range(3):
         h, _ = np.histogram(v[:, c], bins=BINS, range=(0, 256))
@@ -74,26 +74,22 @@ def cross_validated_auroc(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float 
 
 
 def source_arrays(sources: dict, spec, colour_match: float = 0.0, seed: int = 0) -> dict[str, tuple]:
-    """{source: (preprocessed frames as a list of HxWx3 uint8, labels)} over frames as recorded and mined views;
-    with ``colour_match`` each frame takes, with that probability, the colours of a random frame of any source."""
-    from engines.data.frames import read_sample
+    """{source: (preprocessed frames as training sees them, labels)} over frames as recorded and mined views; with
+    ``colour_match`` each frame takes, with that probability, the colours of a random frame of any source."""
     from engines.data.sources import mined_views
-    from engines.runtime.preprocess import crop_to_input, find_active_area
-    from engines.training.colour_match import match_colours
+    from engines.training.colour_match import match_batch
+    from engines.training.training_data import from_samples
     out = {}
     for name, src in sources.items():
-        frames, labels = [], []
-        for s in list(src.all()) + mined_views(src.all(), 2):
-            img, m = read_sample(s)
-            frames.append(crop_to_input(img, find_active_area(img, spec), spec))
-            labels.append(s.label if s.label >= 0 else int(m is not None and m.any()))
-        out[name] = (frames, np.array(labels))
-        log.info("%s: %d frames", name, len(frames))
+        data = from_samples(list(src.all()) + mined_views(src.all(), 2), spec)
+        out[name] = (list(data.images), data.labels)
+        log.info("%s: %d frames", name, len(data))
     if colour_match > 0:
-        rng = np.random.default_rng(seed)
-        pool = [f for frames, _ in out.values() for f in frames]
-        out = {name: ([match_colours(f, pool[int(rng.integers(len(pool)))]) if rng.random() < colour_match else f
-                       for f in frames], y) for name, (frames, y) in out.items()}
+        pool = match_batch([f for frames, _ in out.values() for f in frames], np.random.default_rng(seed), colour_match)
+        k = 0
+        for name, (frames, y) in out.items():
+            out[name] = (pool[k:k + len(frames)], y)
+            k += len(frames)
     return out
 
 
@@ -128,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     except PolypwatchError as e:
         print(f"style_probe: {e}", file=sys.stderr)
         return 1
+    from engines.evaluation.protocol import fmt
     print("| source | frames (pos) | colour-only AUROC (5-fold) |\n|---|---|---|")
     for name, r in rows.items():
-        a = "–" if r["colour_auroc"] is None else f"{r['colour_auroc']:.3f}"
-        print(f"| {name} | {r['frames']} ({r['positives']}) | {a} |")
+        print(f"| {name} | {r['frames']} ({r['positives']}) | {fmt(r['colour_auroc'])} |")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "style_probe.json").write_text(json.dumps(rows, indent=1))
