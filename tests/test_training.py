@@ -175,24 +175,29 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert r.returncode != 0 and "another configuration" in r.stderr      # more epochs change the schedule
 
     # stopped after one of two epochs and resumed = the same run uninterrupted (colour matching draws from the
-    # sampler's generator, which the checkpoint keeps)
+    # sampler's generator, which the checkpoint keeps; the running weight average is in the checkpoint too)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     base = base + ["--colour-match", "0.5"]
-    r = subprocess.run(base + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+    averaged = ["--average-from", "1"]
+    r = subprocess.run(base + averaged + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run(base + ["--epochs", "2", "--epochs-now", "1", "--out", str(parts)], cwd=ROOT,
+    r = subprocess.run(base + averaged + ["--epochs", "2", "--epochs-now", "1", "--out", str(parts)], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "stopped after epoch 1 of 2; continue with --resume" in r.stdout
     assert not (parts / "model.onnx").exists()
-    r = subprocess.run(base + ["--epochs", "2", "--resume", "--out", str(parts)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(base + averaged + ["--epochs", "2", "--resume", "--out", str(parts)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     hw = json.loads((whole / "metrics.json").read_text())["history"]
     hp = json.loads((parts / "metrics.json").read_text())["history"]
-    for a, b in zip(hw, hp, strict=True):
+    for a, b in zip(hw[:-1], hp[:-1], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+    assert hw[-1]["epoch"] == hp[-1]["epoch"] == "average" and hw[-1]["steps"] == hp[-1]["steps"] == 4
+    assert hw[-1]["val_auroc"] == pytest.approx(hp[-1]["val_auroc"], abs=1e-9)
+    for d in (whole, parts):
+        assert (d / "averaged.pt").is_file() and (d / "best.pt").is_file()
 
     # the all-source run's arrays serve the held-out run: no new cache file
     r = subprocess.run(base[:4] + base[6:] + ["--epochs", "1", "--out", str(tmp_path / "all")], cwd=ROOT,
