@@ -1,8 +1,9 @@
-"""tools/style_probe: how much of each source's label a frame's global colour alone gives away.
+"""tools/style_probe: how much of each source's label a frame's global colour (or texture) alone gives away.
 
 A logistic regression on colour statistics of the preprocessed input (per channel: an 8-bin histogram of the
 scope image's pixels, their mean and spread; no spatial layout at all), scored by 5-fold cross-validation within
-each source (frames as recorded and the protocol's mined views). A polyp is a few percent of the frame: where this
+each source (frames as recorded and the protocol's mined views). ``--features texture`` probes sharpness and
+texture statistics instead (Laplacian and gradient strength at three scales, grey-level spread), ``both`` the two. A polyp is a few percent of the frame: where this
 probe reaches AUROC near 1, the source's positives and negatives differ in recording (processor, light, video) and a
 network trained on them can learn the recording instead of the polyp. ``--colour-match P`` shows what the
 training option of that name leaves of the cue (each frame matched, with probability P, to a random frame of the
@@ -35,6 +36,29 @@ def colour_features(frame: np.ndarray) -> np.ndarray:
         h, _ = np.histogram(v[:, c], bins=BINS, range=(0, 256))
         f += list(h / len(v)) + [v[:, c].mean() / 255, v[:, c].std() / 255]
     return np.array(f)
+
+
+def texture_features(frame: np.ndarray) -> np.ndarray:
+    """Sharpness and texture of the scope image (eroded, so its outline is not an edge), at full, half and quarter
+    resolution: log mean and variance of the absolute Laplacian, log 50/90/99th percentiles of the gradient
+    magnitude; and the log spread of the grey levels. 16 numbers, no colour, no layout."""
+    import cv2
+    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    inside = cv2.erode(frame.any(axis=2).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    if inside.sum() < 50:
+        inside[:] = True
+    f = []
+    for scale in (1, 2, 4):
+        gs = g if scale == 1 else cv2.resize(g, None, fx=1 / scale, fy=1 / scale, interpolation=cv2.INTER_AREA)
+        ins = cv2.resize(inside.astype(np.uint8), (gs.shape[1], gs.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+        lap = np.abs(cv2.Laplacian(gs, cv2.CV_32F))[ins]
+        mag = np.hypot(cv2.Sobel(gs, cv2.CV_32F, 1, 0), cv2.Sobel(gs, cv2.CV_32F, 0, 1))[ins]
+        f += [np.log1p(lap.mean()), np.log1p(lap.var()), *np.log1p(np.percentile(mag, [50, 90, 99]))]
+    return np.array(f + [np.log1p(g[inside].std())])
+
+
+FEATURES = {"colour": colour_features, "texture": texture_features,
+            "both": lambda f: np.r_[colour_features(f), texture_features(f)]}
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50):
@@ -93,12 +117,13 @@ def source_arrays(sources: dict, spec, colour_match: float = 0.0, seed: int = 0)
     return out
 
 
-def probe(sources: dict, spec, colour_match: float = 0.0) -> dict:
+def probe(sources: dict, spec, colour_match: float = 0.0, features: str = "colour") -> dict:
     rows = {}
     for name, (frames, y) in source_arrays(sources, spec, colour_match).items():
-        X = np.stack([colour_features(f) for f in frames])
+        X = np.stack([FEATURES[features](f) for f in frames])
         a = cross_validated_auroc(X, y)
-        rows[name] = {"frames": len(y), "positives": int(y.sum()), "colour_auroc": None if a is None else round(a, 4)}
+        rows[name] = {"frames": len(y), "positives": int(y.sum()), "features": features,
+                      f"{features}_auroc": None if a is None else round(a, 4)}
     return rows
 
 
@@ -110,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the model whose preprocessing (input size, crop, masks) the frames go through")
     ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
                     help="match each frame's colours to a random frame of the pool with probability P first")
+    ap.add_argument("--features", choices=tuple(FEATURES), default="colour",
+                    help="what the probe sees: colour statistics (default), sharpness/texture statistics, or both")
     ap.add_argument("--out", default=None, help="write style_probe.json here")
     args = ap.parse_args(argv)
     if not 0.0 <= args.colour_match <= 1.0:
@@ -120,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         from engines.data.sources import load_sources
         from engines.runtime.metadata import read_onnx_metadata
         spec = read_onnx_metadata(args.model).preprocess
-        rows = probe(load_sources(args.data_root), spec, args.colour_match)
+        rows = probe(load_sources(args.data_root), spec, args.colour_match, args.features)
     except PolypwatchError as e:
         print(f"style_probe: {e}", file=sys.stderr)
         return 1
     from engines.evaluation.protocol import fmt
-    print("| source | frames (pos) | colour-only AUROC (5-fold) |\n|---|---|---|")
+    print(f"| source | frames (pos) | {args.features}-only AUROC (5-fold) |\n|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['frames']} ({r['positives']}) | {fmt(r['colour_auroc'])} |")
+        print(f"| {name} | {r['frames']} ({r['positives']}) | {fmt(r[f'{args.features}_auroc'])} |")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "style_probe.json").write_text(json.dumps(rows, indent=1))
