@@ -4,11 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-import cv2
-
-from engines.evaluation.style_probe import colour_features, cross_validated_auroc, texture_features
+from engines.evaluation.style_probe import (
+    colour_features,
+    cross_validated_auroc,
+    texture_features,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
