@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"style_probe: {e}", file=sys.stderr)
         return 1
     from engines.evaluation.protocol import fmt
-    print(f"| source | frames (pos) | {args.features}-only AUROC (5-fold) |\n|---|---|---|")
+    what = "colour and texture" if args.features == "both" else args.features
+    print(f"| source | frames (pos) | AUROC from {what} statistics alone (5-fold) |\n|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['frames']} ({r['positives']}) | {fmt(r[f'{args.features}_auroc'])} |")
     if args.out:
