@@ -27,6 +27,16 @@ LAYOUTS = ("auto", "kvasir-seg", "masks", "imagefolder", "negatives")
 
 
 @dataclass(frozen=True)
+class Paste:
+    """A polyp of another frame blended into this one (engines.data.paste): the donor frame, its mask and source,
+    and the box (x0, y0, x1, y1, host pixels) the polyp region is scaled into."""
+    image: Path
+    mask: Path
+    dataset: str
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
 class Sample:
     image: Path
     label: int                   # 1 polyp (positive), 0 none
@@ -36,6 +46,7 @@ class Sample:
     region: tuple[int, int, int, int] | None = None   # a view of this square region only (engines.data.mining)
     tower_seed: int = -1         # >= 0: shown as a tower screen made with this seed (engines.data.tower)
     erase_offset: tuple[int, int] | None = None   # the polyp painted over from this far away (engines.data.erase)
+    paste: Paste | None = None   # another frame's polyp blended in (engines.data.paste)
 
     @property
     def identity(self) -> str:
@@ -45,7 +56,8 @@ class Sample:
     @property
     def view(self) -> str:
         """How the frame is shown: ``frame`` as recorded, ``region`` re-framed, ``tower`` on a tower screen."""
-        return "+".join(k for k, on in (("erased", self.erase_offset is not None), ("region", self.region is not None),
+        return "+".join(k for k, on in (("erased", self.erase_offset is not None), ("pasted", self.paste is not None),
+                                         ("region", self.region is not None),
                                          ("tower", self.tower_seed >= 0)) if on) or "frame"
 
 

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--erased", action="store_true",
                     help="add every masked training positive once more with its polyp erased (painted over with "
                          "mucosa of the same frame, engines/data/erase.py) as a full-frame negative")
+    ap.add_argument("--pasted", action="store_true",
+                    help="add every polyp-free training frame once more with the polyp of a masked training positive of "
+                         "another source blended in (engines/data/paste.py) as a positive: the negatives' recordings get "
+                         "positives too")
     ap.add_argument("--mixstyle", type=float, default=0.0, metavar="P",
                     help="probability per batch of mixing early feature statistics between frames (MixStyle: "
                          "hospital/scope style is not a cue; training only, default 0)")
@@ -135,7 +139,8 @@ def _collect_protocol(args, spec):
     if args.holdout_source:
         check_holdout(args.holdout_source)
     sources = load_sources(args.data_root)
-    proto = build_protocol(sources, args.holdout_source, args.mined_per_frame, args.tower_variants, args.erased)
+    proto = build_protocol(sources, args.holdout_source, args.mined_per_frame, args.tower_variants, args.erased,
+                           args.pasted)
     log.info("protocol (held out: %s): %d training and %d validation frames", args.holdout_source or "none",
              len(proto.train), len(proto.val))
     progress = lambda i, n: _progress_line("frames", i, n)  # noqa: E731
@@ -154,7 +159,8 @@ def _collect_protocol(args, spec):
         va_set = ArraySet.concat([va_set, from_synthetic(args.synthetic_val, spec, seed=2000)])
     info = {"data_root_sources": sorted({s.dataset for s in proto.train}), "holdout_source": args.holdout_source,
             "mined_per_frame": args.mined_per_frame, "tower_variants": args.tower_variants,
-            "erased": sum(s.erase_offset is not None for s in proto.train), "hard_negatives": len(hard),
+            "erased": sum(s.erase_offset is not None for s in proto.train),
+            "pasted": sum(s.paste is not None for s in proto.train), "hard_negatives": len(hard),
             "hard_negatives_from": Path(args.hard_negatives).name if hard else "",
             "train_frames": len(tr_set), "val_frames": len(va_set)}
     return tr_set, va_set, info

@@ -76,7 +76,8 @@ def _one(args) -> tuple[np.ndarray, np.ndarray, int, bool]:
 def row_key(s: Sample) -> str:
     """What makes a sample's arrays: the frame, its label, whether it has a mask, the view."""
     erased = f"|erased{s.erase_offset}" if s.erase_offset is not None else ""
-    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}{erased}"
+    pasted = f"|pasted{s.paste.dataset}/{s.paste.image.name}{s.paste.box}" if s.paste is not None else ""
+    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}{erased}{pasted}"
 
 
 def sample_key(samples: list[Sample], spec: PreprocessSpec, multiclass: bool) -> str:
