@@ -61,12 +61,21 @@ def erase_polyp(img: np.ndarray, mask: np.ndarray, offset: Offset) -> np.ndarray
     dx, dy = offset
     if x0 + dx < 0 or y0 + dy < 0 or x1 + dx > w or y1 + dy > h:
         raise ValueError(f"erase_polyp: the donor region {offset} lies outside the {w}x{h} frame")
-    patch_mask = region[y0:y1, x0:x1] * 255
+    src = np.ascontiguousarray(img[y0 + dy:y1 + dy, x0 + dx:x1 + dx])
+    return blend_in(img, src, region[y0:y1, x0:x1], (x0, y0))
+
+
+def blend_in(img: np.ndarray, src: np.ndarray, region: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """``img`` with ``src`` (a patch the size of ``region``, 0/1) Poisson-blended in where ``region`` is set, the
+    patch's top-left corner at ``origin`` (x, y); a 1-pixel frame of the patch is never cloned (Poisson blending needs
+    a border around what it fills)."""
+    x0, y0 = origin
+    ph, pw = region.shape
+    patch_mask = region * 255
     patch_mask[[0, -1], :] = 0
     patch_mask[:, [0, -1]] = 0
     if not patch_mask.any():
         return img.copy()
-    src = np.ascontiguousarray(img[y0 + dy:y1 + dy, x0 + dx:x1 + dx])
     bx, by, bbw, bbh = cv2.boundingRect(patch_mask)
     centre = (x0 + bx + bbw // 2, y0 + by + bbh // 2)
     cloned = cv2.seamlessClone(src, img, patch_mask.copy(), centre, cv2.NORMAL_CLONE)   # it writes to the mask
@@ -74,7 +83,8 @@ def erase_polyp(img: np.ndarray, mask: np.ndarray, offset: Offset) -> np.ndarray
     alpha = cv2.GaussianBlur(patch_mask.astype(np.float32) / 255.0, (0, 0), 1.5)[:, :, None]
     alpha = np.maximum(alpha, patch_mask[:, :, None] > 0)
     out = img.copy()
-    out[y0:y1, x0:x1] = np.round(alpha * cloned[y0:y1, x0:x1] + (1 - alpha) * img[y0:y1, x0:x1]).astype(np.uint8)
+    out[y0:y0 + ph, x0:x0 + pw] = np.round(alpha * cloned[y0:y0 + ph, x0:x0 + pw]
+                                           + (1 - alpha) * img[y0:y0 + ph, x0:x0 + pw]).astype(np.uint8)
     return out
 
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from engines.data.datasets import Paste
-from engines.data.erase import MAX_AREA, erase_region
+from engines.data.erase import MAX_AREA, blend_in, erase_region
 from engines.data.mining import box_sum, bright_area
 
 MIN_BRIGHT = 0.97          # the pasted region lies this much on the host's scope image (not on the border or text)
@@ -69,18 +69,6 @@ def paste_polyp(host: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray, pas
     polyp = cv2.resize((donor_mask[y0:y1, x0:x1] > 0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) & rim
     out_mask = np.zeros((H, W), np.uint8)
     out_mask[by0:by1, bx0:bx1] = polyp
-    # Poisson blending needs the mask inside the source with a border: a 1-pixel frame of the patch is not cloned
-    patch_mask = rim * 255
-    patch_mask[[0, -1], :] = 0
-    patch_mask[:, [0, -1]] = 0
-    if not patch_mask.any():
+    if not rim[1:-1, 1:-1].any():           # nothing inside the patch's frame to clone
         return host.copy(), np.zeros((H, W), np.uint8)
-    mx, my, mw, mh = cv2.boundingRect(patch_mask)
-    centre = (bx0 + mx + mw // 2, by0 + my + mh // 2)
-    cloned = cv2.seamlessClone(patch, host, patch_mask.copy(), centre, cv2.NORMAL_CLONE)   # it writes to the mask
-    alpha = cv2.GaussianBlur(patch_mask.astype(np.float32) / 255.0, (0, 0), 1.5)[:, :, None]
-    alpha = np.maximum(alpha, patch_mask[:, :, None] > 0)
-    out = host.copy()
-    out[by0:by1, bx0:bx1] = np.round(alpha * cloned[by0:by1, bx0:bx1]
-                                     + (1 - alpha) * host[by0:by1, bx0:bx1]).astype(np.uint8)
-    return out, out_mask
+    return blend_in(host, patch, rim, (bx0, by0)), out_mask
