@@ -174,10 +174,10 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     r = subprocess.run(base + ["--epochs", "2", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "another configuration" in r.stderr      # more epochs change the schedule
 
-    # stopped after one of two epochs and resumed = the same run uninterrupted (colour matching draws from the
-    # sampler's generator, which the checkpoint keeps; the running weight average is in the checkpoint too)
+    # stopped after one of two epochs and resumed = the same run uninterrupted (colour matching and message boxes
+    # draw from the sampler's generator, which the checkpoint keeps; the running weight average is in it too)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    base = base + ["--colour-match", "0.5"]
+    base = base + ["--colour-match", "0.5", "--message-box", "0.5"]
     averaged = ["--average-from", "1"]
     r = subprocess.run(base + averaged + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True,
                        text=True, timeout=600)
@@ -218,6 +218,9 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert (pb["positives"], pb["count"]) == (5, 5 + 12 + 2)   # its 5 polyps, its 12 negatives, 2 unseen normals
     assert em["tower_test"]["count"] == 4 and em["synthetic_negatives"]["count"] == 3
     assert "| polypgen-B |" in (tmp_path / "ev" / "table.md").read_text()
+    mb = pb["message_box"]                                     # every scored frame also scored with a message box
+    assert 0.0 <= mb["sensitivity_boxed"] <= 1.0 and mb["sensitivity_change_points"] == pytest.approx(
+        100 * (mb["sensitivity_boxed"] - pb["sensitivity"]), abs=1e-2)
 
 
 def test_weak_positive_loss_pushes_only_the_hottest_cell_of_unmasked_positives():

@@ -81,15 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     if "shortcut" in m:
         print(f"lower-left corner painted black: sensitivity {m['shortcut']['sensitivity_painted']} "
               f"(change {m['shortcut']['sensitivity_change_points']} points), specificity {m['shortcut']['specificity_painted']}")
+    if "message_box" in m:
+        print(f"on-screen message box over the image: sensitivity {m['message_box']['sensitivity_boxed']} "
+              f"(change {m['message_box']['sensitivity_change_points']} points), specificity "
+              f"{m['message_box']['specificity_boxed']}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(m, indent=1))
         with (out / "scores.csv").open("w") as fh:
-            fh.write("image,dataset,group,label,score,score_corner_painted,iou\n")
+            fh.write("image,dataset,group,label,score,score_corner_painted,score_message_box,iou\n")
             for s in scores:
                 fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.label},{s.score:.5f},"
-                         f"{s.score_painted:.5f},{'' if s.iou is None else round(s.iou, 4)}\n")
+                         f"{s.score_painted:.5f},{s.score_boxed:.5f},{'' if s.iou is None else round(s.iou, 4)}\n")
     return 0
 
 
@@ -124,8 +128,8 @@ def _protocol(args) -> int:
         (out / "metrics.json").write_text(json.dumps(m, indent=1))
         (out / "table.md").write_text(text + "\n")
         with (out / "scores.csv").open("w") as fh:
-            fh.write("image,source,group,view,label,score,score_corner_painted\n")
+            fh.write("image,source,group,view,label,score,score_corner_painted,score_message_box\n")
             for s in scores:
                 fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.sample.view},{s.label},"
-                         f"{s.score:.5f},{s.score_painted:.5f}\n")
+                         f"{s.score:.5f},{s.score_painted:.5f},{s.score_boxed:.5f}\n")
     return 0

@@ -5,7 +5,8 @@ metrics.json keys (docs/MODEL_CARD.md explains them):
   sequences: {id: {frames, detected_frames, detected, auroc, sensitivity_at_95_specificity}} (the sequence's
   polyp frames against every negative of the set), sequences_detected, sequences_total,
   iou: {count, median, mean, fraction_ge_0_5}, shortcut: {sensitivity_painted, specificity_painted,
-  sensitivity_change_points}, per_dataset: {name: {count, positives, sensitivity, specificity, auroc}}
+  sensitivity_change_points}, message_box: {sensitivity_boxed, specificity_boxed, sensitivity_change_points},
+  per_dataset: {name: {count, positives, sensitivity, specificity, auroc}}
 """
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ import numpy as np
 from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.data.datasets import Sample
 from engines.data.frames import read_sample
+from engines.data.osd import draw_message_box
 from engines.evaluation.metrics import auroc, box_iou, sens_spec, threshold_for_specificity
 from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.postprocess import to_result
-from engines.runtime.preprocess import preprocess
+from engines.runtime.preprocess import find_active_area, preprocess
 
 log = logging.getLogger(__name__)
 CORNER = (0.34, 0.66)     # lower-left region painted black for the shortcut check (x < a*W, y > b*H)
+MESSAGE_BOX_SEED = 7      # the message-box check's boxes: this seed and the frame's index
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FrameScore:
     score: float
     score_painted: float
     iou: float | None      # best box IoU against the mask's box (positives with a mask)
+    score_boxed: float = float("nan")   # with an on-screen message box over the image (engines.data.osd)
 
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -51,9 +55,18 @@ def paint_corner(img: np.ndarray) -> np.ndarray:
     return out
 
 
+def message_boxed(img: np.ndarray, spec, index: int) -> np.ndarray:
+    """The frame with an on-screen message box inside its active area, drawn from a generator seeded by ``index``."""
+    a = find_active_area(img, spec)
+    return draw_message_box(img, np.random.default_rng([MESSAGE_BOX_SEED, index]), (a.x0, a.y0, a.x1, a.y1))[0]
+
+
 def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortcut: bool = True,
                  progress=None) -> list[FrameScore]:
-    """Score ``frames`` (an iterable of (Sample, HxWx3 BGR image, HxW mask or None)) through the deployed path."""
+    """Score ``frames`` (an iterable of (Sample, HxWx3 BGR image, HxW mask or None)) through the deployed path.
+
+    ``shortcut``: each frame is also scored with the lower-left corner painted black and with an on-screen message
+    box drawn over its image (``engines.data.osd``; the same box for the same frame index every run)."""
     meta = read_onnx_metadata(model)
     spec = meta.preprocess
     out = []
@@ -64,6 +77,7 @@ def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortc
         for i, (s, img, m) in enumerate(frames):
             score, boxes = run(img)
             painted = run(paint_corner(img))[0] if shortcut else float("nan")
+            boxed = run(message_boxed(img, spec, i))[0] if shortcut else float("nan")
             label, iou = s.label, None
             if m is not None:
                 if label < 0:
@@ -71,7 +85,7 @@ def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortc
                 mb = mask_box(m)
                 if mb is not None and score >= meta.threshold:
                     iou = max((box_iou(mb, (b.x0, b.y0, b.x1, b.y1)) for b in boxes), default=0.0)
-            out.append(FrameScore(s, max(label, 0), score, painted, iou))
+            out.append(FrameScore(s, max(label, 0), score, painted, iou, boxed))
             if progress is not None:
                 progress(i + 1, count)
     return out
@@ -150,6 +164,11 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
         ps, pspec = sens_spec(y, sp >= threshold)
         m["shortcut"] = {"sensitivity_painted": _rnd(ps), "specificity_painted": _rnd(pspec),
                          "sensitivity_change_points": _rnd(None if ps is None or sens is None else 100 * (ps - sens))}
+    sb = np.array([f.score_boxed for f in scores])
+    if np.isfinite(sb).all():
+        bs, bspec = sens_spec(y, sb >= threshold)
+        m["message_box"] = {"sensitivity_boxed": _rnd(bs), "specificity_boxed": _rnd(bspec),
+                            "sensitivity_change_points": _rnd(None if bs is None or sens is None else 100 * (bs - sens))}
     per = {}
     for name in sorted({f.sample.dataset for f in scores}):
         sub = [f for f in scores if f.sample.dataset == name]

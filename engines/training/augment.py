@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from engines.data.osd import draw_message_box
 from engines.runtime.preprocess import PreprocessSpec, apply_corner_mask
 from engines.training.debris import add_debris
 
@@ -11,7 +12,8 @@ AUGMENTATIONS = ("standard", "strong")
 
 
 def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-            spec: PreprocessSpec, strength: str = "standard", debris: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+            spec: PreprocessSpec, strength: str = "standard", debris: float = 0.0,
+            message_box: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur.
 
     ``strong`` adds wider scale, hue shifts, gamma and JPEG compression (other scopes and towers). ``debris``: the
@@ -41,6 +43,8 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 2.0))
     out = np.clip(x, 0, 255).astype(np.uint8)
+    if message_box > 0 and rng.random() < message_box:
+        out, mask = draw_message_box(out, rng, mask=mask)
     if not strong:
         return apply_corner_mask(out, spec), mask
     if rng.random() < 0.5:                                                  # hue: other scopes, light sources

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
                     help="probability per training frame of taking the colour histogram of another frame of the batch "
                          "(colour carries no label: engines/training/colour_match.py; training only, default 0)")
+    ap.add_argument("--message-box", type=float, default=0.0, metavar="P",
+                    help="probability per training frame of an on-screen message box drawn over the image, on frames "
+                         "of both labels (a tower's warning is no cue: engines/data/osd.py; default 0)")
     ap.add_argument("--average-from", type=int, default=0, metavar="EPOCH",
                     help="the model is the mean of the weights over every optimiser step from this epoch to the end "
                          "(stochastic weight averaging; batch-norm statistics measured again; best.pt keeps the best "
@@ -223,7 +226,8 @@ def run(args) -> dict:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
                       pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
                       backbone=args.backbone, debris=args.debris, mil_weight=args.mil_weight,
-                      mixstyle=args.mixstyle, colour_match=args.colour_match, average_from=args.average_from)
+                      mixstyle=args.mixstyle, colour_match=args.colour_match, average_from=args.average_from,
+                      message_box=args.message_box)
     t0 = time.monotonic()
     if args.multiclass:
         tr_set, va_set, classes = _collect_multiclass(args, spec)

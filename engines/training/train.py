@@ -44,6 +44,7 @@ class TrainConfig:
     debris: float = 0.0             # probability of drawn stool/residue per training frame (engines/training/debris.py)
     mixstyle: float = 0.0           # probability per batch of mixing feature styles between frames (mixstyle.py)
     colour_match: float = 0.0       # probability per frame of taking another frame's colours (colour_match.py)
+    message_box: float = 0.0        # probability per frame of an on-screen message box over the image (data/osd.py)
     average_from: int = 0           # > 0: the result is the mean of the weights over every step from this epoch on
     samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.mixstyle: expected a probability in [0, 1], got {self.mixstyle}")
         if not 0.0 <= self.colour_match <= 1.0:
             raise ValueError(f"TrainConfig.colour_match: expected a probability in [0, 1], got {self.colour_match}")
+        if not 0.0 <= self.message_box <= 1.0:
+            raise ValueError(f"TrainConfig.message_box: expected a probability in [0, 1], got {self.message_box}")
         if not 0 <= self.average_from <= self.epochs:
             raise ValueError(f"TrainConfig.average_from: expected an epoch in [0, epochs={self.epochs}] (0: off), "
                              f"got {self.average_from}")
@@ -192,6 +195,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
         # runs from before these options
         saved = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, "colour_match": 0.0, "average_from": 0,
+                 "message_box": 0.0,
                  **state["config"]}
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
             raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
@@ -215,8 +219,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
         t0, losses = time.monotonic(), []
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment, cfg.debris)
-                               for i in idx))
+            imgs, msks = zip(*(augment(train_set.images[i], train_set.masks[i], rng, spec, cfg.augment, cfg.debris,
+                                       cfg.message_box) for i in idx))
             if cfg.colour_match > 0:
                 imgs = match_batch(list(imgs), rng, cfg.colour_match)
             x = torch.from_numpy(batch_tensor(np.stack(imgs), spec)).to(memory_format=torch.channels_last)
@@ -341,8 +345,8 @@ def update_batchnorm(net, frozen, train_set: ArraySet, cfg: TrainConfig, batches
             idx = (epoch_order(train_set, dataclasses.replace(cfg, samples_per_epoch=cfg.batch_size), rng)
                    if cfg.samples_per_epoch else rng.choice(len(train_set), min(cfg.batch_size, len(train_set)),
                                                             replace=False))
-            imgs = [augment(train_set.images[i], train_set.masks[i], rng, cfg.spec, cfg.augment, cfg.debris)[0]
-                    for i in idx]
+            imgs = [augment(train_set.images[i], train_set.masks[i], rng, cfg.spec, cfg.augment, cfg.debris,
+                            cfg.message_box)[0] for i in idx]
             net(torch.from_numpy(batch_tensor(np.stack(imgs), cfg.spec)).to(memory_format=torch.channels_last))
     for m, mom in zip(bns, momenta):
         m.momentum = mom

@@ -1,0 +1,63 @@
+"""On-screen message boxes drawn over the endoscope image, as processors and recorders show them.
+
+Why: 148 of PolypGen centre A's 250 polyp-free frames carry the processor's printer warning ("Imprim. non connectee
+E405 / Connecter imprimante": white text on a blue box over the lower third of the image) and none of its polyp
+frames do. v2 learned it: with that box drawn over polyp frames of every source, its sensitivity at the shipped
+threshold fell from 0.92-0.96 to 0.02-0.23 (docs/MODEL_CARD.md). A warning on the tower's screen must not silence the
+detector. Training draws such boxes on frames of both labels (``engines.training.augment``); ``tools/evaluate`` draws
+them on every scored frame and reports how much sensitivity changes.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+BOX_COLOURS = ((150, 20, 20), (170, 60, 10), (40, 40, 40), (0, 0, 0), (30, 110, 30), (0, 120, 200), (160, 160, 160),
+               (90, 30, 120))          # BGR: blue (centre A's), light blue, grey, black, green, orange, silver, purple
+TEXT_COLOURS = ((255, 255, 255), (0, 255, 255), (230, 230, 230), (0, 0, 0))
+MESSAGES = ("Imprim. non connectee E405", "Connecter imprimante", "Printer not connected", "Check printer",
+            "REC", "Recording 00:12:31", "Freeze", "Capture 12/40", "Release", "Memory full", "USB not found",
+            "Check light source", "Lamp life 10%", "Video out 1080i", "Image saved", "Zoom x1.5", "Enhance A5",
+            "Network disconnected", "Remove USB memory", "CO2 ON")
+
+
+def draw_message_box(img: np.ndarray, rng: np.random.Generator, region: tuple[int, int, int, int] | None = None,
+                     mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A copy of ``img`` (HxWx3 uint8 BGR) with a filled message box of one or two text lines inside ``region``
+    (x0, y0, x1, y1; default the whole image): 30-65% of the region's width, 5-10% of its height, anywhere from
+    just below its top to just above its bottom. ``mask`` (HxW, polyp truth) comes back with the covered part
+    removed. Deterministic for a given ``rng`` state."""
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"draw_message_box: expected an HxWx3 uint8 image, got {img.shape} {img.dtype}")
+    H, W = img.shape[:2]
+    x0, y0, x1, y1 = region if region is not None else (0, 0, W, H)
+    rw, rh = x1 - x0, y1 - y0
+    if rw < 8 or rh < 8:
+        raise ValueError(f"draw_message_box: region {region} is too small for a message box")
+    lines = int(rng.integers(1, 3))
+    bw = int(rw * rng.uniform(0.3, 0.65))
+    bh = max(6, int(rh * rng.uniform(0.05, 0.1) * (1 + 0.6 * (lines - 1)) / 1.3))
+    bx = x0 + int(rng.integers(0, max(1, rw - bw)))
+    by = y0 + int(rng.uniform(0.05, 0.92) * rh - bh / 2)
+    by = min(max(by, y0), y1 - bh)
+    out = img.copy()
+    colour = BOX_COLOURS[int(rng.integers(len(BOX_COLOURS)))]
+    out[by:by + bh, bx:bx + bw] = colour
+    text = TEXT_COLOURS[int(rng.integers(len(TEXT_COLOURS)))]
+    if text == (0, 0, 0) and max(colour) < 100:          # black on a dark box: white instead
+        text = (255, 255, 255)
+    line_h = bh / lines
+    scale = line_h / 36
+    for k in range(lines):
+        msg = MESSAGES[int(rng.integers(len(MESSAGES)))]
+        cv2.putText(out, msg, (bx + max(1, bw // 40), by + int(line_h * (k + 0.78))), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, text, max(1, int(round(scale * 1.6))), cv2.LINE_AA)
+    out[by + bh:, :] = img[by + bh:, :]                  # text never runs past the box
+    out[:by, :] = img[:by, :]
+    out[by:by + bh, :bx] = img[by:by + bh, :bx]
+    out[by:by + bh, bx + bw:] = img[by:by + bh, bx + bw:]
+    if mask is None:
+        return out, None
+    covered = mask.copy()
+    covered[by:by + bh, bx:bx + bw] = 0
+    return out, covered

@@ -1,0 +1,93 @@
+"""On-screen message boxes: drawn inside the region asked for and nowhere else, deterministic, the polyp mask loses
+what the box covers; in training on frames of both labels; in evaluation a per-frame check."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.data.datasets import Sample
+from engines.data.osd import draw_message_box
+from engines.evaluation.evaluate import FrameScore, message_boxed, summarise
+from engines.runtime.preprocess import PreprocessSpec
+from engines.training.augment import augment
+from engines.training.train import TrainConfig
+
+
+def _image(rng, h=120, w=160):
+    return rng.integers(30, 220, (h, w, 3), dtype=np.uint8)
+
+
+def test_box_is_drawn_inside_the_region_only_and_is_repeatable():
+    rng = np.random.default_rng(0)
+    img = _image(rng)
+    region = (20, 10, 140, 110)
+    for seed in range(20):
+        out, _ = draw_message_box(img, np.random.default_rng(seed), region)
+        changed = (out != img).any(axis=2)
+        ys, xs = np.nonzero(changed)
+        assert changed.sum() > 0.015 * 120 * 100                            # a box, not a speck
+        assert xs.min() >= 20 and xs.max() < 140 and ys.min() >= 10 and ys.max() < 110
+        box = changed[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        assert box.mean() > 0.9                                            # one filled rectangle
+        w, h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+        assert 0.3 * 120 - 2 <= w <= 0.65 * 120 + 1 and h < 0.2 * 100      # a message bar, wider than high
+        again, _ = draw_message_box(img, np.random.default_rng(seed), region)
+        assert np.array_equal(out, again)
+    assert np.array_equal(img, _image(np.random.default_rng(0)))           # the input is untouched
+
+
+def test_mask_loses_the_covered_part_only():
+    rng = np.random.default_rng(1)
+    img = _image(rng)
+    mask = np.zeros((120, 160), np.float32)
+    mask[:, 40:120] = 1.0
+    out, covered = draw_message_box(img, np.random.default_rng(5), None, mask)
+    changed = (out != img).any(axis=2)
+    ys, xs = np.nonzero(changed)
+    box = np.zeros_like(changed)
+    box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    assert not covered[box].any()
+    assert np.array_equal(covered[~box], mask[~box])
+    assert draw_message_box(img, np.random.default_rng(5))[1] is None
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="draw_message_box: expected an HxWx3 uint8 image"):
+        draw_message_box(np.zeros((10, 10), np.uint8), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="too small for a message box"):
+        draw_message_box(np.zeros((40, 40, 3), np.uint8), np.random.default_rng(0), (0, 0, 5, 40))
+    with pytest.raises(ValueError, match="TrainConfig.message_box"):
+        TrainConfig(message_box=1.5)
+
+
+def test_augmentation_draws_boxes_on_both_labels_and_leaves_the_stream_alone_when_off():
+    spec = PreprocessSpec(input_height=64, input_width=64)
+    rng = np.random.default_rng(2)
+    img = _image(rng, 64, 64)
+    mask = np.zeros((64, 64), np.float32)
+    mask[20:44, 20:44] = 1.0
+    a, ma = augment(img, mask, np.random.default_rng(3), spec, "strong")
+    b, mb = augment(img, mask, np.random.default_rng(3), spec, "strong", 0.0, 0.0)
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)                  # off: the same draws, the same frame
+    boxed = [augment(img, mask, np.random.default_rng(k), spec, "standard", 0.0, 1.0) for k in range(10)]
+    plain = [augment(img, mask, np.random.default_rng(k), spec, "standard", 0.0, 0.0) for k in range(10)]
+    differs = [not np.array_equal(x[0], y[0]) for x, y in zip(boxed, plain, strict=True)]
+    assert all(differs)
+    assert all(x[1].sum() <= y[1].sum() + 1e-6 for x, y in zip(boxed, plain, strict=True))   # the box hides polyp
+
+
+def test_message_box_check_is_summarised_per_set():
+    rng = np.random.default_rng(4)
+    img = _image(rng, 200, 260)
+    assert np.array_equal(message_boxed(img, PreprocessSpec(), 3), message_boxed(img, PreprocessSpec(), 3))
+    assert not np.array_equal(message_boxed(img, PreprocessSpec(), 3), message_boxed(img, PreprocessSpec(), 4))
+
+    def fs(label, score, boxed):
+        return FrameScore(Sample(Path(f"f{label}{score}.png"), label, None, "", "cvc"), label, score, score, None,
+                          boxed)
+    scores = [fs(1, 0.9, 0.1), fs(1, 0.8, 0.85), fs(1, 0.7, 0.75), fs(1, 0.2, 0.9), fs(0, 0.1, 0.6), fs(0, 0.3, 0.2)]
+    m = summarise(scores, 0.5)
+    assert m["sensitivity"] == 0.75 and m["message_box"]["sensitivity_boxed"] == 0.75
+    assert m["message_box"]["specificity_boxed"] == 0.5 and m["message_box"]["sensitivity_change_points"] == 0.0
+    no_check = summarise([fs(1, 0.9, float("nan")), fs(0, 0.1, float("nan"))], 0.5)
+    assert "message_box" not in no_check
