@@ -141,7 +141,7 @@ def test_websocket_and_http_clients_get_frames_and_detections_in_order(stack):
             assert v["boxes"] == []
         assert h["age_at_send_ms"] > 0
         if k >= first_beat:
-            assert h["status"]["model_id"] == "polypwatch-lite0-v2"
+            assert h["status"]["model_id"] == "polypwatch-lite0-v3"
         assert h["viewer"]["sent"] >= 1
     assert sum(h["verdict"]["display"] == "ACTIVE" for h, _ in frames) >= 50
 
@@ -324,7 +324,7 @@ def test_uploads_good_and_bad(polyp_image, polyp_clip, tmp_path):
     r = asyncio.run(_serve(server_cfg("web.max_upload_mb=0.25", "web.max_clip_frames=12"), fn))
     status, img = r["image"]
     assert status == 200, img
-    assert img["kind"] == "image" and img["model_id"] == "polypwatch-lite0-v2"
+    assert img["kind"] == "image" and img["model_id"] == "polypwatch-lite0-v3"
     assert img["score"] >= img["threshold"] and img["decision"] == "polyp suspected" and img["boxes"]
     hm = img["heatmap"]
     assert hm["width"] == 32 and len(hm["values"]) == hm["height"] and max(max(row) for row in hm["values"]) > 0.5
@@ -422,7 +422,7 @@ def test_check_page_in_a_browser(polyp_image, tmp_path):
     async def fn(url):
         async with Browser() as b:
             await b.goto(url + "/check")
-            await b.wait_for("document.getElementById('model').textContent.includes('polypwatch-lite0-v2')", 10)
+            await b.wait_for("document.getElementById('model').textContent.includes('polypwatch-lite0-v3')", 10)
             await set_file(b, "#file", str(polyp_image))
             await b.wait_for("window.polypwatch.result !== null", 60)
             shown = await b.eval("JSON.stringify({d: document.getElementById('decision').textContent, "

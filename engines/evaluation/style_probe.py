@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(prog="style_probe", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
-    ap.add_argument("--model", default="engines/models/polypwatch-lite0-v2.onnx",
+    ap.add_argument("--model", default="engines/models/polypwatch-lite0-v3.onnx",
                     help="the model whose preprocessing (input size, crop, masks) the frames go through")
     ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
                     help="match each frame's colours to a random frame of the pool with probability P first")
