@@ -21,6 +21,24 @@ MESSAGES = ("Imprim. non connectee E405", "Connecter imprimante", "Printer not c
             "Network disconnected", "Remove USB memory", "CO2 ON")
 
 
+def draw_centre_a_warning(img: np.ndarray, rng: np.random.Generator, region: tuple[int, int, int, int] | None = None,
+                          mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Centre A's printer warning as its recordings show it: blue, two lines, from 3% to 62% of the image's width and
+    63% to 70% of its height, placed and sized within a few percent of that. Training draws it on frames of both
+    labels, since the frames it came on are all polyp-free. Same contract as ``draw_message_box``."""
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"draw_centre_a_warning: expected an HxWx3 uint8 image, got {img.shape} {img.dtype}")
+    H, W = img.shape[:2]
+    x0, y0, x1, y1 = region if region is not None else (0, 0, W, H)
+    rw, rh = x1 - x0, y1 - y0
+    bx = x0 + int(rw * (0.03 + rng.uniform(-0.02, 0.02)))
+    bw = int(rw * 0.59 * rng.uniform(0.9, 1.1))
+    by = y0 + int(rh * (0.63 + rng.uniform(-0.03, 0.03)))
+    bh = max(6, int(rh * 0.07 * rng.uniform(0.85, 1.15)))
+    return _draw(img, mask, (bx, by, min(bw, x1 - bx), min(bh, y1 - by)), BOX_COLOURS[0], (255, 255, 255),
+                 MESSAGES[:2])
+
+
 def draw_message_box(img: np.ndarray, rng: np.random.Generator, region: tuple[int, int, int, int] | None = None,
                      mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A copy of ``img`` (HxWx3 uint8 BGR) with a filled message box of one or two text lines inside ``region``
@@ -40,16 +58,21 @@ def draw_message_box(img: np.ndarray, rng: np.random.Generator, region: tuple[in
     bx = x0 + int(rng.integers(0, max(1, rw - bw)))
     by = y0 + int(rng.uniform(0.05, 0.92) * rh - bh / 2)
     by = min(max(by, y0), y1 - bh)
-    out = img.copy()
     colour = BOX_COLOURS[int(rng.integers(len(BOX_COLOURS)))]
-    out[by:by + bh, bx:bx + bw] = colour
     text = TEXT_COLOURS[int(rng.integers(len(TEXT_COLOURS)))]
     if text == (0, 0, 0) and max(colour) < 100:          # black on a dark box: white instead
         text = (255, 255, 255)
-    line_h = bh / lines
+    messages = [MESSAGES[int(rng.integers(len(MESSAGES)))] for _ in range(lines)]
+    return _draw(img, mask, (bx, by, bw, bh), colour, text, messages)
+
+
+def _draw(img, mask, box, colour, text, messages) -> tuple[np.ndarray, np.ndarray | None]:
+    bx, by, bw, bh = box
+    out = img.copy()
+    out[by:by + bh, bx:bx + bw] = colour
+    line_h = bh / len(messages)
     scale = line_h / 36
-    for k in range(lines):
-        msg = MESSAGES[int(rng.integers(len(MESSAGES)))]
+    for k, msg in enumerate(messages):
         cv2.putText(out, msg, (bx + max(1, bw // 40), by + int(line_h * (k + 0.78))), cv2.FONT_HERSHEY_SIMPLEX,
                     scale, text, max(1, int(round(scale * 1.6))), cv2.LINE_AA)
     out[by + bh:, :] = img[by + bh:, :]                  # text never runs past the box

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engines.data.osd import draw_message_box
+from engines.data.osd import draw_centre_a_warning, draw_message_box
 from engines.runtime.preprocess import PreprocessSpec, apply_corner_mask
 from engines.training.debris import add_debris
 
@@ -22,6 +22,10 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     """
     H, W = img.shape[:2]
     strong = strength == "strong"
+    boxed = message_box > 0 and rng.random() < message_box
+    before = boxed and rng.random() < 0.5
+    if before:          # turned, scaled and coloured with the frame, as a box recorded into a training frame is
+        img, mask = _message_box(img, mask, rng)
     ang = rng.uniform(0, 360)
     scale = rng.uniform(0.75, 1.35) if strong else rng.uniform(0.85, 1.25)
     M = cv2.getRotationMatrix2D((W / 2, H / 2), ang, scale)
@@ -43,8 +47,8 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 2.0))
     out = np.clip(x, 0, 255).astype(np.uint8)
-    if message_box > 0 and rng.random() < message_box:
-        out, mask = draw_message_box(out, rng, mask=mask)
+    if boxed and not before:        # upright, over the frame's colours, as a tower draws it
+        out, mask = _message_box(out, mask, rng)
     if not strong:
         return apply_corner_mask(out, spec), mask
     if rng.random() < 0.5:                                                  # hue: other scopes, light sources
@@ -58,3 +62,10 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return apply_corner_mask(out, spec), mask
+
+
+def _message_box(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One message box: a third of them centre A's printer warning (the one its polyp-free frames carry), the rest
+    any box (engines.data.osd)."""
+    draw = draw_centre_a_warning if rng.random() < 1 / 3 else draw_message_box
+    return draw(img, rng, mask=mask)
