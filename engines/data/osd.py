@@ -26,8 +26,7 @@ def draw_centre_a_warning(img: np.ndarray, rng: np.random.Generator, region: tup
     """Centre A's printer warning as its recordings show it: blue, two lines, from 3% to 62% of the image's width and
     63% to 70% of its height, placed and sized within a few percent of that. Training draws it on frames of both
     labels, since the frames it came on are all polyp-free. Same contract as ``draw_message_box``."""
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"draw_centre_a_warning: expected an HxWx3 uint8 image, got {img.shape} {img.dtype}")
+    _check_image(img, "draw_centre_a_warning")
     H, W = img.shape[:2]
     x0, y0, x1, y1 = region if region is not None else (0, 0, W, H)
     rw, rh = x1 - x0, y1 - y0
@@ -45,8 +44,7 @@ def draw_message_box(img: np.ndarray, rng: np.random.Generator, region: tuple[in
     (x0, y0, x1, y1; default the whole image): 30-65% of the region's width, 5-10% of its height, anywhere from
     just below its top to just above its bottom. ``mask`` (HxW, polyp truth) comes back with the covered part
     removed. Deterministic for a given ``rng`` state."""
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"draw_message_box: expected an HxWx3 uint8 image, got {img.shape} {img.dtype}")
+    _check_image(img, "draw_message_box")
     H, W = img.shape[:2]
     x0, y0, x1, y1 = region if region is not None else (0, 0, W, H)
     rw, rh = x1 - x0, y1 - y0
@@ -66,19 +64,22 @@ def draw_message_box(img: np.ndarray, rng: np.random.Generator, region: tuple[in
     return _draw(img, mask, (bx, by, bw, bh), colour, text, messages)
 
 
+def _check_image(img: np.ndarray, who: str) -> None:
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"{who}: expected an HxWx3 uint8 image, got {img.shape} {img.dtype}")
+
+
 def _draw(img, mask, box, colour, text, messages) -> tuple[np.ndarray, np.ndarray | None]:
     bx, by, bw, bh = box
-    out = img.copy()
-    out[by:by + bh, bx:bx + bw] = colour
+    patch = np.empty((bh, bw, 3), np.uint8)              # the text is drawn on the box alone: it never runs past it
+    patch[:] = colour
     line_h = bh / len(messages)
     scale = line_h / 36
     for k, msg in enumerate(messages):
-        cv2.putText(out, msg, (bx + max(1, bw // 40), by + int(line_h * (k + 0.78))), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, text, max(1, int(round(scale * 1.6))), cv2.LINE_AA)
-    out[by + bh:, :] = img[by + bh:, :]                  # text never runs past the box
-    out[:by, :] = img[:by, :]
-    out[by:by + bh, :bx] = img[by:by + bh, :bx]
-    out[by:by + bh, bx + bw:] = img[by:by + bh, bx + bw:]
+        cv2.putText(patch, msg, (max(1, bw // 40), int(line_h * (k + 0.78))), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, text, max(1, round(scale * 1.6)), cv2.LINE_AA)
+    out = img.copy()
+    out[by:by + bh, bx:bx + bw] = patch
     if mask is None:
         return out, None
     covered = mask.copy()

@@ -160,15 +160,12 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
     m["iou"] = {"count": int(len(ious)), "median": _rnd(np.median(ious)) if len(ious) else None,
                 "mean": _rnd(ious.mean()) if len(ious) else None,
                 "fraction_ge_0_5": _rnd((ious >= 0.5).mean()) if len(ious) else None}
-    if np.isfinite(sp).all():
-        ps, pspec = sens_spec(y, sp >= threshold)
-        m["shortcut"] = {"sensitivity_painted": _rnd(ps), "specificity_painted": _rnd(pspec),
-                         "sensitivity_change_points": _rnd(None if ps is None or sens is None else 100 * (ps - sens))}
-    sb = np.array([f.score_boxed for f in scores])
-    if np.isfinite(sb).all():
-        bs, bspec = sens_spec(y, sb >= threshold)
-        m["message_box"] = {"sensitivity_boxed": _rnd(bs), "specificity_boxed": _rnd(bspec),
-                            "sensitivity_change_points": _rnd(None if bs is None or sens is None else 100 * (bs - sens))}
+    for key, suffix, changed in (("shortcut", "painted", sp), ("message_box", "boxed",
+                                                              np.array([f.score_boxed for f in scores]))):
+        if np.isfinite(changed).all():      # the frames scored again with the corner painted / a message box
+            cs, cspec = sens_spec(y, changed >= threshold)
+            m[key] = {f"sensitivity_{suffix}": _rnd(cs), f"specificity_{suffix}": _rnd(cspec),
+                      "sensitivity_change_points": _rnd(None if cs is None or sens is None else 100 * (cs - sens))}
     per = {}
     for name in sorted({f.sample.dataset for f in scores}):
         sub = [f for f in scores if f.sample.dataset == name]
