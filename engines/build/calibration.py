@@ -4,51 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
-from engines.errors import DatasetError
+from engines.data.recordings import spread_frames
 from engines.runtime.preprocess import PreprocessSpec, preprocess
-from engines.data.datasets import IMAGE_EXT
-
-
-def calibration_frames(source: str | Path, count: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """Up to ``count`` BGR frames spread over a folder of images or a video file."""
-    src = Path(source)
-    if src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXT)
-        if not files:
-            raise DatasetError(f"calibration folder {src}: no images")
-        idx = np.random.default_rng(seed).permutation(len(files))[:count]
-        for i in sorted(idx):
-            img = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError(f"calibration image {files[i]}: unreadable")
-            yield img
-        return
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise DatasetError(f"calibration video {src}: cannot be opened")
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
-    step = max(1, n // count)
-    got, i = 0, 0
-    while got < count:
-        ok, img = cap.read()
-        if not ok:
-            break
-        if i % step == 0:
-            got += 1
-            yield img
-        i += 1
-    cap.release()
-    if got == 0:
-        raise DatasetError(f"calibration video {src}: no frames")
 
 
 def calibration_batches(source: str | Path, spec: PreprocessSpec, count: int, batch: int) -> Iterator[np.ndarray]:
     """Nx3xHxW float32 batches (the last one may be smaller) of preprocessed calibration frames."""
     buf = []
-    for img in calibration_frames(source, count):
+    for img in spread_frames(source, count, what="calibration"):
         buf.append(preprocess(img, spec).tensor[0])
         if len(buf) == batch:
             yield np.stack(buf)
