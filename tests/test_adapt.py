@@ -11,11 +11,17 @@ import pytest
 from engines.errors import DatasetError, ModelError
 from engines.evaluation.metrics import threshold_for_specificity
 from engines.runtime.metadata import read_onnx_metadata
-from engines.training.adapt import (AdaptConfig, adapt_batchnorm, adapt_model, held_out_specificity, load_model,
-                                    recording_inputs)
+from engines.training.adapt import (
+    AdaptConfig,
+    adapt_batchnorm,
+    adapt_model,
+    held_out_specificity,
+    load_model,
+    recording_inputs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(frames_per_recording=40, min_adaptation_frames=32, min_polyp_free_frames=32, batch_size=8)
+SMALL = {"frames_per_recording": 40, "min_adaptation_frames": 32, "min_polyp_free_frames": 32, "batch_size": 8}
 
 
 def write_folder(folder: Path, seed: int, count: int, polyps: bool | None = None) -> Path:
@@ -123,7 +129,7 @@ def test_bad_input_is_named(tiny_model, site, tmp_path, change, error, match):
     named = {"procedure": site["procedure"], "missing.mp4": tmp_path / "missing.mp4",
              "broken.mp4": tmp_path / "broken.mp4", "empty": tmp_path / "empty"}
     recordings = [named[r] for r in change.get("recordings", ["procedure"])]
-    polyp_free = [named[r] if r in named else r for r in change.get("polyp_free", [site["free1"]])]
+    polyp_free = [named.get(r, r) for r in change.get("polyp_free", [site["free1"]])]
     out = {"same": model, "site.pt": tmp_path / "site.pt"}.get(change.get("out"), tmp_path / "site.onnx")
     cfg = AdaptConfig(site="s1", **(SMALL | {k: v for k, v in change.items() if k.startswith("min_")}))
     with pytest.raises(error, match=match):
@@ -144,7 +150,7 @@ def test_config_names_the_bad_key(kw, match):
 def test_cli_reports_errors_with_exit_codes(tiny_model, site, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, str(ROOT / "tools" / "adapt"), "--model", str(tiny_model), *args],
-                              capture_output=True, text=True, timeout=120)
+                              check=False, capture_output=True, text=True, timeout=120)
     # one folder of 40 frames: fewer than the 200 the tool asks for by default
     p = run("--recordings", str(site["procedure"]), "--polyp-free", str(site["free1"]), "--site", "a",
             "--out", str(tmp_path / "a.onnx"))

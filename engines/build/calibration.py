@@ -1,8 +1,8 @@
 """INT8 calibration data: frames from a folder or a video through the project's own preprocessing."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

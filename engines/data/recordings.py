@@ -1,8 +1,8 @@
 """Frames spread over a recording: a folder of images or a video file (INT8 calibration, site adaptation)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
