@@ -159,3 +159,19 @@ def test_cli_reports_errors_with_exit_codes(tiny_model, site, tmp_path):
             "--out", str(tmp_path / "a.onnx"))
     assert p.returncode == 1 and "no such file or folder" in p.stderr
     assert not (tmp_path / "a.onnx").exists()
+
+
+@pytest.mark.parametrize("flagged, held, expected", [
+    (0.1, (0.97, 0.95), []),
+    (0.8, (0.97, 0.95), ["score over the threshold: recordings should be whole procedures"]),
+    (0.1, (0.97, 0.62), ["keeps only 0.62 of frames quiet (target 0.95)"]),
+    (0.1, (), []),
+])
+def test_doubtful_site_models_are_logged(caplog, flagged, held, expected):
+    from engines.training.adapt import AdaptResult, warn
+    r = AdaptResult("m-site", Path("m-site.onnx"), 0.6, 0.9, 300, flagged, 300, 1.0, 0.99, held, 0.0)
+    with caplog.at_level("WARNING", logger="engines.training.adapt"):
+        warn(r, 0.95)
+    assert len(caplog.records) == len(expected)
+    for rec, text in zip(caplog.records, expected):
+        assert text in rec.getMessage()

@@ -20,10 +20,11 @@ import numpy as np
 from engines.data.recordings import spread_frames
 from engines.errors import ModelError
 from engines.evaluation.metrics import threshold_for_specificity
-from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
+from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.preprocess import PreprocessSpec, preprocess
 
 log = logging.getLogger(__name__)
+MAX_FLAGGED_SHARE = 0.5    # over this share of recording frames over the threshold: a warning (polyp collections?)
 SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
@@ -55,6 +56,7 @@ class AdaptResult:
     threshold: float                   # chosen on the site's polyp-free frames
     threshold_before: float            # the model's own
     adaptation_frames: int
+    flagged_share_before: float        # share of the recordings' frames the model as it was scores over its threshold
     polyp_free_frames: int
     specificity_before: float          # the model as it was, at its own threshold, on the site's polyp-free frames
     specificity_adapted_old_threshold: float   # adapted, at the old threshold: why the threshold is chosen again
@@ -139,6 +141,32 @@ def frame_scores(net, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
                                for i in range(0, len(inputs), batch)] or [np.zeros(0, np.float32)])
 
 
+def site_inputs(recordings, polyp_free, spec: PreprocessSpec, cfg: AdaptConfig):
+    """(adaptation inputs, polyp-free inputs, the polyp-free frames' recording indices), with enough frames."""
+    x, _ = recording_inputs(recordings, spec, cfg.frames_per_recording, cfg.seed)
+    if len(x) < cfg.min_adaptation_frames:
+        raise ValueError(f"recordings: {len(x)} frames, expected at least {cfg.min_adaptation_frames} "
+                         f"(more recordings, or a larger frames_per_recording)")
+    neg, neg_rec = recording_inputs(polyp_free, spec, cfg.frames_per_recording, cfg.seed + 1)
+    if len(neg) < cfg.min_polyp_free_frames:
+        raise ValueError(f"polyp-free recordings: {len(neg)} frames, expected at least {cfg.min_polyp_free_frames}")
+    return x, neg, neg_rec
+
+
+def warn(result: AdaptResult, specificity: float) -> None:
+    """Log what makes a site's model doubtful: recordings that look like polyp collections, a threshold that does
+    not hold from one polyp-free recording to the next."""
+    if result.flagged_share_before > MAX_FLAGGED_SHARE:
+        log.warning("%s: %.0f%% of the recordings' frames score over the threshold: recordings should be whole "
+                    "procedures, mostly polyp-free; statistics measured on collections of polyp frames rank worse "
+                    "(docs/MODEL_CARD.md, Site adaptation)", result.model_id, 100 * result.flagged_share_before)
+    held = result.held_out_specificity
+    if held and min(held) < specificity - 0.05:
+        log.warning("%s: on some polyp-free recordings the threshold chosen on the others keeps only %.2f of frames "
+                    "quiet (target %.2f): record more procedures before relying on it", result.model_id, min(held),
+                    specificity)
+
+
 def adapt_model(model: str | Path, recordings, polyp_free, cfg: AdaptConfig, out: str | Path) -> AdaptResult:
     """Write ``out`` (ONNX with metadata) and its checkpoint (``.pt``): ``model`` with batch-norm statistics from
     ``recordings`` (unlabelled video of the site's procedures) and a threshold from ``polyp_free`` (the site's
@@ -150,40 +178,27 @@ def adapt_model(model: str | Path, recordings, polyp_free, cfg: AdaptConfig, out
     if out.resolve() == model.resolve():
         raise ValueError(f"out: {out} is the model being adapted; write the site's model to a new file")
     net, meta = load_model(model)
-    spec = meta.preprocess
-    x, _ = recording_inputs(recordings, spec, cfg.frames_per_recording, cfg.seed)
-    if len(x) < cfg.min_adaptation_frames:
-        raise ValueError(f"recordings: {len(x)} frames, expected at least {cfg.min_adaptation_frames} "
-                         f"(more recordings, or a larger frames_per_recording)")
-    neg, neg_rec = recording_inputs(polyp_free, spec, cfg.frames_per_recording, cfg.seed + 1)
-    if len(neg) < cfg.min_polyp_free_frames:
-        raise ValueError(f"polyp-free recordings: {len(neg)} frames, expected at least {cfg.min_polyp_free_frames}")
+    x, neg, neg_rec = site_inputs(recordings, polyp_free, meta.preprocess, cfg)
     before = frame_scores(net, neg)
+    flagged = float((frame_scores(net, x) >= meta.threshold).mean())
     adapt_batchnorm(net, x, cfg.batch_size, cfg.seed)
     after = frame_scores(net, neg)
     threshold = threshold_for_specificity(after, cfg.specificity)
     if not 0.0 < threshold < 1.0:
         raise ModelError(f"site {cfg.site}: the polyp-free frames score up to {after.max():.4f}; no threshold below "
                          f"1 keeps {cfg.specificity:.0%} of them quiet (are they really polyp-free?)")
-    held = held_out_specificity(after, neg_rec, cfg.specificity)
-    if held and min(held) < cfg.specificity - 0.05:
-        log.warning("site %s: on some polyp-free recordings the threshold chosen on the others keeps only %.2f of "
-                    "frames quiet (target %.2f): record more procedures before relying on it", cfg.site, min(held),
-                    cfg.specificity)
-    report = {"adapted_from": meta.model_id, "site": cfg.site, "method": "batch-norm statistics (every layer)",
-              "recordings": [str(r) for r in recordings], "polyp_free": [str(r) for r in polyp_free],
-              "adaptation_frames": len(x), "polyp_free_frames": len(neg), "specificity_target": cfg.specificity,
-              "threshold_before": meta.threshold,
-              "held_out_specificity": held}
-    new = ModelMetadata(model_id=f"{meta.model_id}-{cfg.site}", preprocess=spec, input_name=meta.input_name,
-                        score_output=meta.score_output, heatmap_output=meta.heatmap_output, threshold=threshold,
-                        box_threshold=meta.box_threshold, training=meta.training | {"site_adaptation": report},
-                        scores={})
+    result = AdaptResult(f"{meta.model_id}-{cfg.site}", out, round(threshold, 4), meta.threshold, len(x),
+                         round(flagged, 4), len(neg), round(float((before < meta.threshold).mean()), 4),
+                         round(float((after < meta.threshold).mean()), 4),
+                         tuple(held_out_specificity(after, neg_rec, cfg.specificity)), 0.0)
+    warn(result, cfg.specificity)
+    report = {k: v for k, v in result.to_dict().items() if k not in ("model_id", "path", "parity")} | {
+        "adapted_from": meta.model_id, "site": cfg.site, "method": "batch-norm statistics (every layer)",
+        "recordings": [str(r) for r in recordings], "polyp_free": [str(r) for r in polyp_free],
+        "specificity_target": cfg.specificity}
+    new = dataclasses.replace(meta, model_id=result.model_id, threshold=threshold, scores={},
+                              training=meta.training | {"site_adaptation": report})
     parity = export_onnx(net, new, out, samples=x[:4])
     write_torch_checkpoint(net, new, out.with_suffix(".pt"))
-    result = AdaptResult(new.model_id, out, round(threshold, 4), meta.threshold, len(x), len(neg),
-                         round(float((before < meta.threshold).mean()), 4),
-                         round(float((after < meta.threshold).mean()), 4),
-                         tuple(held), parity)
-    log.info("site %s: %d frames adapted, threshold %.4f (was %.4f)", cfg.site, len(x), threshold, meta.threshold)
-    return result
+    log.info("%s: %d frames adapted, threshold %.4f (was %.4f)", new.model_id, len(x), threshold, meta.threshold)
+    return dataclasses.replace(result, parity=parity)
