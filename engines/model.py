@@ -4,9 +4,13 @@ Torch is imported here only; the live pipeline runs the exported ONNX file and n
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from engines.errors import ModelError
 
 BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 
@@ -113,3 +117,15 @@ class ExportWrapper(nn.Module):
         s, h = self.net(x)
         probs = torch.sigmoid(s) if self.net.num_classes == 1 else torch.softmax(s, dim=1)
         return probs, torch.sigmoid(h)
+
+
+def load_weights(checkpoint: str | Path, model_id: str = "", who: str = "checkpoint", strict: bool = False) -> PolypNet:
+    """PolypNet (eval mode, fp32) from a checkpoint written by ``engines.training.export.write_torch_checkpoint``.
+    With ``model_id`` the checkpoint must be that model's (``strict``: also when it names no model)."""
+    state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    if model_id and state.get("model_id", None if strict else model_id) != model_id:
+        raise ModelError(f"{who} {checkpoint} is model {state.get('model_id')!r}, the ONNX file is {model_id!r}")
+    net = PolypNet(pretrained=False, num_classes=int(state.get("num_classes", 1)),
+                   backbone=state.get("backbone", "efficientnet-lite0"))
+    net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+    return net.eval()

@@ -45,7 +45,7 @@ class TorchBackend(BackendBase):
             import torch
         except ImportError as e:
             raise BackendError(f"torch is not installed ({e})") from None
-        from engines.model import ExportWrapper, PolypNet
+        from engines.model import ExportWrapper, load_weights
         dev = self.device_name
         if dev == "auto":
             dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -57,13 +57,7 @@ class TorchBackend(BackendBase):
         if not self.checkpoint.is_file():
             raise ModelError(f"torch backend: checkpoint {self.checkpoint} not found (it sits beside the ONNX "
                              f"file with the same name and .pt)")
-        state = torch.load(str(self.checkpoint), map_location="cpu", weights_only=True)
-        if self.model_id and state.get("model_id", self.model_id) != self.model_id:
-            raise ModelError(f"torch backend: checkpoint {self.checkpoint} is model {state.get('model_id')!r}, "
-                             f"the ONNX file is {self.model_id!r}")
-        net = PolypNet(pretrained=False, num_classes=int(state.get("num_classes", 1)),
-                       backbone=state.get("backbone", "efficientnet-lite0"))
-        net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+        net = load_weights(self.checkpoint, self.model_id, who="torch backend: checkpoint")
         net = ExportWrapper(net).eval().to(self.device, memory_format=torch.channels_last)
         self.half = self.fp16 and self.device.type == "cuda"
         if self.half:

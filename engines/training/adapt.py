@@ -69,23 +69,17 @@ class AdaptResult:
 
 def load_model(model: str | Path):
     """(PolypNet in eval mode, its ONNX metadata) from an ONNX file and the checkpoint beside it (``.pt``)."""
-    import torch
-
     from engines.backends.torch_backend import checkpoint_for
-    from engines.model import PolypNet
+    from engines.model import load_weights
     model = Path(model)
     meta = read_onnx_metadata(model)
     ckpt = checkpoint_for(model)
     if not ckpt.is_file():
         raise ModelError(f"site adaptation needs the weights beside the ONNX file: {ckpt} not found")
-    state = torch.load(str(ckpt), map_location="cpu", weights_only=True)
-    if state.get("model_id") != meta.model_id:
-        raise ModelError(f"checkpoint {ckpt} is model {state.get('model_id')!r}, the ONNX file is {meta.model_id!r}")
-    if int(state.get("num_classes", 1)) != 1:
+    net = load_weights(ckpt, meta.model_id, strict=True)
+    if net.num_classes != 1:
         raise ModelError(f"model {meta.model_id}: site adaptation handles polyp-score models only (1 output)")
-    net = PolypNet(pretrained=False, backbone=state.get("backbone", "efficientnet-lite0"))
-    net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
-    return net.eval(), meta
+    return net, meta
 
 
 def recording_inputs(recordings, spec: PreprocessSpec, per_recording: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
