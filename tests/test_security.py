@@ -87,7 +87,7 @@ def test_curve_between_the_run_and_overlay_commands(keys, tiny_model, tmp_path):
     def overlay(name):
         return subprocess.Popen([sys.executable, "-m", "stream", "overlay", "--summary-json", str(tmp_path / f"{name}.json"),
                                  "--set", f"overlay.endpoint={ep}", "--set", f"overlay.curve_secret_key={k / (name + '.key_secret')}",
-                                 "--set", f"overlay.curve_server_key={k / 'pipeline.key'}", "--set", "overlay.max_seconds=9"],
+                                 "--set", f"overlay.curve_server_key={k / 'pipeline.key'}", "--set", "overlay.max_seconds=120"],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     good, bad = overlay("overlay"), overlay("intruder")
     run = run_cli("run", "--source", "synthetic://seed=2&size=320x240&fps=25&seconds=5",
@@ -95,6 +95,11 @@ def test_curve_between_the_run_and_overlay_commands(keys, tiny_model, tmp_path):
                   "--set", f"publisher.curve_secret_key={k / 'pipeline.key_secret'}",
                   "--set", f"publisher.curve_allowed_clients={allowed}", "--set", "publisher.send_frames=true")
     assert run.returncode == 0, run.stderr
+    # the overlays stop on SIGTERM once the pipeline is done (as a service manager stops them), not on a clock that a
+    # slow start of the pipeline under load could outrun; they write their summaries on the way out
+    time.sleep(0.5)
+    for p in (good, bad):
+        p.terminate()
     assert good.wait(30) == 0 and bad.wait(30) == 0
     g = json.loads((tmp_path / "overlay.json").read_text())
     b = json.loads((tmp_path / "intruder.json").read_text())
