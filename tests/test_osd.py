@@ -7,7 +7,7 @@ import pytest
 
 from engines.data.datasets import Sample
 from engines.data.osd import draw_centre_a_warning, draw_message_box
-from engines.evaluation.evaluate import FrameScore, message_boxed, summarise
+from engines.evaluation.evaluate import FrameScore, centre_a_warned, message_boxed, summarise
 from engines.runtime.preprocess import PreprocessSpec
 from engines.training.augment import augment
 from engines.training.train import TrainConfig
@@ -100,4 +100,26 @@ def test_message_box_check_is_summarised_per_set():
     assert m["sensitivity"] == 0.75 and m["message_box"]["sensitivity_boxed"] == 0.75
     assert m["message_box"]["specificity_boxed"] == 0.5 and m["message_box"]["sensitivity_change_points"] == 0.0
     no_check = summarise([fs(1, 0.9, float("nan")), fs(0, 0.1, float("nan"))], 0.5)
-    assert "message_box" not in no_check
+    assert "message_box" not in no_check and "centre_a_warning" not in no_check
+
+
+def test_centre_a_warning_check_draws_its_box_in_the_active_area_and_is_summarised():
+    """The evaluation's second box check: centre A's own printer warning, inside the frame's active area (here a
+    black border around the scope image), the same for the same frame index every run."""
+    rng = np.random.default_rng(8)
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[20:220, 60:260] = _image(rng, 200, 200)
+    spec = PreprocessSpec()
+    out = centre_a_warned(img, spec, 5)
+    assert np.array_equal(out, centre_a_warned(img, spec, 5)) and not np.array_equal(out, centre_a_warned(img, spec, 6))
+    ys, xs = np.nonzero((out != img).any(axis=2))
+    assert xs.min() >= 60 and xs.max() < 260 and ys.min() >= 20 + 0.58 * 200 and ys.max() < 20 + 0.76 * 200
+    assert (out[ys.min() + 1, xs.max() - 1] == (150, 20, 20)).all()
+
+    def fs(label, score, warned):
+        return FrameScore(Sample(Path(f"f{label}{score}.png"), label, None, "", "polypgen-A"), label, score, score,
+                          None, score, warned)
+    m = summarise([fs(1, 0.9, 0.2), fs(1, 0.8, 0.1), fs(1, 0.7, 0.75), fs(1, 0.6, 0.9), fs(0, 0.1, 0.1)], 0.5)
+    w = m["centre_a_warning"]
+    assert w["sensitivity_warned"] == 0.5 and w["specificity_warned"] == 1.0 and w["sensitivity_change_points"] == -50.0
+    assert m["message_box"]["sensitivity_change_points"] == 0.0

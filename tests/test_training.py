@@ -221,6 +221,10 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     mb = pb["message_box"]                                     # every scored frame also scored with a message box
     assert 0.0 <= mb["sensitivity_boxed"] <= 1.0 and mb["sensitivity_change_points"] == pytest.approx(
         100 * (mb["sensitivity_boxed"] - pb["sensitivity"]), abs=1e-2)
+    wa = pb["centre_a_warning"]                                # and with centre A's own printer warning
+    assert 0.0 <= wa["sensitivity_warned"] <= 1.0 and wa["sensitivity_change_points"] == pytest.approx(
+        100 * (wa["sensitivity_warned"] - pb["sensitivity"]), abs=1e-2)
+    assert "centre A's warning" in (tmp_path / "ev" / "table.md").read_text()
 
 
 def test_weak_positive_loss_pushes_only_the_hottest_cell_of_unmasked_positives():

@@ -85,15 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"on-screen message box over the image: sensitivity {m['message_box']['sensitivity_boxed']} "
               f"(change {m['message_box']['sensitivity_change_points']} points), specificity "
               f"{m['message_box']['specificity_boxed']}")
+    if "centre_a_warning" in m:
+        print(f"centre A's printer warning over the image: sensitivity {m['centre_a_warning']['sensitivity_warned']} "
+              f"(change {m['centre_a_warning']['sensitivity_change_points']} points), specificity "
+              f"{m['centre_a_warning']['specificity_warned']}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(m, indent=1))
         with (out / "scores.csv").open("w") as fh:
-            fh.write("image,dataset,group,label,score,score_corner_painted,score_message_box,iou\n")
+            fh.write("image,dataset,group,label,score,score_corner_painted,score_message_box,score_centre_a_warning,"
+                     "iou\n")
             for s in scores:
                 fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.label},{s.score:.5f},"
-                         f"{s.score_painted:.5f},{s.score_boxed:.5f},{'' if s.iou is None else round(s.iou, 4)}\n")
+                         f"{s.score_painted:.5f},{s.score_boxed:.5f},{s.score_warned:.5f},"
+                         f"{'' if s.iou is None else round(s.iou, 4)}\n")
     return 0
 
 
@@ -128,8 +134,9 @@ def _protocol(args) -> int:
         (out / "metrics.json").write_text(json.dumps(m, indent=1))
         (out / "table.md").write_text(text + "\n")
         with (out / "scores.csv").open("w") as fh:
-            fh.write("image,source,group,view,label,score,score_corner_painted,score_message_box\n")
+            fh.write("image,source,group,view,label,score,score_corner_painted,score_message_box,"
+                     "score_centre_a_warning\n")
             for s in scores:
                 fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.sample.view},{s.label},"
-                         f"{s.score:.5f},{s.score_painted:.5f},{s.score_boxed:.5f}\n")
+                         f"{s.score:.5f},{s.score_painted:.5f},{s.score_boxed:.5f},{s.score_warned:.5f}\n")
     return 0

@@ -6,6 +6,7 @@ metrics.json keys (docs/MODEL_CARD.md explains them):
   polyp frames against every negative of the set), sequences_detected, sequences_total,
   iou: {count, median, mean, fraction_ge_0_5}, shortcut: {sensitivity_painted, specificity_painted,
   sensitivity_change_points}, message_box: {sensitivity_boxed, specificity_boxed, sensitivity_change_points},
+  centre_a_warning: {sensitivity_warned, specificity_warned, sensitivity_change_points},
   per_dataset: {name: {count, positives, sensitivity, specificity, auroc}}
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.data.datasets import Sample
 from engines.data.frames import read_sample
-from engines.data.osd import draw_message_box
+from engines.data.osd import draw_centre_a_warning, draw_message_box
 from engines.evaluation.metrics import auroc, box_iou, sens_spec, threshold_for_specificity
 from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.postprocess import to_result
@@ -38,6 +39,7 @@ class FrameScore:
     score_painted: float
     iou: float | None      # best box IoU against the mask's box (positives with a mask)
     score_boxed: float = float("nan")   # with an on-screen message box over the image (engines.data.osd)
+    score_warned: float = float("nan")  # with PolypGen centre A's printer warning over the image, as it records it
 
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -61,12 +63,20 @@ def message_boxed(img: np.ndarray, spec, index: int) -> np.ndarray:
     return draw_message_box(img, np.random.default_rng([MESSAGE_BOX_SEED, index]), (a.x0, a.y0, a.x1, a.y1))[0]
 
 
+def centre_a_warned(img: np.ndarray, spec, index: int) -> np.ndarray:
+    """The frame with centre A's printer warning where its recordings show it (the box that silenced v2 on its own
+    polyp-free frames), placed from a generator seeded by ``index``."""
+    a = find_active_area(img, spec)
+    return draw_centre_a_warning(img, np.random.default_rng([MESSAGE_BOX_SEED, index]), (a.x0, a.y0, a.x1, a.y1))[0]
+
+
 def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortcut: bool = True,
                  progress=None) -> list[FrameScore]:
     """Score ``frames`` (an iterable of (Sample, HxWx3 BGR image, HxW mask or None)) through the deployed path.
 
-    ``shortcut``: each frame is also scored with the lower-left corner painted black and with an on-screen message
-    box drawn over its image (``engines.data.osd``; the same box for the same frame index every run)."""
+    ``shortcut``: each frame is also scored with the lower-left corner painted black, with an on-screen message box
+    drawn over its image and with centre A's printer warning (``engines.data.osd``; the same box for the same frame
+    index every run)."""
     meta = read_onnx_metadata(model)
     spec = meta.preprocess
     out = []
@@ -78,6 +88,7 @@ def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortc
             score, boxes = run(img)
             painted = run(paint_corner(img))[0] if shortcut else float("nan")
             boxed = run(message_boxed(img, spec, i))[0] if shortcut else float("nan")
+            warned = run(centre_a_warned(img, spec, i))[0] if shortcut else float("nan")
             label, iou = s.label, None
             if m is not None:
                 if label < 0:
@@ -85,7 +96,7 @@ def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortc
                 mb = mask_box(m)
                 if mb is not None and score >= meta.threshold:
                     iou = max((box_iou(mb, (b.x0, b.y0, b.x1, b.y1)) for b in boxes), default=0.0)
-            out.append(FrameScore(s, max(label, 0), score, painted, iou, boxed))
+            out.append(FrameScore(s, max(label, 0), score, painted, iou, boxed, warned))
             if progress is not None:
                 progress(i + 1, count)
     return out
@@ -160,8 +171,9 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
     m["iou"] = {"count": int(len(ious)), "median": _rnd(np.median(ious)) if len(ious) else None,
                 "mean": _rnd(ious.mean()) if len(ious) else None,
                 "fraction_ge_0_5": _rnd((ious >= 0.5).mean()) if len(ious) else None}
-    for key, suffix, changed in (("shortcut", "painted", sp), ("message_box", "boxed",
-                                                              np.array([f.score_boxed for f in scores]))):
+    for key, suffix, changed in (("shortcut", "painted", sp),
+                                 ("message_box", "boxed", np.array([f.score_boxed for f in scores])),
+                                 ("centre_a_warning", "warned", np.array([f.score_warned for f in scores]))):
         if np.isfinite(changed).all():      # the frames scored again with the corner painted / a message box
             cs, cspec = sens_spec(y, changed >= threshold)
             m[key] = {f"sensitivity_{suffix}": _rnd(cs), f"specificity_{suffix}": _rnd(cspec),

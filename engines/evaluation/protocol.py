@@ -65,14 +65,16 @@ def table(m: dict) -> str:
     """The per-source table as markdown."""
     f = fmt
     rows = [("| source | frames (pos) | AUROC | sens @95% spec | sens / spec @ threshold | sequences | box IoU median "
-             "| corner painted: sens change | message box: sens change |"), "|---|---|---|---|---|---|---|---|---|"]
+             "| corner painted: sens change | message box: sens change | centre A's warning: sens change |"),
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in m["sources"].items():
         seq = f"{s['sequences_detected']}/{s['sequences_total']}" if s["sequences_total"] else "–"
         sc = s.get("shortcut", {}).get("sensitivity_change_points")
         mb = s.get("message_box", {}).get("sensitivity_change_points")
+        wa = s.get("centre_a_warning", {}).get("sensitivity_change_points")
         rows.append(f"| {name} | {s['count']} ({s['positives']}) | {f(s['auroc'])} | "
                     f"{f(s['sensitivity_at_95_specificity'])} | {f(s['sensitivity'])} / {f(s['specificity'])} | {seq} | "
-                    f"{f(s['iou']['median'])} | {f(sc, 2)} | {f(mb, 2)} |")
+                    f"{f(s['iou']['median'])} | {f(sc, 2)} | {f(mb, 2)} | {f(wa, 2)} |")
     seqs = [(k, e) for src in m["sources"].values() for k, e in src["sequences"].items()]
     if seqs:
         rows += ["", ("| sequence | polyp frames | detected @ threshold | AUROC / sens @95% spec against the source's "

@@ -89,16 +89,18 @@ def table(rows: dict) -> str:
     from engines.evaluation.protocol import fmt as _fmt
     lines = [("| left out | frames (pos) | AUROC | sens @95% spec | own negatives only: AUROC / sens @95% spec | "
               "sens / spec @ its threshold | sequences | box IoU median | corner painted: sens change | "
-              "message box: sens change | tower-style spec |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "message box: sens change | centre A's warning: sens change | tower-style spec |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         seq = f"{r['sequences_detected']}/{r['sequences_total']}" if r["sequences_total"] else "–"
         own = r.get("per_dataset", {}).get(r["source"], {})
         sc = r.get("shortcut", {}).get("sensitivity_change_points")
         mb = r.get("message_box", {}).get("sensitivity_change_points")
+        wa = r.get("centre_a_warning", {}).get("sensitivity_change_points")
         lines.append(f"| {name} | {r['count']} ({r['positives']}) | {_fmt(r['auroc'])} | "
                      f"{_fmt(r['sensitivity_at_95_specificity'])} | {_fmt(own.get('auroc'))} / "
                      f"{_fmt(own.get('sensitivity_at_95_specificity'))} | {_fmt(r['sensitivity'])} / {_fmt(r['specificity'])} | "
-                     f"{seq} | {_fmt(r['iou']['median'])} | {_fmt(sc, 2)} | {_fmt(mb, 2)} | "
+                     f"{seq} | {_fmt(r['iou']['median'])} | {_fmt(sc, 2)} | {_fmt(mb, 2)} | {_fmt(wa, 2)} | "
                      f"{_fmt(r['tower_test']['specificity'])} |")
     return "\n".join(lines)
 
