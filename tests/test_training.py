@@ -189,8 +189,10 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     r = subprocess.run(base + averaged + ["--epochs", "2", "--resume", "--out", str(parts)], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    hw = json.loads((whole / "metrics.json").read_text())["history"]
-    hp = json.loads((parts / "metrics.json").read_text())["history"]
+    mw, mp = (json.loads((d / "metrics.json").read_text()) for d in (whole, parts))
+    assert mw["data_fingerprint"] == mp["data_fingerprint"]            # the same inputs, recorded with the run
+    assert mw["environment"]["cpu_capability"] and mw["environment"]["torch"]
+    hw, hp = mw["history"], mp["history"]
     for a, b in zip(hw[:-1], hp[:-1], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)

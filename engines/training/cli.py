@@ -218,6 +218,7 @@ def run(args) -> dict:
     from engines.evaluation.metrics import auroc, sens_spec, threshold_for_specificity
     from engines.runtime.metadata import ModelMetadata
     from engines.runtime.preprocess import PreprocessSpec
+    from engines.training.provenance import provenance
     from engines.training.reports import confusion_png, roc_png, top_losses_png
     from engines.training.train import TrainConfig, predict, train
     out = Path(args.out)
@@ -236,7 +237,7 @@ def run(args) -> dict:
         probs, _ = predict(net, va_set, spec)
         metrics, positive = _multiclass_metrics(args, out, va_set, probs, classes)
         metrics.update(history=history, train_count=int(len(tr_set)), val_count=int(len(va_set)),
-                       train_seconds=round(time.monotonic() - t0, 1))
+                       train_seconds=round(time.monotonic() - t0, 1), **provenance(tr_set, va_set))
         meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=metrics["threshold"],
                              classes=tuple(classes), positive_classes=positive,
                              training={"datasets": [Path(args.dataset[0]).name], "command": _command(),
@@ -260,6 +261,7 @@ def run(args) -> dict:
         "confusion_matrix": cm, "val_count": int(len(y)), "val_positives": int(y.sum()),
         "train_count": int(len(tr_set)), "train_real": n_tr, "train_synthetic": int(tr_set.synthetic.sum()),
         "history": history, "top_losses": top, "train_seconds": round(time.monotonic() - t0, 1),
+        **provenance(tr_set, va_set),
     }
     command = _command()
     meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
@@ -279,6 +281,7 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     from engines.model import fold_temperature
     from engines.runtime.metadata import ModelMetadata
     from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_sources
+    from engines.training.provenance import provenance
     from engines.training.reports import confusion_png, roc_png, top_losses_png
     from engines.training.train import predict, train
     tr_set, va_set, info = _collect_protocol(args, spec)
@@ -305,6 +308,7 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
         "confusion_matrix": confusion_png(y, scores >= thr, out / "confusion_matrix.png", f"validation, threshold {thr:.3f}"),
         "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names),
         "history": history, "train_seconds": round(time.monotonic() - t0, 1), **info,
+        **provenance(tr_set, va_set),
     }
     roc_png({src: (y[sel], scores[sel]) for src, sel in selections.items() if per_source[src]["auroc"] is not None},
             out / "roc.png")
