@@ -57,17 +57,20 @@ def paint_corner(img: np.ndarray) -> np.ndarray:
     return out
 
 
+def _drawn_in_active_area(draw, img: np.ndarray, spec, index: int) -> np.ndarray:
+    a = find_active_area(img, spec)
+    return draw(img, np.random.default_rng([MESSAGE_BOX_SEED, index]), (a.x0, a.y0, a.x1, a.y1))[0]
+
+
 def message_boxed(img: np.ndarray, spec, index: int) -> np.ndarray:
     """The frame with an on-screen message box inside its active area, drawn from a generator seeded by ``index``."""
-    a = find_active_area(img, spec)
-    return draw_message_box(img, np.random.default_rng([MESSAGE_BOX_SEED, index]), (a.x0, a.y0, a.x1, a.y1))[0]
+    return _drawn_in_active_area(draw_message_box, img, spec, index)
 
 
 def centre_a_warned(img: np.ndarray, spec, index: int) -> np.ndarray:
     """The frame with centre A's printer warning where its recordings show it (the box that silenced v2 on its own
     polyp-free frames), placed from a generator seeded by ``index``."""
-    a = find_active_area(img, spec)
-    return draw_centre_a_warning(img, np.random.default_rng([MESSAGE_BOX_SEED, index]), (a.x0, a.y0, a.x1, a.y1))[0]
+    return _drawn_in_active_area(draw_centre_a_warning, img, spec, index)
 
 
 def score_frames(model: str | Path, frames, count: int, threads: int = 2, shortcut: bool = True,
@@ -174,7 +177,7 @@ def summarise(scores: list[FrameScore], threshold: float) -> dict:
     for key, suffix, changed in (("shortcut", "painted", sp),
                                  ("message_box", "boxed", np.array([f.score_boxed for f in scores])),
                                  ("centre_a_warning", "warned", np.array([f.score_warned for f in scores]))):
-        if np.isfinite(changed).all():      # the frames scored again with the corner painted / a message box
+        if np.isfinite(changed).all():      # the frames scored again: corner painted, message box, centre A's
             cs, cspec = sens_spec(y, changed >= threshold)
             m[key] = {f"sensitivity_{suffix}": _rnd(cs), f"specificity_{suffix}": _rnd(cspec),
                       "sensitivity_change_points": _rnd(None if cs is None or sens is None else 100 * (cs - sens))}
