@@ -160,6 +160,17 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     for src, v in first["val_per_source"].items():     # the threshold holds on every source with enough negatives
         if v["own_threshold"] is not None:
             assert first["threshold"] >= min(v["own_threshold"], 0.98), src
+    rule = first["threshold_rule"]                      # and on each way a source's frames are shown, with a margin
+    assert rule["cells"] == "view" and rule["margin_se"] == 1.0
+    assert "(pooled)" in rule["per_cell"]                # tiny sources: cells of fewer than 20 negatives are pooled
+    for cell in rule["per_cell"]:
+        source, _, view = cell.partition(" ")
+        assert cell == "(pooled)" or (source in first["val_per_source"] and view in ("", "frame", "tower", "region",
+                                                                                        "region+tower")), cell
+    assert first["threshold"] == pytest.approx(min(max(max(rule["per_cell"].values()), 0.02), 0.98))
+    r = subprocess.run(base + ["--epochs", "1", "--threshold-margin", "-1"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and "--threshold-margin: expected a number >= 0, got '-1'" in r.stderr
     caches = sorted((tmp_path / "cache").glob("*.npz"))
     assert len(caches) == 2                             # train + val arrays
 

@@ -17,6 +17,16 @@ from engines.errors import DatasetError, PolypwatchError
 log = logging.getLogger("train")
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="train", description="Train the polyp classifier/localiser and export it "
                                  "to ONNX with its metadata. Layouts: see engines/data/datasets.py; the every-source protocol: engines/data/sources.py.")
@@ -97,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "[train] extra)")
     ap.add_argument("--target-specificity", type=float, default=0.95,
                     help="operating threshold: the lowest giving this specificity on validation negatives")
+    ap.add_argument("--threshold-cells", choices=("view", "source"), default="view",
+                    help="with --data-root: the target must hold on every source's validation negatives and, with "
+                         "'view' (default), on each way they are shown (as recorded, tower screen, mined views); "
+                         "v2 and v3 were chosen with 'source'")
+    ap.add_argument("--threshold-margin", type=_non_negative, default=1.0, metavar="SE",
+                    help="with --data-root: each cell must beat the target by this many binomial standard errors of "
+                         "its size, sqrt(s(1-s)/n) (default 1; v2 and v3: 0)")
     ap.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
     ap.add_argument("--model-id", default="", help="id stored in the model (default: out folder name)")
     ap.add_argument("--out", required=True, help="output folder: best.pt, model.onnx, metrics.json, PNGs")
@@ -280,7 +297,7 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     from engines.evaluation.metrics import auroc, sens_spec
     from engines.model import fold_temperature
     from engines.runtime.metadata import ModelMetadata
-    from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_sources
+    from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_cells
     from engines.training.provenance import provenance
     from engines.training.reports import confusion_png, roc_png, top_losses_png
     from engines.training.train import predict, train
@@ -291,7 +308,14 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     temperature = fit_temperature(y, raw)
     fold_temperature(net, temperature)
     scores = calibrated(raw, temperature)
-    thr, per_source_thr = threshold_for_sources(scores, y, va_set.sources, args.target_specificity)
+    if args.threshold_cells == "view":
+        views = [n.split("#", 1)[1] if "#" in n else "frame" for n in va_set.names]
+        thr, per_cell_thr = threshold_for_cells(scores, y, va_set.sources, views, args.target_specificity,
+                                                args.threshold_margin)
+    else:
+        thr, per_cell_thr = threshold_for_cells(scores, y, va_set.sources, ["frame"] * len(y),
+                                                args.target_specificity, args.threshold_margin)
+    per_source_thr = {k: v for k, v in per_cell_thr.items() if " " not in k}
     thr = float(min(max(thr, 0.02), 0.98))
     sens, specif = sens_spec(y, scores >= thr)
     per_source, selections = {}, {}
@@ -304,6 +328,8 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     metrics = {
         "val_auroc": auroc(y, scores), "threshold": thr, "val_sensitivity": sens, "val_specificity": specif,
         "val_per_source": per_source, "temperature": temperature,
+        "threshold_rule": {"cells": args.threshold_cells, "margin_se": args.threshold_margin,
+                           "target_specificity": args.target_specificity, "per_cell": per_cell_thr},
         "val_nll": {"before": nll(y, raw), "after": nll(y, scores)},
         "confusion_matrix": confusion_png(y, scores >= thr, out / "confusion_matrix.png", f"validation, threshold {thr:.3f}"),
         "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names),
