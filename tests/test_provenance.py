@@ -31,3 +31,10 @@ def test_environment_names_the_numeric_path():
     env = environment()
     assert env["torch"] == torch.__version__ and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["torch_threads"] >= 1 and env["cpu"] and env["machine"]
+    import cv2
+    assert env["opencv"] == cv2.__version__ and env["opencv_optimized"] == cv2.useOptimized()
+    assert isinstance(env["avx512"], bool)
+    if env["avx512"]:                                                  # torch may choose AVX-512 kernels only there
+        assert env["cpu_family_model"]
+    else:
+        assert env["cpu_capability"] != "AVX512"

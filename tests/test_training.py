@@ -161,7 +161,7 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
         if v["own_threshold"] is not None:
             assert first["threshold"] >= min(v["own_threshold"], 0.98), src
     rule = first["threshold_rule"]                      # and on each way a source's frames are shown, with a margin
-    assert rule["cells"] == "view" and rule["margin_se"] == 1.0
+    assert rule["cells"] == "source" and rule["margin_se"] == 0.0       # session 9's rule stays the default
     assert "(pooled)" in rule["per_cell"]                # tiny sources: cells of fewer than 20 negatives are pooled
     for cell in rule["per_cell"]:
         source, _, view = cell.partition(" ")
@@ -188,7 +188,7 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     # stopped after one of two epochs and resumed = the same run uninterrupted (colour matching and message boxes
     # draw from the sampler's generator, which the checkpoint keeps; the running weight average is in it too)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    base = base + ["--colour-match", "0.5", "--message-box", "0.5"]
+    base = base + ["--colour-match", "0.5", "--message-box", "0.5", "--threshold-cells", "view", "--threshold-margin", "1"]
     averaged = ["--average-from", "1"]
     r = subprocess.run(base + averaged + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True,
                        text=True, timeout=600)
@@ -202,6 +202,7 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert r.returncode == 0, r.stderr[-2000:]
     mw, mp = (json.loads((d / "metrics.json").read_text()) for d in (whole, parts))
     assert mw["data_fingerprint"] == mp["data_fingerprint"]            # the same inputs, recorded with the run
+    assert mw["threshold_rule"]["cells"] == "view" and mw["threshold_rule"]["margin_se"] == 1.0
     assert mw["environment"]["cpu_capability"] and mw["environment"]["torch"]
     hw, hp = mw["history"], mp["history"]
     for a, b in zip(hw[:-1], hp[:-1], strict=True):

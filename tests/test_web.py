@@ -172,7 +172,13 @@ def test_a_stalled_viewer_slows_neither_the_pipeline_nor_other_viewers(polyp_cli
     async def scenario():
         async with aiohttp.ClientSession() as s:
             stalled = await s.ws_connect(url.replace("http", "ws") + "/ws")     # never reads, never acks
-            await asyncio.sleep(1.0)
+            t_end = time.monotonic() + 60                  # the pipeline's start-up is not what is measured:
+            while time.monotonic() < t_end:                # wait for its first frames (over 4 s on a slow CPU)
+                async with s.get(url + "/api/state") as r:
+                    if (await r.json())["server"]["frames_in"] >= 1:
+                        break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
             frames = await _read_frames(url, 10_000, timeout=4.0)                 # a live viewer meanwhile
             async with s.get(url + "/api/state") as r:
                 state = await r.json()

@@ -7,12 +7,13 @@ what a score of, say, 0.5 means. The threshold is then the lowest one at which E
 validation set keeps at least the target specificity: a source whose frames look unlike the others can no
 longer hide behind a large, easy one.
 
-Since session 12 the rule also looks inside each source, at each way its frames are shown (as recorded, on a tower
-screen, as re-framed polyp-free views: ``Sample.view``), and asks each of these cells for a margin over the target
-that grows as the cell shrinks: one binomial standard error, sqrt(s(1-s)/n). Why: the all-source v4 candidate of
-session 11 kept 0.962 of Kvasir's validation negatives quiet at its threshold, but those were mostly mined views,
-easier than frames as recorded, and about a hundred frames estimate a 95% point no better than +-2 points: on the
-160 unseen normals it kept 0.925.
+``threshold_for_cells`` can also look inside each source, at each way its frames are shown (as recorded, on a
+tower screen, as re-framed polyp-free views: ``Sample.view``), and ask each cell for a margin over the target that
+grows as the cell shrinks (binomial standard errors, sqrt(s(1-s)/n)). Why it was tried (session 12): the all-source
+v4 candidate of session 11 kept 0.962 of Kvasir's validation negatives quiet at its threshold but 0.925 of the 160
+unseen normals. What it did: with one standard error the next run's threshold hit the 0.98 cap (PolypGen-A's 31
+validation negatives, one sequence, shown twice) and halved sensitivity, so the default stays the per-source rule
+with no margin (``tools/train --threshold-cells source --threshold-margin 0``); the model card has the figures.
 """
 from __future__ import annotations
 
