@@ -65,12 +65,13 @@ def required_specificity(specificity: float, n: int, margin_se: float) -> float:
 
 
 def threshold_for_cells(scores: np.ndarray, labels: np.ndarray, sources: list[str], views: list[str],
-                        specificity: float, margin_se: float = 1.0,
+                        specificity: float, margin_se: float = 0.0,
                         min_negatives: int = 20) -> tuple[float, dict[str, float]]:
-    """(threshold, {cell: its own threshold}): the strictest over the pooled negatives, each source's and each
-    (source, view) cell's with at least ``min_negatives`` negatives, each asked for ``specificity`` plus
-    ``margin_se`` standard errors of its own size (``required_specificity``). ``views`` name how each row is
-    shown (``frame``, ``tower``, ``region``, ``region+tower``)."""
+    """(threshold, {cell: its own threshold}): the strictest over the pooled negatives, each source's and, where a
+    source's negatives are shown more than one way, each (source, view) cell's with at least ``min_negatives``
+    negatives, each asked for ``specificity`` plus ``margin_se`` standard errors of its own size
+    (``required_specificity``). ``views`` name how each row is shown (``frame``, ``tower``, ``region``,
+    ``region+tower``)."""
     scores, labels = np.asarray(scores), np.asarray(labels)
     src, view = np.asarray(sources), np.asarray(views)
     if not (len(src) == len(view) == len(scores) == len(labels)):
@@ -81,7 +82,8 @@ def threshold_for_cells(scores: np.ndarray, labels: np.ndarray, sources: list[st
     cells = {"(pooled)": neg}
     for name in sorted(set(src[neg].tolist())):
         cells[name] = neg & (src == name)
-        for v in sorted(set(view[cells[name]].tolist())):
+        shown = sorted(set(view[cells[name]].tolist()))
+        for v in shown if len(shown) > 1 else ():
             cells[f"{name} {v}"] = cells[name] & (view == v)
     per = {}
     for cell, sel in cells.items():

@@ -307,13 +307,10 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     temperature = fit_temperature(y, raw)
     fold_temperature(net, temperature)
     scores = calibrated(raw, temperature)
-    if args.threshold_cells == "view":
-        views = [n.split("#", 1)[1] if "#" in n else "frame" for n in va_set.names]
-        thr, per_cell_thr = threshold_for_cells(scores, y, va_set.sources, views, args.target_specificity,
-                                                args.threshold_margin)
-    else:
-        thr, per_cell_thr = threshold_for_cells(scores, y, va_set.sources, ["frame"] * len(y),
-                                                args.target_specificity, args.threshold_margin)
+    views = ([n.split("#", 1)[1] if "#" in n else "frame" for n in va_set.names]   # from_samples names views
+             if args.threshold_cells == "view" else ["frame"] * len(y))
+    thr, per_cell_thr = threshold_for_cells(scores, y, va_set.sources, views, args.target_specificity,
+                                            args.threshold_margin)
     per_source_thr = {k: v for k, v in per_cell_thr.items() if " " not in k}
     thr = float(min(max(thr, 0.02), 0.98))
     sens, specif = sens_spec(y, scores >= thr)
