@@ -5,15 +5,15 @@ was expected (and the nearest valid key for a typo). ``--set section.key=value``
 """
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
 from engines.errors import ConfigError
+from engines.settings import build_section, suggest as _suggest
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -117,66 +117,6 @@ EXTERNAL_SECTIONS: dict[str, type] = {}      # filled by modules that own furthe
 
 def register_section(name: str, cls: type) -> None:
     EXTERNAL_SECTIONS[name] = cls
-
-
-# ---------------------------------------------------------------------------------------------- validation
-def _suggest(key: str, options) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _coerce(where: str, value: Any, typ) -> Any:
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if typ is str:
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if get_origin(typ) is tuple:
-        inner = get_args(typ)[0]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(f"{where}[{i}]", v, inner) for i, v in enumerate(value))
-    raise ConfigError(f"{where}: unsupported type {typ}")
-
-
-def build_section(name: str, cls: type, raw: Any):
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{name}: expected a mapping of keys, got {raw!r}")
-    hints = get_type_hints(cls)
-    known = [f.name for f in fields(cls)]
-    ranges = getattr(cls, "_ranges", {})
-    choices = getattr(cls, "_choices", {})
-    kwargs = {}
-    for key, value in raw.items():
-        where = f"{name}.{key}"
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key{_suggest(str(key), known)}; expected one of {known}")
-        v = _coerce(where, value, hints[key])
-        if key in ranges:
-            lo, hi = ranges[key]
-            if not (lo <= v <= hi):
-                raise ConfigError(f"{where}: expected a value in {lo}..{hi}, got {v!r}")
-        if key in choices and v not in choices[key]:
-            raise ConfigError(f"{where}: expected one of {list(choices[key])}, got {v!r}")
-        kwargs[key] = v
-    obj = cls(**kwargs)
-    check = getattr(obj, "validate", None)
-    if check is not None:
-        check()
-    return obj
 
 
 def _check_cross(cfg: Config) -> None:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import cv2
 import numpy as np
 
-from engines.data.datasets import IMAGE_EXT
+from engines.runtime.image_files import IMAGE_EXT
 from engines.errors import SourceEnded, SourceError
 
 log = logging.getLogger(__name__)

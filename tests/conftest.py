@@ -42,7 +42,7 @@ def tiny_model(tmp_path_factory) -> Path:
     from engines.model import PolypNet
     from engines.runtime.metadata import ModelMetadata
     from engines.runtime.preprocess import PreprocessSpec
-    from engines.training.export import export_onnx, write_torch_checkpoint
+    from engines.build.export import export_onnx, write_torch_checkpoint
     torch.manual_seed(0)
     net = PolypNet(pretrained=False).eval()
     meta = ModelMetadata(model_id="tiny-test", preprocess=PreprocessSpec(input_height=64, input_width=64),
@@ -122,3 +122,16 @@ def data_root(tmp_path_factory) -> Path:
             for k in range(4):
                 cv2.imwrite(str(seq / f"seq{s + 1}_img{k}.jpg"), neg[10 + 12 * c + 4 * s + k])
     return root
+
+
+TINY_RECIPE = {"data": "protocol", "batch_size": 8, "input_size": 64, "pretrained": False, "samples_per_epoch": 16,
+               "epochs": 1}
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path) -> Path:
+    """A protocol recipe small enough for a test: 64x64 input, random weights, one epoch of 16 frames."""
+    import yaml
+    path = tmp_path / "tiny-recipe.yaml"
+    path.write_text(yaml.safe_dump(TINY_RECIPE))
+    return path

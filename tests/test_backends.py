@@ -156,7 +156,7 @@ def test_a_lite1_model_round_trips_through_onnx_and_the_torch_backend(tmp_path):
     from engines.model import PolypNet
     from engines.runtime.metadata import ModelMetadata
     from engines.runtime.preprocess import PreprocessSpec
-    from engines.training.export import export_onnx, write_torch_checkpoint
+    from engines.build.export import export_onnx, write_torch_checkpoint
     torch.manual_seed(1)
     net = PolypNet(pretrained=False, backbone="efficientnet-lite1").eval()
     meta = ModelMetadata(model_id="lite1-test", preprocess=PreprocessSpec(input_height=64, input_width=64))

@@ -1,5 +1,4 @@
 """tools/build_engine and the TensorRT backend: everything testable without TensorRT, plus GPU-marked tests."""
-import dataclasses
 import json
 import os
 import subprocess

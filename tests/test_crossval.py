@@ -11,26 +11,24 @@ from conftest import ROOT
 
 from engines.training.crossval import spread_table
 
-TINY = ["--batch-size", "8", "--input-size", "64", "--no-pretrained", "--samples-per-epoch", "16", "--epochs", "1",
-        "--workers", "1"]
-
-
 def _crossval(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "tools/crossval", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, check=False)
 
 
-def test_every_fold_once_per_seed_with_the_spread(data_root, tmp_path):
+def test_every_fold_once_per_seed_with_the_spread(data_root, tmp_path, tiny_recipe):
     out = tmp_path / "grid"
-    args = ["--data-root", str(data_root), "--out", str(out), "--sources", "polypgen-B", "--seeds", "0", "1",
-            "--", *TINY, "--cache", str(tmp_path / "cache")]
+    args = ["--recipe", str(tiny_recipe), "--data-root", str(data_root), "--out", str(out), "--sources", "polypgen-B",
+            "--seeds", "0", "1", "--workers", "1", "--cache", str(tmp_path / "cache")]
     r = _crossval(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads((out / "crossval.json").read_text())
     assert set(rows) == {"polypgen-B/seed0", "polypgen-B/seed1"}
     for seed in (0, 1):
         fold = out / "polypgen-B" / f"seed{seed}"
-        assert json.loads((fold / "metrics.json").read_text())["holdout_source"] == "polypgen-B"
+        m = json.loads((fold / "metrics.json").read_text())
+        assert m["holdout_source"] == "polypgen-B"
+        assert m["recipe"]["file"] == str(tiny_recipe) and m["recipe"]["settings"]["seed"] == seed
         assert torch.load(fold / "last.pt", weights_only=False)["config"]["seed"] == seed
         assert rows[f"polypgen-B/seed{seed}"]["seed"] == seed
     aurocs = [rows[k]["auroc"] for k in sorted(rows)]
@@ -42,10 +40,15 @@ def test_every_fold_once_per_seed_with_the_spread(data_root, tmp_path):
     assert r.returncode == 0 and r.stderr.count("done already") == 2, r.stderr[-2000:]
 
 
-def test_seed_options_that_conflict_are_refused(data_root, tmp_path):
-    base = ["--data-root", str(data_root), "--out", str(tmp_path / "o"), "--sources", "polypgen-B"]
-    r = _crossval(*base, "--seeds", "0", "1", "--", "--seed", "3")
-    assert r.returncode == 2 and "--seed: not with --seeds" in r.stderr
+def test_seed_options_that_conflict_are_refused(data_root, tmp_path, tiny_recipe):
+    base = ["--recipe", str(tiny_recipe), "--data-root", str(data_root), "--out", str(tmp_path / "o"), "--sources",
+            "polypgen-B"]
+    r = _crossval(*base, "--seeds", "0", "1", "--set", "seed=3")
+    assert r.returncode == 2 and "--set seed=...: not with --seeds" in r.stderr
+    folders = tmp_path / "folders.yaml"
+    folders.write_text("data: folders\n")
+    r = _crossval(*base[2:], "--recipe", str(folders))
+    assert r.returncode == 2 and "needs a protocol recipe (data: protocol)" in r.stderr
     r = _crossval(*base, "--seeds", "1", "1")
     assert r.returncode == 2 and "--seeds: expected distinct seeds, got [1, 1]" in r.stderr
     assert not (tmp_path / "o").exists()

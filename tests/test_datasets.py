@@ -5,7 +5,7 @@ import pytest
 from engines.data.datasets import load_dataset
 from engines.errors import DatasetError
 from engines.runtime.preprocess import PreprocessSpec
-from engines.training.training_data import from_samples
+from engines.data.arrays import from_samples
 
 
 def _img(path, value=120, size=(64, 80)):

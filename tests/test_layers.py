@@ -1,5 +1,6 @@
 """The house rules, checked on the source: one direction between the packages, no import circles, a live path
-that imports no lab code, torch-free modules that stay torch-free."""
+that imports no lab code, torch-free modules that stay torch-free. Each rule is also shown to catch a planted
+violation, so a rule that stopped seeing anything would fail here."""
 from __future__ import annotations
 
 import ast
@@ -19,6 +20,18 @@ LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "
 # imported when the operator asks for it, never on the live path's way: the CLI's replay command
 LAZY_LAB_ENTRY = {("stream.commands", f"stream.qa.{m}") for m in ("inputs", "replay", "study_run", "runners", "study")}
 LAZY_LAB_ENTRY |= {("stream.commands", "stream.batched")}     # `run` of every frame of a file with batch_size > 1
+# lowest first: a package imports its own layer and the layers below, never one above (docs/ARCHITECTURE.md)
+LAYERS = (("engines.errors", "engines.settings"),
+          ("engines.runtime", "engines.backends", "engines.model"),      # the operating room
+          ("engines.data",),                                             # the lab, from here up
+          ("engines.build",),
+          ("engines.evaluation",),
+          ("engines.training",),
+          ("stream",))
+# what the live path (stream/ outside qa/ and bench/) may import of the lab: the synthetic:// video source only
+LIVE_PACKAGES_EXCLUDED = ("stream.qa", "stream.bench")
+LIVE_MAY_NOT = ("engines.training", "engines.evaluation", "engines.data", "engines.build")
+LIVE_MAY_FROM_DATA = ("engines.data.synthetic",)
 TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",
               "engines.backends.onnxruntime_backend", "engines.evaluation.evaluate", "stream.qa.replay",
               "stream.web.server")
@@ -88,6 +101,62 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def layer_of(module: str) -> int:
+    for i, packages in enumerate(LAYERS):
+        if any(_under(module, p) for p in packages):
+            return i
+    raise KeyError(f"{module}: in no layer of LAYERS")
+
+
+def upward_imports(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(module, what it imports) for every import of a higher layer."""
+    return sorted((m, d) for m, deps in g.items() for d in deps if layer_of(d) > layer_of(m))
+
+
+def live_lab_imports(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(live module, lab module) for every direct import of lab code by stream/ outside qa/ and bench/."""
+    def lab(d: str) -> bool:
+        return any(_under(d, p) for p in LIVE_MAY_NOT) and not any(_under(d, p) for p in LIVE_MAY_FROM_DATA)
+    return sorted((m, d) for m, deps in g.items() if _under(m, "stream")
+                  and not any(_under(m, p) for p in LIVE_PACKAGES_EXCLUDED) for d in deps if lab(d))
+
+
+def test_dependencies_run_one_way():
+    assert upward_imports(graph()) == []
+
+
+def test_the_live_path_imports_no_lab_module_directly():
+    assert live_lab_imports(graph()) == []
+
+
+@pytest.mark.parametrize("module, planted, rule", [
+    ("engines.evaluation.latency", "engines.training.train", upward_imports),     # evaluation -> training
+    ("engines.runtime.detector", "engines.data.datasets", upward_imports),        # operating room -> lab
+    ("engines.data.sources", "engines.build.export", upward_imports),
+    ("engines.backends.registry", "stream.config", upward_imports),
+    ("stream.sources", "engines.data.datasets", live_lab_imports),                # live path -> lab data
+    ("stream.web.server", "engines.evaluation.metrics", live_lab_imports),
+    ("stream.pipeline", "engines.training.calibrate", live_lab_imports),
+])
+def test_each_rule_catches_a_planted_violation(module, planted, rule):
+    g = graph()
+    assert module in g and planted in g
+    assert rule(g) == []
+    g[module] = g[module] | {planted}
+    assert rule(g) == [(module, planted)]
+
+
+def test_a_planted_import_in_a_source_file_is_seen(tmp_path):
+    bad = tmp_path / "planted.py"
+    bad.write_text("import numpy\n\ndef f():\n    from engines.training.train import train\n    from engines.data "
+                   "import sources\n")
+    assert imports_of(bad, all_modules()) == {"engines.training.train", "engines.data.sources"}
+
+
 def test_the_checks_see_what_they_must():
     g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(g) == [["a", "b", "c"]]
@@ -141,7 +210,7 @@ def test_torch_free_modules_stay_torch_free():
 
 def test_engines_folders_have_roles():
     loose = sorted(p.name for p in (ROOT / "engines").glob("*.py"))
-    assert loose == ["__init__.py", "errors.py", "model.py"]
+    assert loose == ["__init__.py", "errors.py", "model.py", "settings.py"]
     for pkg in ("runtime", "backends", "build", "data", "training", "evaluation"):
         assert ast.get_docstring(ast.parse((ROOT / "engines" / pkg / "__init__.py").read_text())), pkg
 

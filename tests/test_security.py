@@ -3,7 +3,6 @@ import re
 import shutil
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli

@@ -105,22 +105,3 @@ def test_sample_view_names():
     assert s.view == "frame"
     assert dataclasses.replace(s, region=(0, 0, 4, 4)).view == "region"
     assert dataclasses.replace(s, region=(0, 0, 4, 4), tower_seed=3).view == "region+tower"
-
-
-def test_hard_negatives_are_the_models_false_positives(sources, tiny_model):
-    from engines.evaluation.evaluate import score_samples
-    from engines.runtime.metadata import read_onnx_metadata
-    from engines.training.hard_negatives import candidate_pool, hard_negatives, with_tower_views
-    pool = candidate_pool(sources, "cvc-colondb", 4)
-    assert pool and all(s.label == 0 and s.region is not None and s.dataset != "cvc-colondb" for s in pool)
-    own = {(s.identity, s.region) for s in build_protocol(sources, "cvc-colondb").train}
-    assert not any((s.identity, s.region) in own for s in pool)           # another seed than the protocol's
-    scores = {(s.identity, s.region): f.score for s, f in zip(pool, score_samples(tiny_model, pool, 1, False))}
-    threshold = float(np.median(list(scores.values())))      # the random tiny model: half the pool is "hard"
-    hard = hard_negatives(tiny_model, pool, limit=5, threshold=threshold)
-    expected = sorted((k for k, v in scores.items() if v >= threshold), key=lambda k: -scores[k])[:5]
-    assert len(expected) == 5 and [(s.identity, s.region) for s in hard] == expected
-    assert len(hard_negatives(tiny_model, pool, limit=1000, threshold=threshold)) == sum(
-        v >= threshold for v in scores.values())
-    assert read_onnx_metadata(tiny_model).threshold == 0.5
-    assert len(with_tower_views(hard)) == 2 * len(hard)

@@ -61,9 +61,9 @@ def test_tool_reports_every_source_and_names_a_bad_option(data_root, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads((tmp_path / "t" / "style_probe.json").read_text())
     assert all(0.0 <= row["texture_auroc"] <= 1.0 for row in rows.values()) and "AUROC from texture statistics alone" in r.stdout
-    r = subprocess.run([sys.executable, "tools/style_probe", "--data-root", str(data_root), "--colour-match", "2"],
+    r = subprocess.run([sys.executable, "tools/style_probe", "--data-root", str(data_root), "--features", "shape"],
                        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
-    assert r.returncode == 2 and "--colour-match: expected a probability in [0, 1], got 2" in r.stderr
+    assert r.returncode == 2 and "--features: invalid choice: 'shape'" in r.stderr
     r = subprocess.run([sys.executable, "tools/style_probe", "--data-root", str(tmp_path / "none")],
                        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
     assert r.returncode == 1 and r.stderr.startswith("style_probe: ")

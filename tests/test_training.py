@@ -9,6 +9,9 @@ import pytest
 from conftest import ROOT, run_cli
 
 
+TINY = ["--set", "epochs=1", "--set", "batch_size=8", "--set", "input_size=64", "--set", "pretrained=false"]
+
+
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
     from engines.data.synthetic import SceneRenderer, SynthParams
@@ -36,8 +39,8 @@ def tiny_dataset(tmp_path_factory):
 def test_train_export_evaluate_and_run(tiny_dataset, tmp_path, clip, endpoint):
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--negatives",
-                        str(tiny_dataset / "neg"), "--epochs", "1", "--batch-size", "8", "--input-size", "64",
-                        "--no-pretrained", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                        str(tiny_dataset / "neg"), *TINY, "--out", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("model.onnx", "model.pt", "best.pt", "metrics.json", "confusion_matrix.png", "roc.png",
                  "top_losses.png"):
@@ -49,6 +52,10 @@ def test_train_export_evaluate_and_run(tiny_dataset, tmp_path, clip, endpoint):
     meta = read_onnx_metadata(out / "model.onnx")
     assert meta.model_id == "run" and meta.preprocess.input_width == 64 and meta.threshold == m["threshold"]
     assert "tools/train" in meta.training["command"]
+    from engines.training.recipe import load_recipe
+    assert meta.training["recipe_sha256"] == load_recipe(None, TINY[1::2]).digest() == m["recipe"]["sha256"]
+    assert m["recipe"]["file"] == "" and m["recipe"]["settings"]["input_size"] == 64
+    assert json.loads((out / "inputs.json").read_text())["data_fingerprint"] == m["data_fingerprint"]
 
     ev = subprocess.run([sys.executable, "tools/evaluate", "--model", str(out / "model.onnx"), "--dataset",
                          str(tiny_dataset / "pos"), "--negatives", str(tiny_dataset / "neg"), "--out",
@@ -75,7 +82,7 @@ def test_train_bad_inputs(tmp_path, args, message):
 
 
 def test_train_needs_both_classes(tiny_dataset, tmp_path):
-    r = subprocess.run([sys.executable, "tools/train", "--negatives", str(tiny_dataset / "neg"), "--epochs", "1",
+    r = subprocess.run([sys.executable, "tools/train", "--negatives", str(tiny_dataset / "neg"), *TINY,
                         "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "only one class" in r.stderr
 
@@ -115,9 +122,8 @@ def test_multiclass_imagefolder_train_export_and_run(tmp_path, clip, endpoint):
         cv2.imwrite(str(root / cls / f"{i}.png"), img)
         counts[cls] += 1
     out = tmp_path / "mc"
-    res = subprocess.run([sys.executable, "tools/train", "--dataset", str(root), "--multiclass", "--epochs", "1",
-                          "--batch-size", "8", "--input-size", "64", "--no-pretrained", "--out", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "tools/train", "--dataset", str(root), "--set", "multiclass=true", *TINY,
+                          "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["classes"] == ["dyed-lifted", "normal-cecum", "polyps"] and m["positive_classes"] == [2]
@@ -139,19 +145,19 @@ def test_multiclass_imagefolder_train_export_and_run(tmp_path, clip, endpoint):
 
 
 def test_multiclass_needs_one_imagefolder(tmp_path, tiny_dataset):
-    r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--multiclass",
-                        "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--set",
+                        "multiclass=true", "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 1 and "multi-class training needs the imagefolder layout" in r.stderr
 
 
-def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_root, tmp_path):
-    """tools/train --data-root with a held-out source: per-source validation, temperature, a threshold that
-    holds on each negative source; --resume continues the same run; tools/evaluate scores per source."""
+def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_root, tmp_path, tiny_recipe):
+    """tools/train --recipe (data: protocol) with a held-out source: per-source validation, temperature, a threshold
+    that holds on each negative source; --resume continues the same run; tools/evaluate scores per source."""
     out = tmp_path / "loso"
-    base = [sys.executable, "tools/train", "--data-root", str(data_root), "--holdout-source", "polypgen-B",
-            "--batch-size", "8", "--input-size", "64", "--no-pretrained", "--samples-per-epoch", "16",
-            "--workers", "2", "--cache", str(tmp_path / "cache"), "--out", str(out)]
-    r = subprocess.run(base + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    base = [sys.executable, "tools/train", "--recipe", str(tiny_recipe), "--data-root", str(data_root),
+            "--holdout-source", "polypgen-B", "--workers", "2", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    r = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     first = json.loads((out / "metrics.json").read_text())
     assert first["holdout_source"] == "polypgen-B" and "polypgen-B" not in first["data_root_sources"]
@@ -160,66 +166,58 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     for src, v in first["val_per_source"].items():     # the threshold holds on every source with enough negatives
         if v["own_threshold"] is not None:
             assert first["threshold"] >= min(v["own_threshold"], 0.98), src
-    rule = first["threshold_rule"]                      # and on each way a source's frames are shown, with a margin
-    assert rule["cells"] == "source" and rule["margin_se"] == 0.0       # session 9's rule stays the default
-    assert "(pooled)" in rule["per_cell"]                # tiny sources: cells of fewer than 20 negatives are pooled
-    for cell in rule["per_cell"]:
-        source, _, view = cell.partition(" ")
-        assert cell == "(pooled)" or (source in first["val_per_source"] and view in ("", "frame", "tower", "region",
-                                                                                        "region+tower")), cell
-    assert first["threshold"] == pytest.approx(min(max(max(rule["per_cell"].values()), 0.02), 0.98))
-    r = subprocess.run(base + ["--epochs", "1", "--threshold-margin", "-1"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 2 and "--threshold-margin: expected a number >= 0, got '-1'" in r.stderr
+    rule = first["threshold_rule"]
+    assert "(pooled)" in rule["per_source"]              # tiny sources: fewer than 20 negatives are pooled only
+    assert set(rule["per_source"]) <= {"(pooled)", "kvasir", "cvc-colondb", "polypgen-A"}
+    assert first["threshold"] == pytest.approx(min(max(max(rule["per_source"].values()), 0.02), 0.98))
+    from engines.runtime.metadata import read_onnx_metadata
+    from engines.training.recipe import load_recipe
+    meta = read_onnx_metadata(out / "model.onnx")
+    assert meta.training["recipe"] == str(tiny_recipe)
+    assert meta.training["recipe_sha256"] == load_recipe(tiny_recipe).digest() == first["recipe"]["sha256"]
     caches = sorted((tmp_path / "cache").glob("*.npz"))
     assert len(caches) == 2                             # train + val arrays
 
     import torch
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["epoch"] == 1
-    r = subprocess.run(base + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "holds a training run already (last.pt): --resume continues it" in r.stderr
-    r = subprocess.run(base + ["--epochs", "1", "--lr", "0.5", "--resume"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(base + ["--set", "lr=0.5", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "was written with another configuration" in r.stderr
-    r = subprocess.run(base + ["--epochs", "2", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode != 0 and "another configuration" in r.stderr      # more epochs change the schedule
+    r = subprocess.run(base + ["--set", "epochs=2", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "another configuration" in r.stderr      # more epochs change the schedule
+    r = subprocess.run(base + ["--set", "lr=fast"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and f"recipe {tiny_recipe}: lr: expected a number, got 'fast'" in r.stderr
 
-    # stopped after one of two epochs and resumed = the same run uninterrupted (colour matching and message boxes
-    # draw from the sampler's generator, which the checkpoint keeps; the running weight average is in it too)
+    # stopped after one of two epochs and resumed = the same run uninterrupted (message boxes draw from the
+    # sampler's generator, which the checkpoint keeps)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    base = base + ["--colour-match", "0.5", "--message-box", "0.5", "--threshold-cells", "view", "--threshold-margin", "1"]
-    averaged = ["--average-from", "1"]
-    r = subprocess.run(base + averaged + ["--epochs", "2", "--out", str(whole)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+    base = base + ["--set", "message_box=0.5", "--set", "epochs=2"]
+    r = subprocess.run(base + ["--out", str(whole)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run(base + averaged + ["--epochs", "2", "--epochs-now", "1", "--out", str(parts)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(base + ["--epochs-now", "1", "--out", str(parts)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0 and "stopped after epoch 1 of 2; continue with --resume" in r.stdout
-    assert not (parts / "model.onnx").exists()
-    r = subprocess.run(base + averaged + ["--epochs", "2", "--resume", "--out", str(parts)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+    assert not (parts / "model.onnx").exists() and (parts / "inputs.json").is_file()
+    r = subprocess.run(base + ["--resume", "--out", str(parts)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     mw, mp = (json.loads((d / "metrics.json").read_text()) for d in (whole, parts))
     assert mw["data_fingerprint"] == mp["data_fingerprint"]            # the same inputs, recorded with the run
-    assert mw["threshold_rule"]["cells"] == "view" and mw["threshold_rule"]["margin_se"] == 1.0
+    assert mw["recipe"]["sha256"] == mp["recipe"]["sha256"] != first["recipe"]["sha256"]
     assert mw["environment"]["cpu_capability"] and mw["environment"]["torch"]
-    hw, hp = mw["history"], mp["history"]
-    for a, b in zip(hw[:-1], hp[:-1], strict=True):
+    for a, b in zip(mw["history"], mp["history"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
-    assert hw[-1]["epoch"] == hp[-1]["epoch"] == "average" and hw[-1]["steps"] == hp[-1]["steps"] == 4
-    assert hw[-1]["val_auroc"] == pytest.approx(hp[-1]["val_auroc"], abs=1e-9)
-    for d in (whole, parts):
-        assert (d / "averaged.pt").is_file() and (d / "best.pt").is_file()
 
     # the all-source run's arrays serve the held-out run: no new cache file
-    r = subprocess.run(base[:4] + base[6:] + ["--epochs", "1", "--out", str(tmp_path / "all")], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+    allsrc = [a for a in base if a not in ("--holdout-source", "polypgen-B")]
+    r = subprocess.run(allsrc + ["--out", str(tmp_path / "all")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     n_caches = len(list((tmp_path / "cache").glob("*.npz")))
-    r = subprocess.run(base + ["--epochs", "1", "--out", str(tmp_path / "loso2")], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(base + ["--out", str(tmp_path / "loso2")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0 and "from cache" in r.stderr
     assert len(list((tmp_path / "cache").glob("*.npz"))) == n_caches
 
@@ -239,27 +237,3 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert 0.0 <= wa["sensitivity_warned"] <= 1.0 and wa["sensitivity_change_points"] == pytest.approx(
         100 * (wa["sensitivity_warned"] - pb["sensitivity"]), abs=1e-2)
     assert "centre A's warning" in (tmp_path / "ev" / "table.md").read_text()
-
-
-def test_weak_positive_loss_pushes_only_the_hottest_cell_of_unmasked_positives():
-    import torch
-
-    from engines.training.train import weak_positive_loss
-    heat = torch.full((4, 1, 3, 3), -4.0)
-    heat[0, 0, 1, 2] = 2.0
-    labels = torch.tensor([1.0, 1.0, 0.0, 1.0])
-    has_mask = torch.tensor([0.0, 0.0, 1.0, 1.0])        # rows 0, 1: weak positives; 2: negative; 3: masked positive
-    heat.requires_grad_(True)
-    loss = weak_positive_loss(heat, labels, has_mask)
-    expect = (torch.nn.functional.softplus(torch.tensor(-2.0)) + torch.nn.functional.softplus(torch.tensor(4.0))) / 2
-    assert float(loss.detach()) == pytest.approx(float(expect), rel=1e-5)
-    loss.backward()
-    g = heat.grad
-    assert g[0, 0, 1, 2] < 0 and g[1].abs().sum() > 0    # the hottest cell of each weak positive rises
-    assert (g[0].abs() > 0).sum() == 1                   # and only it
-    assert g[2].abs().sum() == 0 and g[3].abs().sum() == 0
-    none = weak_positive_loss(heat.detach(), labels, torch.ones(4))
-    assert float(none) == 0.0
-    with pytest.raises(ValueError, match="mil_weight"):
-        from engines.training.train import TrainConfig
-        TrainConfig(mil_weight=-1)

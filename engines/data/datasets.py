@@ -20,20 +20,10 @@ import cv2
 import numpy as np
 
 from engines.errors import DatasetError
+from engines.runtime.image_files import IMAGE_EXT
 
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 POSITIVE_CLASS = re.compile(r"^(polyp|polyps|pneumonia|abnormal|positive|lesion)", re.I)
 LAYOUTS = ("auto", "kvasir-seg", "masks", "imagefolder", "negatives")
-
-
-@dataclass(frozen=True)
-class Paste:
-    """A polyp of another frame blended into this one (engines.data.paste): the donor frame, its mask and source,
-    and the box (x0, y0, x1, y1, host pixels) the polyp region is scaled into."""
-    image: Path
-    mask: Path
-    dataset: str
-    box: tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -45,8 +35,6 @@ class Sample:
     dataset: str = ""            # the source (hospital, scope, way of recording) it comes from
     region: tuple[int, int, int, int] | None = None   # a view of this square region only (engines.data.mining)
     tower_seed: int = -1         # >= 0: shown as a tower screen made with this seed (engines.data.tower)
-    erase_offset: tuple[int, int] | None = None   # the polyp painted over from this far away (engines.data.erase)
-    paste: Paste | None = None   # another frame's polyp blended in (engines.data.paste)
 
     @property
     def identity(self) -> str:
@@ -56,9 +44,8 @@ class Sample:
     @property
     def view(self) -> str:
         """How the frame is shown: ``frame`` as recorded, ``region`` re-framed, ``tower`` on a tower screen."""
-        return "+".join(k for k, on in (("erased", self.erase_offset is not None), ("pasted", self.paste is not None),
-                                         ("region", self.region is not None),
-                                         ("tower", self.tower_seed >= 0)) if on) or "frame"
+        return "+".join(k for k, on in (("region", self.region is not None), ("tower", self.tower_seed >= 0))
+                        if on) or "frame"
 
 
 def _images(folder: Path) -> list[Path]:

@@ -1,5 +1,5 @@
-"""A Sample as the image (and mask) a model sees before the shared preprocessing: the recorded frame, the frame
-with its polyp erased or another frame's polyp pasted in, a re-framed region of it (mined views) and/or the frame on a tower screen. Training and
+"""A Sample as the image (and mask) a model sees before the shared preprocessing: the recorded frame, a re-framed
+region of it (mined views) and/or the frame on a tower screen. Training and
 evaluation both read samples through ``read_sample``, so a mined or tower-style frame is the same wherever it is
 used."""
 from __future__ import annotations
@@ -9,9 +9,7 @@ import zlib
 import numpy as np
 
 from engines.data.datasets import Sample, read_image, read_mask
-from engines.data.erase import erase_polyp
 from engines.data.mining import scope_view
-from engines.data.paste import paste_polyp
 from engines.data.tower import tower_frame
 
 
@@ -25,12 +23,6 @@ def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
     """(HxWx3 uint8 BGR image, HxW uint8 0/1 polyp mask or None when the sample has no mask)."""
     img = read_image(sample.image)
     mask = read_mask(sample.mask, img.shape[:2]) if sample.mask is not None else None
-    if sample.erase_offset is not None:
-        img = erase_polyp(img, mask, sample.erase_offset)
-        mask = np.zeros(img.shape[:2], np.uint8)       # the polyp is gone
-    if sample.paste is not None:
-        donor = read_image(sample.paste.image)
-        img, mask = paste_polyp(img, donor, read_mask(sample.paste.mask, donor.shape[:2]), sample.paste)
     if sample.region is not None:
         img, mask = scope_view(img, mask, sample.region, sample_rng(sample, "view"))
         if sample.label == 0:

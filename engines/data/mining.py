@@ -20,7 +20,7 @@ Region = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
 
 def near_polyp(polyp: np.ndarray, margin: float = MARGIN) -> np.ndarray:
     """HxW uint8 0/1: the polyp (HxW bool) dilated by ``margin`` of the image's shorter side: ground a polyp-free
-    view or drawn debris must not touch."""
+    view must not touch."""
     k = max(3, int(round(margin * min(polyp.shape))) * 2 + 1)
     return cv2.dilate(polyp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 

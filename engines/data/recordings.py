@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.data.datasets import IMAGE_EXT
+from engines.runtime.image_files import IMAGE_EXT
 from engines.errors import DatasetError
 
 

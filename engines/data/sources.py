@@ -29,17 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.data.datasets import (
-    Paste,
-    Sample,
-    load_dataset,
-    read_image,
-    read_mask,
-    split_fraction,
-)
-from engines.data.erase import donor_offset
+from engines.data.datasets import Sample, load_dataset, read_image, read_mask, split_fraction
 from engines.data.mining import polyp_free_regions, polyp_regions
-from engines.data.paste import paste_placement
 from engines.errors import DatasetError
 
 SOURCES = ("kvasir", "cvc-colondb", "polypgen-A", "polypgen-B")
@@ -129,45 +120,6 @@ def mined_views(samples: tuple[Sample, ...] | list[Sample], per_frame: int, zoom
     return out
 
 
-def erased_views(samples: tuple[Sample, ...] | list[Sample], seed: int = 0) -> list[Sample]:
-    """The positives that have a mask, once more with the polyp erased (label 0), where the frame has room for a
-    donor region (engines.data.erase)."""
-    out = []
-    for s in samples:
-        if s.mask is None or s.label == 0 or s.region is not None:
-            continue
-        img = read_image(s.image)
-        m = read_mask(s.mask, img.shape[:2])
-        offset = donor_offset(img, m, np.random.default_rng(zlib.crc32(f"{s.identity}|erase|{seed}".encode())))
-        if offset is not None:
-            out.append(dataclasses.replace(s, label=0, erase_offset=offset))
-    return out
-
-
-def pasted_views(hosts: tuple[Sample, ...] | list[Sample], donors: tuple[Sample, ...] | list[Sample],
-                 seed: int = 0) -> list[Sample]:
-    """Each polyp-free frame of ``hosts`` as recorded, once more with the polyp of a masked positive of ``donors``
-    blended in (label 1; engines.data.paste), the donor from another source than the host wherever there is one,
-    where the host has room."""
-    donors = [s for s in donors if s.label != 0 and s.mask is not None and s.region is None
-              and s.erase_offset is None and s.tower_seed < 0]
-    if not donors:
-        return []
-    out = []
-    for host in hosts:
-        if host.label != 0 or host.mask is not None or host.region is not None or host.tower_seed >= 0 \
-                or host.erase_offset is not None or host.paste is not None:
-            continue
-        rng = np.random.default_rng(zlib.crc32(f"{host.identity}|paste|{seed}".encode()))
-        pool = [d for d in donors if d.dataset != host.dataset] or donors
-        donor = pool[int(rng.integers(len(pool)))]
-        d_img = read_image(donor.image)
-        box = paste_placement(read_image(host.image), d_img, read_mask(donor.mask, d_img.shape[:2]), rng)
-        if box is not None:
-            out.append(dataclasses.replace(host, label=1, paste=Paste(donor.image, donor.mask, donor.dataset, box)))
-    return out
-
-
 def tower_views(samples: tuple[Sample, ...] | list[Sample], variants: int, seed: int = 0) -> list[Sample]:
     """Each sample once more per variant, shown on a tower screen (seeded per sample and variant)."""
     return [dataclasses.replace(s, tower_seed=zlib.crc32(f"{s.identity}|{s.region}|{seed}|{k}".encode()))
@@ -186,26 +138,23 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.holdout:
-            leaked = [s for s in self.train + self.val
-                      if self.holdout in (s.dataset, s.paste.dataset if s.paste is not None else "")]
+            leaked = [s for s in self.train + self.val if s.dataset == self.holdout]
             if leaked:
                 raise DatasetError(f"leave-one-source-out: {len(leaked)} frame(s) of {self.holdout!r} reached "
                                    f"training or validation, e.g. {leaked[0].image}")
         test_images = {s.image for s in self.test + self.tower_test}
-        trained = {s.image for s in self.train + self.val} | {s.paste.image for s in self.train if s.paste is not None}
+        trained = {s.image for s in self.train + self.val}
         both = test_images & trained
         if both:
             raise DatasetError(f"{len(both)} test image(s) also in training/validation, e.g. {sorted(both)[0]}")
 
 
 def build_protocol(sources: dict[str, SourceSplit], holdout: str = "", mined_per_frame: int = 2,
-                   tower_variants: int = 1, erased: bool = False, pasted: bool = False) -> Protocol:
+                   tower_variants: int = 1) -> Protocol:
     """Training/validation over every source but ``holdout``; test = the held-out source + unseen normals.
 
     Training and validation frames are used as recorded, as mined views, and as tower screens; the tower-style
-    negative test set is made the same way from the unseen normals (frames no run trains on). ``erased``: the
-    masked training positives also join training with their polyp erased; ``pasted``: the polyp-free training
-    frames also join with a polyp of another training source blended in (validation stays as it is)."""
+    negative test set is made the same way from the unseen normals (frames no run trains on)."""
     if holdout:
         check_holdout(holdout)
         if holdout not in sources:
@@ -214,9 +163,7 @@ def build_protocol(sources: dict[str, SourceSplit], holdout: str = "", mined_per
     for name, src in sources.items():
         if name == holdout:
             continue
-        tr = list(src.train) + mined_views(src.train, mined_per_frame) + (erased_views(src.train) if erased else [])
-        if pasted:
-            tr += pasted_views(src.train, [s for other, o in sources.items() if other != holdout for s in o.train])
+        tr = list(src.train) + mined_views(src.train, mined_per_frame)
         va = list(src.val) + mined_views(src.val, mined_per_frame)
         train += tr + tower_views(tr, tower_variants)
         val += va + tower_views(va, 1, seed=1)

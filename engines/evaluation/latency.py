@@ -21,7 +21,7 @@ def measure(backbone: str, size: int, threads: int, runs: int, frame: np.ndarray
     from engines.model import PolypNet
     from engines.runtime.metadata import ModelMetadata
     from engines.runtime.preprocess import PreprocessSpec, preprocess
-    from engines.training.export import export_onnx
+    from engines.build.export import export_onnx
     torch.manual_seed(0)
     spec = PreprocessSpec(input_height=size, input_width=size)
     net = PolypNet(pretrained=False, backbone=backbone).eval()

@@ -5,9 +5,7 @@ scope image's pixels, their mean and spread; no spatial layout at all), scored b
 each source (frames as recorded and the protocol's mined views). ``--features texture`` probes sharpness and
 texture statistics instead (Laplacian and gradient strength at three scales, grey-level spread), ``both`` the two. A polyp is a few percent of the frame: where this
 probe reaches AUROC near 1, the source's positives and negatives differ in recording (processor, light, video) and a
-network trained on them can learn the recording instead of the polyp. ``--colour-match P`` shows what the
-training option of that name leaves of the cue (each frame matched, with probability P, to a random frame of the
-pool, as a training batch would).
+network trained on them can learn the recording instead of the polyp.
 """
 from __future__ import annotations
 
@@ -97,29 +95,21 @@ def cross_validated_auroc(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float 
     return auroc(y, s)
 
 
-def source_arrays(sources: dict, spec, colour_match: float = 0.0, seed: int = 0) -> dict[str, tuple]:
-    """{source: (preprocessed frames as training sees them, labels)} over frames as recorded and mined views; with
-    ``colour_match`` each frame takes, with that probability, the colours of a random frame of any source."""
+def source_arrays(sources: dict, spec) -> dict[str, tuple]:
+    """{source: (preprocessed frames as training sees them, labels)} over frames as recorded and mined views."""
+    from engines.data.arrays import from_samples
     from engines.data.sources import mined_views
-    from engines.training.colour_match import match_batch
-    from engines.training.training_data import from_samples
     out = {}
     for name, src in sources.items():
         data = from_samples(list(src.all()) + mined_views(src.all(), 2), spec)
         out[name] = (list(data.images), data.labels)
         log.info("%s: %d frames", name, len(data))
-    if colour_match > 0:
-        pool = match_batch([f for frames, _ in out.values() for f in frames], np.random.default_rng(seed), colour_match)
-        k = 0
-        for name, (frames, y) in out.items():
-            out[name] = (pool[k:k + len(frames)], y)
-            k += len(frames)
     return out
 
 
-def probe(sources: dict, spec, colour_match: float = 0.0, features: str = "colour") -> dict:
+def probe(sources: dict, spec, features: str = "colour") -> dict:
     rows = {}
-    for name, (frames, y) in source_arrays(sources, spec, colour_match).items():
+    for name, (frames, y) in source_arrays(sources, spec).items():
         X = np.stack([FEATURES[features](f) for f in frames])
         a = cross_validated_auroc(X, y)
         rows[name] = {"frames": len(y), "positives": int(y.sum()), "features": features,
@@ -133,21 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
     ap.add_argument("--model", default="engines/models/polypwatch-lite0-v3.onnx",
                     help="the model whose preprocessing (input size, crop, masks) the frames go through")
-    ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
-                    help="match each frame's colours to a random frame of the pool with probability P first")
     ap.add_argument("--features", choices=tuple(FEATURES), default="colour",
                     help="what the probe sees: colour statistics (default), sharpness/texture statistics, or both")
     ap.add_argument("--out", default=None, help="write style_probe.json here")
     args = ap.parse_args(argv)
-    if not 0.0 <= args.colour_match <= 1.0:
-        print(f"style_probe: --colour-match: expected a probability in [0, 1], got {args.colour_match}",
-              file=sys.stderr)
-        return 2
     try:
         from engines.data.sources import load_sources
         from engines.runtime.metadata import read_onnx_metadata
         spec = read_onnx_metadata(args.model).preprocess
-        rows = probe(load_sources(args.data_root), spec, args.colour_match, args.features)
+        rows = probe(load_sources(args.data_root), spec, args.features)
     except PolypwatchError as e:
         print(f"style_probe: {e}", file=sys.stderr)
         return 1

@@ -165,7 +165,7 @@ def adapt_model(model: str | Path, recordings, polyp_free, cfg: AdaptConfig, out
     """Write ``out`` (ONNX with metadata) and its checkpoint (``.pt``): ``model`` with batch-norm statistics from
     ``recordings`` (unlabelled video of the site's procedures) and a threshold from ``polyp_free`` (the site's
     recordings with no polyp in view)."""
-    from engines.training.export import export_onnx, write_torch_checkpoint
+    from engines.build.export import export_onnx, write_torch_checkpoint
     model, out = Path(model), Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"out: expected a path ending in .onnx, got {out}")

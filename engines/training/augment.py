@@ -6,19 +6,17 @@ import numpy as np
 
 from engines.data.osd import draw_centre_a_warning, draw_message_box
 from engines.runtime.preprocess import PreprocessSpec, apply_corner_mask
-from engines.training.debris import add_debris
 
 AUGMENTATIONS = ("standard", "strong")
 
 
 def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-            spec: PreprocessSpec, strength: str = "standard", debris: float = 0.0,
+            spec: PreprocessSpec, strength: str = "standard",
             message_box: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Any rotation (the scope turns freely), flips, scale/shift, colour and brightness jitter, blur.
 
-    ``strong`` adds wider scale, hue shifts, gamma and JPEG compression (other scopes and towers). ``debris``: the
-    probability of drawing stool fragments and residue (``engines.training.debris``) away from the polyp, before
-    the colour changes so that they change with the frame.
+    ``strong`` adds wider scale, hue shifts, gamma and JPEG compression (other scopes and towers). ``message_box``:
+    the probability of an on-screen message box (``engines.data.osd``) over the frame, of either label.
     """
     H, W = img.shape[:2]
     strong = strength == "strong"
@@ -35,8 +33,6 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
         M[0, 2] += W
     img = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
     mask = cv2.warpAffine(mask, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
-    if debris > 0 and rng.random() < debris:
-        img = add_debris(img, mask, rng)
     x = img.astype(np.float32)
     x *= rng.uniform(0.7, 1.3)                                              # brightness
     mean = x.mean()

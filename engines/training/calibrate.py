@@ -7,13 +7,8 @@ what a score of, say, 0.5 means. The threshold is then the lowest one at which E
 validation set keeps at least the target specificity: a source whose frames look unlike the others can no
 longer hide behind a large, easy one.
 
-``threshold_for_cells`` can also look inside each source, at each way its frames are shown (as recorded, on a
-tower screen, as re-framed polyp-free views: ``Sample.view``), and ask each cell for a margin over the target that
-grows as the cell shrinks (binomial standard errors, sqrt(s(1-s)/n)). Why it was tried (session 12): the all-source
-v4 candidate of session 11 kept 0.962 of Kvasir's validation negatives quiet at its threshold but 0.925 of the 160
-unseen normals. What it did: with one standard error the next run's threshold hit the 0.98 cap (PolypGen-A's 31
-validation negatives, one sequence, shown twice) and halved sensitivity, so the default stays the per-source rule
-with no margin (``tools/train --threshold-cells source --threshold-margin 0``); the model card has the figures.
+The rule's history (a stricter rule per way of showing a frame, with a margin, tried in session 12 and removed:
+it over-corrected) is in docs/EXPERIMENTS.md.
 """
 from __future__ import annotations
 
@@ -57,37 +52,17 @@ def fit_temperature(labels: np.ndarray, p: np.ndarray, lo: float = 0.05, hi: flo
     return float(np.exp((a + b) / 2))
 
 
-def required_specificity(specificity: float, n: int, margin_se: float) -> float:
-    """The specificity a cell of ``n`` negatives must show so that the target holds with ``margin_se`` binomial
-    standard errors to spare; never more than leaving one frame of the cell over the threshold."""
-    want = specificity + margin_se * float(np.sqrt(specificity * (1.0 - specificity) / n))
-    return min(want, max(specificity, 1.0 - 1.0 / n))
-
-
-def threshold_for_cells(scores: np.ndarray, labels: np.ndarray, sources: list[str], views: list[str],
-                        specificity: float, margin_se: float = 0.0,
-                        min_negatives: int = 20) -> tuple[float, dict[str, float]]:
-    """(threshold, {cell: its own threshold}): the strictest over the pooled negatives, each source's and, where a
-    source's negatives are shown more than one way, each (source, view) cell's with at least ``min_negatives``
-    negatives, each asked for ``specificity`` plus ``margin_se`` standard errors of its own size
-    (``required_specificity``). ``views`` name how each row is shown (``frame``, ``tower``, ``region``,
-    ``region+tower``)."""
-    scores, labels = np.asarray(scores), np.asarray(labels)
-    src, view = np.asarray(sources), np.asarray(views)
-    if not (len(src) == len(view) == len(scores) == len(labels)):
-        raise ValueError("threshold_for_cells: scores, labels, sources and views differ in length")
+def threshold_for_sources(scores: np.ndarray, labels: np.ndarray, sources: list[str], specificity: float,
+                          min_negatives: int = 20) -> tuple[float, dict[str, float]]:
+    """(threshold, {cell: its own threshold}): the strictest of the pooled negatives' and each source's with at least
+    ``min_negatives`` negatives, each the lowest threshold giving ``specificity`` on that cell."""
+    scores, labels, src = np.asarray(scores), np.asarray(labels), np.asarray(sources)
+    if not (len(src) == len(scores) == len(labels)):
+        raise ValueError("threshold_for_sources: scores, labels and sources differ in length")
     neg = labels == 0
     if not neg.any():
-        raise ValueError("threshold_for_cells: no negative frames")
-    cells = {"(pooled)": neg}
-    for name in sorted(set(src[neg].tolist())):
-        cells[name] = neg & (src == name)
-        shown = sorted(set(view[cells[name]].tolist()))
-        for v in shown if len(shown) > 1 else ():
-            cells[f"{name} {v}"] = cells[name] & (view == v)
-    per = {}
-    for cell, sel in cells.items():
-        n = int(sel.sum())
-        if cell == "(pooled)" or n >= min_negatives:
-            per[cell] = threshold_for_specificity(scores[sel], required_specificity(specificity, n, margin_se))
+        raise ValueError("threshold_for_sources: no negative frames")
+    cells = {"(pooled)": neg, **{name: neg & (src == name) for name in sorted(set(src[neg].tolist()))}}
+    per = {cell: threshold_for_specificity(scores[sel], specificity) for cell, sel in cells.items()
+           if cell == "(pooled)" or int(sel.sum()) >= min_negatives}
     return max(per.values()), per

