@@ -5,11 +5,12 @@ Operating room (the live path imports these):
                         metadata, postprocessing into boxes) and the ``Detector`` that walks a frame through it
 - ``engines.backends``  inference backends behind one protocol (ONNX Runtime, torch, TensorRT) + registry
 - ``engines.errors``    the exceptions of the whole project
+- ``engines.settings``  frozen settings validated at load (runtime configuration, training recipes)
 - ``engines.model``     the network definition (torch; used by the torch backend and training)
 
-Lab only (never imported by capture, pipeline, publisher or overlay):
-- ``engines.data``        dataset folder layouts, generated colonoscopy video, ground-truth files
-- ``engines.training``    training, augmentation, ONNX export, training reports
-- ``engines.evaluation``  evaluation over datasets, classification metrics
-- ``engines.build``       TensorRT engine building and INT8 calibration
+Lab only (never imported by capture, pipeline, publisher or overlay), each layer importing only those below it:
+- ``engines.data``        dataset folder layouts, the protocol, preprocessed arrays, generated video, truth files
+- ``engines.build``       ONNX export, TensorRT engine building and INT8 calibration
+- ``engines.evaluation``  evaluation over datasets, classification metrics, shortcut probes
+- ``engines.training``    recipes, training, augmentation, calibration, reports, site adaptation
 """

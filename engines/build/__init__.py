@@ -1,2 +1,3 @@
-"""Lab: compiling a trained ONNX model into a TensorRT engine ahead of time (build, INT8 calibration).
+"""Lab: turning a trained network into deployable files: ONNX export checked against torch, TensorRT engines built
+ahead of time, INT8 calibration frames.
 The sidecar that the runtime checks lives with the backends (``engines.backends.engine_sidecar``)."""

@@ -1,2 +1,2 @@
-"""Lab: training the polyp model (data to arrays, augmentation, the training loop, ONNX export, reports).
+"""Lab: training the polyp model (recipes, augmentation, the training loop, calibration, reports, site adaptation).
 Never imported by the live path."""
