@@ -77,10 +77,10 @@ def test_augmentation_draws_boxes_on_both_labels_and_leaves_the_stream_alone_whe
     mask = np.zeros((64, 64), np.float32)
     mask[20:44, 20:44] = 1.0
     a, ma = augment(img, mask, np.random.default_rng(3), spec, "strong")
-    b, mb = augment(img, mask, np.random.default_rng(3), spec, "strong", 0.0, 0.0)
+    b, mb = augment(img, mask, np.random.default_rng(3), spec, "strong", 0.0)
     assert np.array_equal(a, b) and np.array_equal(ma, mb)                  # off: the same draws, the same frame
-    boxed = [augment(img, mask, np.random.default_rng(k), spec, "standard", 0.0, 1.0) for k in range(10)]
-    plain = [augment(img, mask, np.random.default_rng(k), spec, "standard", 0.0, 0.0) for k in range(10)]
+    boxed = [augment(img, mask, np.random.default_rng(k), spec, "standard", 1.0) for k in range(10)]
+    plain = [augment(img, mask, np.random.default_rng(k), spec, "standard", 0.0) for k in range(10)]
     differs = [not np.array_equal(x[0], y[0]) for x, y in zip(boxed, plain, strict=True)]
     assert all(differs)
     assert all(x[1].shape == mask.shape and 0.0 <= x[1].min() and x[1].max() <= 1.0 for x in boxed)
