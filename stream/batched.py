@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from engines.errors import BackendError, SourceEnded, SourceError
 from stream.frame import Frame
+from stream.heartbeat import BeatClock
 from stream.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,7 @@ class BatchedPipeline(Pipeline):
         stop = threading.Event()
         decoder = threading.Thread(target=self._decode, args=(q, stop), name="decode", daemon=True)
         workers = max(1, min(8, (os.cpu_count() or 2) - 1))
-        period_ns = int(1e9 / cfg.publisher.heartbeat_hz)
-        next_beat = 0
+        beat = BeatClock(cfg.publisher.heartbeat_hz)
         try:
             with self.detector, ThreadPoolExecutor(workers, thread_name_prefix="preprocess") as pool:
                 self.publisher.status(self._status())
@@ -90,10 +90,8 @@ class BatchedPipeline(Pipeline):
                 self.state = "running"
                 ended = False
                 while not ended and not self.stop_event.is_set():
-                    now = time.monotonic_ns()
-                    if now >= next_beat:
+                    if beat.due(time.monotonic_ns()):
                         self.publisher.status(self._status())
-                        next_beat = now + period_ns
                     frames, ended = self._take(q)
                     if not frames:
                         break

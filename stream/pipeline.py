@@ -15,6 +15,7 @@ from engines.runtime.detector import Detector
 from stream.alerts import AlertFilter
 from stream.config import Config
 from stream.detection import Detection
+from stream.heartbeat import BeatClock
 from stream.publisher import Publisher
 from stream.reader import LatestFrameReader
 from stream.sources import make_source
@@ -123,8 +124,7 @@ class Pipeline:
     def run(self) -> dict:
         cfg = self.cfg
         self._open_outputs()
-        period_ns = int(1e9 / cfg.publisher.heartbeat_hz)
-        next_beat = 0
+        beat = BeatClock(cfg.publisher.heartbeat_hz)
         t_end = time.monotonic_ns() + int(cfg.pipeline.max_seconds * 1e9) if cfg.pipeline.max_seconds else None
         try:
             with self.detector:
@@ -134,13 +134,12 @@ class Pipeline:
                 self.state = "running"
                 while not self.stop_event.is_set():
                     now = time.monotonic_ns()
-                    if now >= next_beat:
+                    if beat.due(now):
                         self._update_state()
                         self.publisher.status(self._status())
-                        next_beat = now + period_ns
                     if t_end is not None and now >= t_end:
                         break
-                    frame = self.reader.get(timeout=min(0.05, period_ns / 1e9))
+                    frame = self.reader.get(timeout=beat.wait_s(time.monotonic_ns(), 0.05))
                     if frame is None:
                         if self.reader.ended:
                             if self.reader.failure:

@@ -108,3 +108,24 @@ def test_batched_replay_gives_the_same_detections_as_unbatched(clip, shipped_mod
     assert max(abs(a["score"] - b["score"]) for a, b in zip(d1, d4)) < 1e-4
     assert [len(d["boxes"]) for d in d4] == [len(d["boxes"]) for d in d1]
     assert m4["frame_raw"] == m1["frame_raw"] and m4.get("polyps") == m1.get("polyps")
+
+
+def test_replay_counts_the_frames_it_decoded_not_the_containers_claim(tiny_model, tmp_path):
+    """A file whose header promises more frames than it holds (here an MJPG AVI cut in half: 60 said, 30 there;
+    an MPEG-1 file once said 167 and held 199): the header line and metrics.json give the decoded count."""
+    path = tmp_path / "cut.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        w.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    w.release()
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    said = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
+    r = run_cli("replay", str(path), "--out", str(tmp_path / "o"), "--no-video", "--set", f"engine.model={tiny_model}")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert said == m["container_frames"] == 60
+    assert 0 < m["frames"] == m["processed"] < 60
+    assert m["warning"].startswith(f"the container says 60 frames, {m['frames']} were decoded")
+    assert f"{m['frames']} frames, processed {m['processed']}" in r.stdout

@@ -69,14 +69,19 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
             annot.close()
     _progress(inp.name, *position, inp.frame_count, inp.frame_count)
     threshold = pipe.alerts.on
-    m = compute(inp.truth, dets, inp.fps, inp.frame_count, threshold)
+    frames = decoded_frames(inp, summary, realtime)
+    m = compute(inp.truth, dets, inp.fps, frames, threshold)
     m.update(input=inp.source, model_id=pipe.detector.model_id, backend=pipe.detector.backend_name,
              mode="realtime" if realtime else "every frame", dropped=summary["dropped"] + summary["skipped_by_source"],
              budget_misses=summary["budget_misses"], budget_ms=summary["budget_ms"],
              latency_ms={"capture_to_publish": summary["capture_to"]["publish"], "stage": summary["stage"]},
              annotated_frames=annot.written if annot else 0, annotation_skipped=annot.skipped if annot else 0)
-    if not realtime and len(dets) != inp.frame_count:
-        m["warning"] = f"{len(dets)} frames processed of {inp.frame_count}: the input is shorter than it says"
+    m["container_frames"] = inp.frame_count
+    decoded = summary["read"] + summary["skipped_by_source"]
+    if not realtime and decoded != inp.frame_count:
+        m["warning"] = (f"the container says {inp.frame_count} frames, {decoded} were decoded: " +
+                        ("the figures count the decoded frames" if inp.truth is None else
+                         f"the figures are scored against the ground truth's {inp.truth.frame_count}"))
     m.update(extra or {})
     (tmp / "metrics.json").write_text(json.dumps(m, indent=1))
     write_report(tmp / "report.html", inp, dets, m, threshold)
@@ -84,6 +89,16 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return m
+
+
+def decoded_frames(inp: ReplayInput, summary: dict, realtime: bool) -> int:
+    """The frames the input really holds: what the source delivered (every-frame replay decodes them all); a
+    container's own count can be wrong (an MPEG-1 file said 167 and held 199). With ground truth the truth's count
+    stands (its frames are what the figures are scored against), and in real time what the clock let through is not
+    the input's length."""
+    if realtime or inp.truth is not None:
+        return inp.frame_count
+    return summary["read"] + summary["skipped_by_source"]
 
 
 def replay(inp_path: Path, out: Path, cfg: Config, truth: str | None, realtime: bool, video: bool = True) -> dict:
