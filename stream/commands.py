@@ -66,8 +66,8 @@ def cmd_run(args) -> int:
         pipe = Pipeline(cfg, source=args.source)
     _install_signals(pipe.stop_event.set)
     log = logging.getLogger("polypwatch")
-    log.info("publishing on %s with model %s (%s)", cfg.publisher.endpoint, pipe.detector.model_id,
-             pipe.detector.backend_name)
+    log.info("publishing on %s with model %s (%s, %s: %s)", cfg.publisher.endpoint, pipe.detector.model_id,
+             pipe.detector.backend_name, pipe.detector.precision.precision, pipe.detector.precision.reason)
     summary = pipe.run()
     print(format_summary(summary))
     if args.summary_json:

@@ -55,9 +55,10 @@ class EngineConfig:
     max_consecutive_errors: int = 30      # this many failed frames in a row stop the run
     batch_size: int = 1                   # replay of every frame (QA) only: frames per inference call, decoded
                                           # ahead in a thread; the live path always takes the newest single frame
+    precision: str = "auto"               # onnxruntime: auto (the INT8 twin where the CPU has VNNI) | fp32 | int8
 
     _ranges = {"threads": (0, 256), "max_consecutive_errors": (1, 100000), "batch_size": (1, 64)}
-    _choices = {"backend": ("auto", "onnxruntime", "torch", "tensorrt")}
+    _choices = {"backend": ("auto", "onnxruntime", "torch", "tensorrt"), "precision": ("auto", "fp32", "int8")}
 
 
 @dataclass(frozen=True)

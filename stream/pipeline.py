@@ -172,6 +172,7 @@ class Pipeline:
         rs = self.reader.stats()
         s = self.stats.summary()
         s.update(source=self.reader.source_id, model_id=self.detector.model_id, backend=self.detector.backend_name,
+                 **self.detector.precision.record(),
                  read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
                  reopen_attempts=rs.reopen_attempts,
                  published=self.publisher.sent, publish_dropped=self.publisher.dropped,
@@ -180,7 +181,8 @@ class Pipeline:
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"source {s['source']}  model {s['model_id']}  backend {s['backend']}",
+    lines = [f"source {s['source']}  model {s['model_id']}  backend {s['backend']}  precision {s['precision']} "
+             f"({s['precision_reason']})",
              f"frames read {s['read']}, processed {s['processed']}, dropped {s['dropped']} "
              f"(+{s['skipped_by_source']} skipped by the source), over the {s['budget_ms']:.0f} ms budget "
              f"{s['budget_misses']}, engine errors {s['errors']}, out of order {s['out_of_order']}, "

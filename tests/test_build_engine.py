@@ -105,7 +105,7 @@ def test_parity_comparison():
 @pytest.mark.parametrize("kw, message", [
     (dict(precision="int4"), r"--precision: expected one of"),
     (dict(batch=(2, 1, 4)), r"--batch: expected 1 <= min <= opt <= max"),
-    (dict(precision="int8"), r"int8 needs --calib-frames-from"),
+    (dict(precision="int8"), r"int8 needs --calib-data-root \(the protocol.s training frames\), --calib-frames-from"),
 ])
 def test_bad_options(tmp_path, kw, message):
     with pytest.raises(BuildError, match=message):

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="batch sizes of the optimisation profile (default 1,1,4)")
     ap.add_argument("--calib-frames-from", default="", metavar="DIR_OR_VIDEO",
                     help="int8: folder of frames or a video, run through the project's preprocessing")
+    ap.add_argument("--calib-data-root", default="", metavar="DIR",
+                    help="int8: calibrate on the training split of every source under DIR (laid out like ../shared/data)")
     ap.add_argument("--calib-count", type=int, default=256, help="int8: calibration frames (default 256)")
     ap.add_argument("--calib-batch", type=int, default=8, help="int8: calibration batch size (default 8)")
     ap.add_argument("--calib-cache", default="", help="int8: calibration cache to reuse/write (default OUT.calib)")
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         onnx = resolve_model_path(args.onnx)
         out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}.{args.precision}.engine")
         opts = BuildOptions(onnx=onnx, out=out, precision=args.precision, workspace_mb=args.workspace_mb,
-                            batch=batch, calib_source=args.calib_frames_from, calib_frames=args.calib_count,
+                            batch=batch, calib_source=args.calib_frames_from, calib_data_root=args.calib_data_root,
+                            calib_frames=args.calib_count,
                             calib_batch=args.calib_batch, calib_cache=args.calib_cache, timing_cache=args.timing_cache,
                             check_frames=args.check_frames, check_count=args.check_count, tolerance=args.tolerance)
         sidecar = build(opts)

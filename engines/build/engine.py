@@ -30,6 +30,7 @@ class BuildOptions:
     workspace_mb: int = 1024
     batch: tuple[int, int, int] = (1, 1, 4)           # min / opt / max batch of the optimisation profile
     calib_source: str = ""
+    calib_data_root: str = ""                         # int8: the training split of every source under this root
     calib_frames: int = 256
     calib_batch: int = 8
     calib_cache: str = ""
@@ -43,8 +44,9 @@ class BuildOptions:
             raise BuildError(f"--precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if not (1 <= self.batch[0] <= self.batch[1] <= self.batch[2]):
             raise BuildError(f"--batch: expected 1 <= min <= opt <= max, got {self.batch}")
-        if self.precision == "int8" and not (self.calib_source or self.calib_cache):
-            raise BuildError("--precision int8 needs --calib-frames-from (frames or a video) or an existing --calib-cache")
+        if self.precision == "int8" and not (self.calib_source or self.calib_data_root or self.calib_cache):
+            raise BuildError("--precision int8 needs --calib-data-root (the protocol's training frames), "
+                             "--calib-frames-from (frames or a video) or an existing --calib-cache")
 
 
 def check_output_writable(out: Path) -> None:
@@ -98,11 +100,13 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
         config.set_flag(trt.BuilderFlag.FP16)
     calib_sha = ""
     if opts.precision == "int8":
-        from engines.build.calibration import calibration_batches, make_entropy_calibrator
+        from engines.build.calibration import calibration_batches, make_entropy_calibrator, training_frames
         config.set_flag(trt.BuilderFlag.INT8)
         cache = Path(opts.calib_cache or str(opts.out) + ".calib")
-        batches = (list(calibration_batches(opts.calib_source, spec, opts.calib_frames, opts.calib_batch))
-                   if opts.calib_source else [np.zeros(shape(opts.calib_batch), np.float32)])
+        source = (training_frames(opts.calib_data_root, opts.calib_frames) if opts.calib_data_root
+                  else opts.calib_source)
+        batches = (list(calibration_batches(source, spec, opts.calib_frames, opts.calib_batch))
+                   if source else [np.zeros(shape(opts.calib_batch), np.float32)])
         config.int8_calibrator = make_entropy_calibrator(trt, batches, cache)
         config.set_calibration_profile(profile)
     timing = None

@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except PolypwatchError as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 1
-    m["model"] = meta.model_id
-    print(f"model {meta.model_id}, threshold {m['threshold']}")
+    m.update(model=meta.model_id, precision=meta.precision, model_file=str(model))
+    print(f"model {meta.model_id} ({meta.precision}), threshold {m['threshold']}")
     print(f"{'dataset':<20}{'frames':>8}{'pos':>6}{'sens':>8}{'spec':>8}{'AUROC':>8}")
     for name, d in m["per_dataset"].items():
         f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -125,8 +125,8 @@ def _protocol(args) -> int:
     except PolypwatchError as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 1
-    m["model"] = meta.model_id
-    text = f"model {meta.model_id}, threshold {m['threshold']}, split {m['split']}\n\n" + table(m)
+    m.update(model=meta.model_id, precision=meta.precision, model_file=str(model))
+    text = f"model {meta.model_id} ({meta.precision}), threshold {m['threshold']}, split {m['split']}\n\n" + table(m)
     print(text)
     if args.out:
         out = Path(args.out)

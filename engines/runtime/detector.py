@@ -13,6 +13,7 @@ from engines.runtime.area_watch import BorderWatch
 from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
 from engines.runtime.model_files import resolve_model_path
 from engines.runtime.postprocess import frame_heatmap, to_result
+from engines.runtime.precision import choose_precision
 from engines.runtime.preprocess import ActiveArea, Preprocessed, _pyramid, crop_to_input, find_active_area, normalise
 from engines.runtime.result import ModelResult
 
@@ -23,10 +24,14 @@ class Detector:
     """Owns the backend. ``with Detector(engine_cfg, preprocess_cfg) as det: det.detect(image)``."""
 
     def __init__(self, engine_cfg, preprocess_cfg):
-        self.model_path = resolve_model_path(engine_cfg.model)
+        self.backend_name = resolve_backend_name(engine_cfg.backend, engine_cfg.engine_file)
+        self.precision = choose_precision(resolve_model_path(engine_cfg.model), engine_cfg.precision,
+                                          self.backend_name)
+        self.model_path = self.precision.model_path
         self.meta: ModelMetadata = read_onnx_metadata(self.model_path)
         self.spec = self.meta.preprocess
-        self.backend_name = resolve_backend_name(engine_cfg.backend, engine_cfg.engine_file)
+        log.info("model %s, precision %s (%s): %s", self.meta.model_id, self.precision.precision,
+                 self.precision.reason, self.model_path)
         kwargs = {"model_path": self.model_path, "threads": engine_cfg.threads}
         if self.backend_name == "onnxruntime":
             kwargs["spin"] = engine_cfg.spin_wait

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from pathlib import Path
 
 import numpy as np
+
+from engines.runtime.cpu import cpu_info
 
 
 def array_fingerprint(images: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> str:
@@ -27,22 +28,6 @@ def array_fingerprint(images: np.ndarray, masks: np.ndarray, labels: np.ndarray)
     return h.hexdigest()[:16]
 
 
-def _cpuinfo() -> dict:
-    """The first processor's model name, family, model and whether it has AVX-512 (the name alone, e.g. "AMD EPYC",
-    does not tell two generations apart; sessions 11 and 12 ran on family 25 model 17 with AVX-512 and model 1
-    without)."""
-    info = {"cpu": platform.processor() or "unknown", "cpu_family_model": "", "avx512": False}
-    try:
-        lines = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0].splitlines()
-    except OSError:
-        return info
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-    info["cpu"] = fields.get("model name", info["cpu"])
-    info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
-    info["avx512"] = "avx512f" in fields.get("flags", "").split()
-    return info
-
-
 def environment() -> dict:
     """The numeric environment: torch, numpy and OpenCV versions, the CPU kernel path torch chose (AVX2, AVX512...),
     whether OpenCV's instruction-set dispatch is on (it changes rendered pixels: ``cv2.setUseOptimized(False)``
@@ -52,7 +37,7 @@ def environment() -> dict:
     return {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
             "python": platform.python_version(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "opencv_optimized": bool(cv2.useOptimized()), "torch_threads": torch.get_num_threads(),
-            **_cpuinfo(), "machine": platform.machine()}
+            **cpu_info().summary(), "machine": platform.machine()}
 
 
 def provenance(tr_set, va_set) -> dict:

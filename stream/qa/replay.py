@@ -72,6 +72,7 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
     frames = decoded_frames(inp, summary, realtime)
     m = compute(inp.truth, dets, inp.fps, frames, threshold)
     m.update(input=inp.source, model_id=pipe.detector.model_id, backend=pipe.detector.backend_name,
+             **pipe.detector.precision.record(),
              mode="realtime" if realtime else "every frame", dropped=summary["dropped"] + summary["skipped_by_source"],
              budget_misses=summary["budget_misses"], budget_ms=summary["budget_ms"],
              latency_ms={"capture_to_publish": summary["capture_to"]["publish"], "stage": summary["stage"]},
@@ -108,7 +109,7 @@ def replay(inp_path: Path, out: Path, cfg: Config, truth: str | None, realtime: 
 
 def format_metrics(m: dict) -> str:
     lines = [f"{m['input']}: {m['frames']} frames, processed {m['processed']}, dropped {m['dropped']}, "
-             f"over budget {m['budget_misses']}, mode {m['mode']}"]
+             f"over budget {m['budget_misses']}, mode {m['mode']}, precision {m.get('precision', 'fp32')}"]
     if "frame_raw" in m:
         fr, fa, po, f = m["frame_raw"], m["frame_alert"], m["polyps"], m["false_alarms"]
         lines += [f"  frame (raw score): AUROC {fr['auroc']}, sensitivity {fr['sensitivity']}, specificity {fr['specificity']}",

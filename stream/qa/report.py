@@ -155,7 +155,8 @@ td{{border-bottom:1px solid #ddd;padding:4px 12px}} figure{{display:inline-block
 figcaption{{font-size:12px}} img{{max-width:100%}} .note{{color:#666;font-size:13px}}</style></head><body>
 <h1>Replay: {html.escape(inp.name)}</h1>
 <p class="note">Source {html.escape(inp.source)} · {metrics['frames']} frames at {inp.fps:g} fps · model
-{html.escape(metrics.get('model_id', ''))} · threshold {threshold:.3f} · mode {html.escape(metrics.get('mode', ''))}.
+{html.escape(metrics.get('model_id', ''))} · precision {html.escape(metrics.get('precision', 'fp32'))}
+({html.escape(metrics.get('precision_reason', ''))}) · threshold {threshold:.3f} · mode {html.escape(metrics.get('mode', ''))}.
 Research software, not a medical device.</p>
 <table>{''.join(f'<tr><td>{html.escape(k)}</td><td>{v}</td></tr>' for k, v in rows)}</table>
 <h2>Score over time</h2><img src="{_timeline(inp, dets, threshold)}">

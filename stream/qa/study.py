@@ -51,8 +51,12 @@ class JobResult:
 
 def config_digest(cfg: Config, realtime: bool, video: bool) -> dict:
     """What shapes a replay's results: preprocessing, engine, alerts, capture fps, the replay mode."""
+    from engines.backends import resolve_backend_name
     from engines.runtime.model_files import resolve_model_path
-    model = resolve_model_path(cfg.engine.model)
+    from engines.runtime.precision import choose_precision
+    # the file that will run: with engine.precision auto, another CPU may run the INT8 twin instead
+    model = choose_precision(resolve_model_path(cfg.engine.model), cfg.engine.precision,
+                             resolve_backend_name(cfg.engine.backend, cfg.engine.engine_file)).model_path
     engine = dataclasses.asdict(cfg.engine) | {"model": str(model)}
     shaping = {"preprocess": dataclasses.asdict(cfg.preprocess), "engine": engine,
                "alerts": dataclasses.asdict(cfg.alerts), "capture_fps": cfg.capture.fps,

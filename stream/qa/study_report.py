@@ -29,7 +29,8 @@ def row(r: JobResult) -> dict:
     pol, fa, alert = m.get("polyps", {}), m.get("false_alarms", {}), m.get("frame_alert", {})
     lat = m.get("latency_ms", {}).get("capture_to_publish", {})
     frames, processed, dropped = m.get("frames"), m.get("processed"), m.get("dropped", 0)
-    ended_early = bool(m) and processed is not None and frames is not None and processed + dropped < frames
+    said = m.get("container_frames", frames)        # a file that holds fewer frames than its container says
+    ended_early = bool(m) and processed is not None and said is not None and processed + dropped < said
     return {"input": r.name, "path": r.path, "status": r.status, "error": r.error or None,
             "ended_early": ended_early, "frames": frames, "processed": processed, "dropped": dropped,
             "polyps": pol.get("count"), "detected": pol.get("detected"),
@@ -37,7 +38,8 @@ def row(r: JobResult) -> dict:
             "detection_rate_ci95": wilson(pol.get("detected", 0), pol["count"]) if pol.get("count") else None,
             "sensitivity_alert": alert.get("sensitivity"), "specificity_alert": alert.get("specificity"),
             "false_alarms_per_min": fa.get("per_minute"), "latency_p50_ms": lat.get("p50"),
-            "latency_p99_ms": lat.get("p99"), "model_id": m.get("model_id"), "seconds": round(r.seconds, 2),
+            "latency_p99_ms": lat.get("p99"), "model_id": m.get("model_id"), "precision": m.get("precision"),
+            "seconds": round(r.seconds, 2),
             "report": f"{r.name}/report.html" if r.status != "failed" else None}
 
 
@@ -48,7 +50,8 @@ def pooled(results: list[JobResult]) -> dict:
     fa = {k: sum(m["frame_alert"].get(k, 0) for m in ms) for k in ("tp", "fn", "tn", "fp")}
     minutes = sum((m.get("duration_s") or 0) / 60 for m in ms)
     fas = sum(m["false_alarms"]["count"] for m in ms)
-    return {"inputs_with_truth": len(ms), "polyps": pc, "polyps_detected": pd,
+    precisions = sorted({r.metrics["precision"] for r in results if r.metrics and r.metrics.get("precision")})
+    return {"inputs_with_truth": len(ms), "precision": precisions, "polyps": pc, "polyps_detected": pd,
             "polyp_detection_rate": round(pd / pc, 4) if pc else None, "polyp_detection_rate_ci95": wilson(pd, pc),
             "frame_sensitivity_alert": round(fa["tp"] / (fa["tp"] + fa["fn"]), 4) if fa["tp"] + fa["fn"] else None,
             "frame_sensitivity_alert_ci95": wilson(fa["tp"], fa["tp"] + fa["fn"]),
@@ -81,7 +84,8 @@ def _cell(v) -> str:
 
 def markdown(s: dict) -> str:
     lines = [f"Study: {s['counts']['done']} done, {s['counts']['skipped']} finished earlier, "
-             f"{s['counts']['failed']} failed; model {s['study'].get('model_id')}", "",
+             f"{s['counts']['failed']} failed; model {s['study'].get('model_id')}, precision "
+             f"{', '.join(s['study'].get('precision') or ['–'])}", "",
              "| " + " | ".join(COLUMNS) + " | error |", "|" + "---|" * (len(COLUMNS) + 1)]
     for r in s["inputs"]:
         note = r["error"] or ("ended early" if r["ended_early"] else "")

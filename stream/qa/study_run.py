@@ -49,6 +49,7 @@ def run_study(inputs: list[Path], out: Path, cfg: Config, truth: str | None, rea
     meta = {"inputs": len(inputs), "runner": runner.name, "seconds": round(time.monotonic() - t0, 2),
             "frames_run": sum(frames.get(r.name, 0) for r in ordered if r.status == "done"),
             "model_id": next((r.metrics.get("model_id") for r in ordered if r.metrics), None),
+            "precision": sorted({r.metrics["precision"] for r in ordered if r.metrics and r.metrics.get("precision")}),
             **config_digest(cfg, realtime, video)}
     write_study(out, ordered, meta)
     return ordered

@@ -1,0 +1,49 @@
+"""tools/quantize: the INT8 twin of a model for ONNX Runtime on the CPU (engines/build/quantize.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from engines.errors import PolypwatchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="quantize", description=__doc__.split("(")[0].strip())
+    ap.add_argument("--model", default="", help="the fp32 ONNX model (default: the shipped model)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data-root", metavar="DIR",
+                     help="calibrate on the training split of every source under DIR (laid out like ../shared/data)")
+    src.add_argument("--frames-from", metavar="DIR_OR_VIDEO", help="calibrate on a folder of frames or a video")
+    ap.add_argument("--count", type=int, default=300, help="calibration frames (default 300)")
+    ap.add_argument("--method", default="minmax", help="calibration: minmax (default), percentile or entropy")
+    ap.add_argument("--exclude", action="append", default=[], metavar="NODE",
+                    help="keep this node in fp32 as well (repeatable; the head always is)")
+    ap.add_argument("--threshold", type=float, default=0.0, help="the twin's own threshold (default: the fp32 model's)")
+    ap.add_argument("--out", default="", help="where to write it (default: MODEL.int8.onnx beside the model)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from engines.build.calibration import CalibrationSet, training_frames
+    from engines.build.quantize import QuantizeOptions, quantize_model
+    from engines.runtime.model_files import resolve_model_path
+    try:
+        cal = (training_frames(args.data_root, args.count) if args.data_root
+               else CalibrationSet(str(args.frames_from), path=str(args.frames_from)))
+        opts = QuantizeOptions(onnx=resolve_model_path(args.model), calibration=cal,
+                               out=Path(args.out) if args.out else None, count=args.count, method=args.method,
+                               exclude=tuple(args.exclude), threshold=args.threshold)
+        record = quantize_model(opts)
+    except PolypwatchError as e:
+        print(f"quantize: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"quantize: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(record, indent=1))
+    return 0
