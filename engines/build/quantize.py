@@ -29,6 +29,7 @@ from engines.runtime.precision import int8_twin
 log = logging.getLogger(__name__)
 HEAD_OPS = ("Sigmoid", "Gemm", "ReduceMean", "ReduceMax", "Squeeze")
 METHODS = ("minmax", "percentile", "entropy")
+COMPUTE_OPS = ("Conv", "Gemm", "Sigmoid", "ReduceMean", "ReduceMax", "Add")     # the kept nodes worth recording
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class QuantizeOptions:
     out: Path | None = None              # None: the twin's place beside the fp32 file
     count: int = 300                     # calibration frames
     method: str = "minmax"
-    exclude: tuple[str, ...] = ()        # more nodes kept in fp32 (names as in the fp32 graph)
+    exclude: tuple[str, ...] = ()        # more nodes kept in fp32: names, or prefixes ending in * (matching_nodes)
     threshold: float = 0.0               # 0: the fp32 model's
 
     def __post_init__(self) -> None:
@@ -59,6 +60,20 @@ def head_nodes(graph) -> list[str]:
         if n.op_type == "Sigmoid" and n.input[0] in producer and producer[n.input[0]].op_type == "Conv":
             head.append(producer[n.input[0]].name)
     return head
+
+
+def matching_nodes(graph, patterns: tuple[str, ...], model_name: str = "the model") -> list[str]:
+    """The nodes named by ``patterns``: a node's name, or a prefix ending in ``*`` (``/net/blocks16.0/*``: a whole
+    block). A pattern that names no node is an error."""
+    names = [n.name for n in graph.node]
+    out = []
+    for pat in patterns:
+        hits = [n for n in names if n.startswith(pat[:-1])] if pat.endswith("*") else [n for n in names if n == pat]
+        if not hits:
+            raise ValueError(f"--exclude: no node {pat!r} in {model_name} (after pre-processing); e.g. "
+                             f"{[n.name for n in graph.node if n.op_type == 'Conv'][:3]}")
+        out += hits
+    return out
 
 
 def _reader(batches: list[np.ndarray], input_name: str):
@@ -89,12 +104,8 @@ def quantize_model(opts: QuantizeOptions) -> dict:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(opts.onnx), str(pre))
         graph = onnx.load(str(pre)).graph
-        known = {n.name for n in graph.node}
-        missing = [n for n in opts.exclude if n not in known]
-        if missing:
-            raise ValueError(f"--exclude: no node {missing[0]!r} in {opts.onnx.name} (after pre-processing); "
-                             f"e.g. {sorted(n.name for n in graph.node if n.op_type == 'Conv')[:3]}")
-        kept = sorted(set(head_nodes(graph)) | set(opts.exclude))
+        kept = sorted(set(head_nodes(graph)) | set(matching_nodes(graph, opts.exclude, opts.onnx.name)))
+        op_of = {n.name: n.op_type for n in graph.node}
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[opts.method]
         quantize_static(str(pre), str(out), _reader(batches, meta.input_name), quant_format=QuantFormat.QDQ,
@@ -103,7 +114,8 @@ def quantize_model(opts: QuantizeOptions) -> dict:
     record = {"fp32_model": opts.onnx.name, "fp32_sha256": _sha256(opts.onnx),
               "calibration": {**opts.calibration.describe(), "frames": len(batches)},
               "method": opts.method, "format": "QDQ, per-channel int8 weights, uint8 activations",
-              "kept_fp32": kept, "onnxruntime": onnxruntime.__version__}
+              "kept_fp32_patterns": list(opts.exclude), "kept_fp32": [n for n in kept if op_of[n] in COMPUTE_OPS],
+              "onnxruntime": onnxruntime.__version__}
     twin = dataclasses.replace(meta, precision="int8", quantization=record,
                                threshold=opts.threshold or meta.threshold)
     write_onnx_metadata(out, twin)

@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--count", type=int, default=300, help="calibration frames (default 300)")
     ap.add_argument("--method", default="minmax", help="calibration: minmax (default), percentile or entropy")
     ap.add_argument("--exclude", action="append", default=[], metavar="NODE",
-                    help="keep this node in fp32 as well (repeatable; the head always is)")
+                    help="keep this node in fp32 as well, or every node under a prefix ending in * such as "
+                         "'/net/blocks16.0/*' (repeatable; the head always is)")
     ap.add_argument("--threshold", type=float, default=0.0, help="the twin's own threshold (default: the fp32 model's)")
     ap.add_argument("--out", default="", help="where to write it (default: MODEL.int8.onnx beside the model)")
     return ap

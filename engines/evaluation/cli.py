@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of that split (as given to tools/train)")
     ap.add_argument("--threshold", type=float, default=0.0, help="operating threshold (default: the model's)")
     ap.add_argument("--no-shortcut-check", action="store_true", help="skip the painted-corner re-scoring")
+    ap.add_argument("--parity-with", default="", metavar="METRICS_JSON",
+                    help="with --data-root: compare with another numerics' evaluation of the same model (its fp32 "
+                         "metrics.json): AUROC, checks, IoU and the negative sets (engines/evaluation/parity.py); "
+                         "writes parity.md/.json beside metrics.json, exit 3 if a condition is not met")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="", help="write metrics.json (and scores.csv) into this folder")
     return ap
@@ -128,6 +132,15 @@ def _protocol(args) -> int:
     m.update(model=meta.model_id, precision=meta.precision, model_file=str(model))
     text = f"model {meta.model_id} ({meta.precision}), threshold {m['threshold']}, split {m['split']}\n\n" + table(m)
     print(text)
+    parity = None
+    if args.parity_with:
+        from engines.evaluation.parity import compare, markdown
+        try:
+            parity = compare(json.loads(Path(args.parity_with).read_text()), m)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"evaluate: --parity-with {args.parity_with}: {e}", file=sys.stderr)
+            return 2
+        print("\nParity with " + args.parity_with + ":\n" + markdown(parity))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -139,4 +152,8 @@ def _protocol(args) -> int:
             for s in scores:
                 fh.write(f"{s.sample.image},{s.sample.dataset},{s.sample.group},{s.sample.view},{s.label},"
                          f"{s.score:.5f},{s.score_painted:.5f},{s.score_boxed:.5f},{s.score_warned:.5f}\n")
-    return 0
+        if parity is not None:
+            from engines.evaluation.parity import markdown
+            (out / "parity.json").write_text(json.dumps(parity, indent=1))
+            (out / "parity.md").write_text(markdown(parity) + "\n")
+    return 3 if parity is not None and not parity["ok"] else 0

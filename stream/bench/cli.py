@@ -17,14 +17,10 @@ def environment() -> dict:
     import cv2
     import numpy
     import onnxruntime
-    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu": platform.processor() or "",
+    from engines.runtime.cpu import cpu_info
+    env = {"python": platform.python_version(), "platform": platform.platform(), **cpu_info().summary(),
            "cores": __import__("os").cpu_count(), "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__,
            "numpy": numpy.__version__}
-    try:
-        with open("/proc/cpuinfo") as f:
-            env["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), env["cpu"])
-    except OSError:
-        pass
     try:
         import torch
         env["torch"] = torch.__version__
@@ -36,7 +32,8 @@ def environment() -> dict:
 
 SCENARIOS = ("live_1080p30", "live_1080p60", "live_1080p30_torch_cpu", "overlay_1080p30", "replay_1080p30",
              "replay_1080p30_batched", "decode_1080p30", "model_alone_cpu", "baseline_live_1080p30",
-             "baseline_fast_1080p30")
+             "baseline_fast_1080p30", "model_alone_cpu_int8", "live_1080p30_int8", "live_1080p60_int8",
+             "replay_1080p30_int8")
 CUDA_SCENARIOS = ("live_1080p60_torch_cuda", "replay_1080p30_cuda_batched", "model_alone_cuda")
 GPU_REPORT = ("live_1080p60_torch_cuda", "model_alone_cuda", "replay_1080p30_cuda_batched", "decode_1080p30")
 CUDA_LIVE = ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"]
@@ -72,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     c30 = make_clip(out, 30, (1920, 1080), args.seconds)
     c60 = make_clip(out, 60, (1920, 1080), args.seconds)
-    ort = ["engine.backend=onnxruntime"]
+    ort = ["engine.backend=onnxruntime", "engine.precision=fp32"]     # fp32 rows stay fp32 on a VNNI machine too
+    ort8 = ["engine.backend=onnxruntime", "engine.precision=int8"]
     from engines.runtime.model_files import DEFAULT_MODEL
     scenarios = {
         "live_1080p30": lambda k: pipeline(c30, work, f"live30-{k}", ort),
@@ -84,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                                                      pace=False),
         "model_alone_cpu": lambda k: python_module(c30, work, f"model-alone-cpu-{k}", "stream.bench.model_alone",
                                                    ["--device", "cpu"], positional_clip=False),
+        "model_alone_cpu_int8": lambda k: python_module(c30, work, f"model-alone-cpu-int8-{k}", "stream.bench.model_alone",
+                                                        ["--device", "cpu", "--precision", "int8"], positional_clip=False),
+        "live_1080p30_int8": lambda k: pipeline(c30, work, f"live30-int8-{k}", ort8),
+        "live_1080p60_int8": lambda k: pipeline(c60, work, f"live60-int8-{k}", ort8),
+        "replay_1080p30_int8": lambda k: pipeline(c30, work, f"replay30-int8-{k}", ort8, pace=False),
         "decode_1080p30": lambda k: python_module(c30, work, f"decode30-{k}", "stream.bench.decode", []),
         "baseline_live_1080p30": lambda k: python_module(c30, work, f"baseline-live30-{k}", "stream.bench.baseline",
                                                          [str(DEFAULT_MODEL), "--realtime"]),

@@ -34,13 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--iters", type=int, default=500)
+    ap.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="cpu: engine.precision")
     args = ap.parse_args(argv)
     from engines.data.synthetic import SceneRenderer, SynthParams
     from engines.data.synthetic.params import parse_size
     from engines.runtime.detector import Detector
     from stream.config import load_config
     w, h = parse_size(args.size)
-    sets = (["engine.backend=onnxruntime"] if args.device == "cpu" else
+    sets = (["engine.backend=onnxruntime", f"engine.precision={args.precision}"] if args.device == "cpu" else
             ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"])
     cfg = load_config(None, sets)
     frame = SceneRenderer(SynthParams(seed=21, seconds=10, width=w, height=h, fps=30)).render(90).image
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = det.spec
         x = np.random.default_rng(0).standard_normal((1, 3, spec.input_height, spec.input_width)).astype(np.float32)
         figs["model_id"], figs["backend"] = det.model_id, det.backend_name
+        figs.update(det.precision.record())
         figs["warmup"] = det.warm_up(frame.shape)
         figs["model_infer_ms"] = _time(lambda: det.backend.infer(x), args.iters)
         figs["latency_ms"] = _time(lambda: det.detect(frame), args.iters)          # the whole per-frame path

@@ -71,6 +71,23 @@ def targets(rows: dict[str, Row]) -> list[str]:
     bp, lp = fig("baseline_live_1080p30", "latency_ms", "p99"), fig("live_1080p30", "capture_to_publish_ms", "p99")
     if bp and lp:
         line("p99 latency ≤ half the baseline loop's (1080p30, live)", f"{lp} vs {bp} ms = {lp / bp:.2f}x", lp <= bp / 2)
+    out += int8_targets(fig, line)
+    return out
+
+
+def int8_targets(fig, line) -> list[str]:
+    """Issue "CPU INT8": the INT8 rows against the fp32 rows of the same run."""
+    out: list[str] = []
+    for key, what in (("latency_ms", "whole per-frame path at 1080p"), ("model_infer_ms", "the model alone")):
+        a, b = fig("model_alone_cpu", key, "p50"), fig("model_alone_cpu_int8", key, "p50")
+        if a and b:
+            line(f"INT8 {what}: p50 ≤ 0.65 × fp32", f"{b} vs {a} ms = {b / a:.2f}x", b <= 0.65 * a)
+    a, b = fig("replay_1080p30", "fps"), fig("replay_1080p30_int8", "fps")
+    if a and b:
+        line("every-frame replay with INT8 ≥ 1.3 × fp32", f"{b} vs {a} fps = {b / a:.2f}x", b >= 1.3 * a)
+    d = fig("live_1080p60_int8", "drop_percent")
+    if d is not None:
+        line("live 1080p60 with INT8: drops ≤ 0.5%", f"{d}%", d <= 0.5)
     return out
 
 
