@@ -102,7 +102,7 @@ def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(ship
     from engines.runtime.detector import Detector
     from stream.config import load_config
     base = [f"engine.model={shipped_model}", "preprocess.active_area_every=1"]
-    ort_cfg = load_config(None, base + ["engine.backend=onnxruntime"])
+    ort_cfg = load_config(None, base + ["engine.backend=onnxruntime", "engine.precision=fp32"])
     dev_cfg = load_config(None, base + ["engine.backend=torch", "engine.device=cpu", "engine.device_preprocess=true"])
     frames = [SceneRenderer(SynthParams(seed=s, seconds=10, width=960, height=540, fps=25)).render(i).image
               for s, i in ((1, 60), (2, 200), (3, 40), (4, 120))]
