@@ -3,6 +3,7 @@ import pytest
 
 from engines.data.synthetic import SceneRenderer, SynthParams
 from engines.runtime.preprocess import (
+    ActiveArea,
     PreprocessSpec,
     crop_mask,
     crop_to_input,
@@ -125,3 +126,45 @@ def test_detector_follows_a_layout_change_on_the_same_frame(tiny_model):
         det.detect(np.full((360, 640, 3), 120, np.uint8))
         assert det._area.x0 <= 4 and det._area.x1 >= 636         # searched again at once, not 1000 frames later
         assert det.area_watch.searches == 2
+
+
+@pytest.mark.parametrize("h, w, input_size", [(1080, 1920, 192), (1080, 1920, 256), (720, 1280, 192),
+                                              (576, 720, 192), (479, 641, 192), (240, 320, 64)])
+def test_between_searches_the_live_path_gives_the_shared_preprocessing_to_the_pixel(h, w, input_size):
+    """Between area searches the detector halves only the crop's region of the frame; the model input must be the
+    shared preprocessing's (``preprocess``: the whole frame's pyramid) to the bit, for every frame size and area."""
+    from engines.runtime.preprocess import _pyramid, crop_to_input_at_depth, keep_mask, pyramid_depth
+    spec = PreprocessSpec(input_height=input_size, input_width=input_size)
+    r = SceneRenderer(SynthParams(seed=5, seconds=10, width=w, height=h, fps=25))
+    for i in (10, 90, 170):
+        img = r.render(i).image
+        levels = _pyramid(img, max(spec.analysis_width, spec.input_width))
+        assert len(levels) == pyramid_depth(h, w, spec)
+        area = find_active_area(img, spec, levels)
+        for a in (area, ActiveArea(area.x0 + 3, area.y0 + 1, area.x1 - 5, area.y1 - 1, area.polygon)):
+            want = crop_to_input(img, a, spec, levels)
+            got = crop_to_input_at_depth(img, a, spec, len(levels))
+            assert np.array_equal(got, want)
+            assert np.array_equal(crop_to_input_at_depth(img, a, spec, len(levels), keep_mask(a, spec)), want)
+
+
+def test_the_detector_between_searches_equals_the_shared_preprocessing(tiny_model):
+    from engines.runtime.detector import Detector
+    from stream.config import load_config
+    cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime", "engine.precision=fp32",
+                             "preprocess.active_area_every=1000"])
+    r = SceneRenderer(SynthParams(seed=8, seconds=10, width=960, height=540, fps=25))
+    with Detector(cfg.engine, cfg.preprocess) as det:
+        frames = [r.render(i).image for i in range(0, 200, 20)]
+        first = det.preprocess(frames[0])
+        for f in frames[1:]:
+            got = det.preprocess(f)
+            assert got.area is first.area                           # no search: the area is kept
+            want = crop_to_input(f, first.area, det.spec, _levels_of(f, det.spec))
+            assert np.array_equal(got.tensor, normalise(want, det.spec))
+        assert det.area_watch.searches == 1
+
+
+def _levels_of(img, spec):
+    from engines.runtime.preprocess import _pyramid
+    return _pyramid(img, max(spec.analysis_width, spec.input_width))

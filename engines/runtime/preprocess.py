@@ -137,13 +137,31 @@ def crop_to_input(image: np.ndarray, area: ActiveArea, spec: PreprocessSpec,
     Returns HxWx3 uint8 in the frame's BGR order (what augmentation and review images work on).
     The crop is taken from the smallest pyramid level that still has at least the input's resolution.
     """
-    H, W = spec.input_height, spec.input_width
     levels = _levels if _levels is not None else [image]
     k, (x0, y0, x1, y1) = crop_level(area, spec, len(levels))
-    crop = levels[k][y0:y1, x0:x1]
-    out = cv2.resize(crop, (W, H), interpolation=cv2.INTER_AREA)
-    out *= keep_mask(area, spec)[:, :, None]
-    return out
+    return resize_and_mask(levels[k][y0:y1, x0:x1], area, spec)
+
+
+def crop_to_input_at_depth(image: np.ndarray, area: ActiveArea, spec: PreprocessSpec, depth: int,
+                           keep: np.ndarray | None = None) -> np.ndarray:
+    """``crop_to_input(image, area, spec, _pyramid(image, ...))`` of a pyramid ``depth`` levels deep, to the pixel,
+    halving only the crop's region of the frame instead of the whole frame (the live path between area searches:
+    the border and the tower's text around the scope image are never halved). A pyramid level is an exact 2x2
+    average of the one above it, so the level-k crop is the crop's aligned full-resolution region halved k times.
+    ``keep``: the area's keep mask, when the caller holds it already."""
+    k, (x0, y0, x1, y1) = crop_level(area, spec, depth)
+    region = image[y0 << k:y1 << k, x0 << k:x1 << k]
+    for _ in range(k):
+        region = _halve(region)
+    return resize_and_mask(region, area, spec, keep)
+
+
+def resize_and_mask(crop: np.ndarray, area: ActiveArea, spec: PreprocessSpec,
+                    keep: np.ndarray | None = None) -> np.ndarray:
+    """The crop at the model's input size (INTER_AREA), black outside the outline and in the corner."""
+    out = cv2.resize(crop, (spec.input_width, spec.input_height), interpolation=cv2.INTER_AREA)
+    keep = keep_mask(area, spec) if keep is None else keep
+    return cv2.bitwise_and(out, out, mask=keep)      # = out * keep (0/1), without numpy's broadcast multiply
 
 
 def crop_level(area: ActiveArea, spec: PreprocessSpec, n_levels: int) -> tuple[int, tuple[int, int, int, int]]:
