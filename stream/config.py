@@ -39,8 +39,10 @@ class CaptureConfig:
 class PreprocessConfig:
     active_area_every: int = 30           # search the active area at least every N frames (1 = every frame); also
                                           # at once on a new frame size or when the dark border lights up
+    opencv_threads: int = 1               # OpenCV's worker threads in the pipeline process (0 = OpenCV's default, one
+                                          # per core): 1 leaves the cores to ONNX Runtime's pool and the decoder
 
-    _ranges = {"active_area_every": (1, 10000)}
+    _ranges = {"active_area_every": (1, 10000), "opencv_threads": (0, 256)}
 
 
 @dataclass(frozen=True)

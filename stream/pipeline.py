@@ -32,6 +32,8 @@ class EngineFailing(PolypwatchError):
 class Pipeline:
     def __init__(self, cfg: Config, source: str | None = None):
         self.cfg = cfg
+        if cfg.preprocess.opencv_threads:       # process-wide: preprocessing runs in this thread, beside ORT's pool
+            cv2.setNumThreads(cfg.preprocess.opencv_threads)
         c = cfg.capture
         self.source = make_source(source or c.source, c.width, c.height, c.fps, c.fourcc)
         self.source.open()            # a bad source fails before the model is loaded
@@ -176,7 +178,8 @@ class Pipeline:
                  read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
                  reopen_attempts=rs.reopen_attempts,
                  published=self.publisher.sent, publish_dropped=self.publisher.dropped,
-                 endpoint=self.publisher.endpoint, warmup=self.warmup)
+                 endpoint=self.publisher.endpoint, warmup=self.warmup,
+                 threads={"onnxruntime": self.cfg.engine.threads, "opencv": cv2.getNumThreads()})
         return s
 
 

@@ -138,6 +138,7 @@ def test_the_precision_is_in_the_run_summary_and_the_replay_metrics(twin, clip, 
         assert r.returncode == 0, r.stderr[-2000:]
         s = json.loads(summary.read_text())
         assert (s["precision"], s["model_file"]) == (expect, str(file)) and "asked for" in s["precision_reason"]
+        assert s["threads"] == {"onnxruntime": 2, "opencv": 1}      # the defaults: no OpenCV pool beside ORT's
         assert f"precision {expect} (asked for" in r.stdout
     r = run_cli("replay", str(clip), "--out", str(tmp_path / "qa"), "--no-video", "--set", f"engine.model={fp32}",
                 "--set", "engine.precision=int8")
