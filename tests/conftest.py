@@ -73,7 +73,7 @@ def frame_image(h: int = 120, w: int = 160, value: int = 100) -> np.ndarray:
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     """A tiny copy of the ../shared/data layout made of generated frames: kvasir-seg (+ official split lists),
-    kvasir-normal, cvc-colondb (+ its README sequence table), polypgen-ab centres A and B."""
+    kvasir-normal, cvc-colondb (+ its README sequence table), polypgen-ab centres A and B, bkai-igh."""
     import cv2
 
     from engines.data.synthetic import SceneRenderer, SynthParams
@@ -90,7 +90,7 @@ def data_root(tmp_path_factory) -> Path:
             pos.append((f.image, m))
         elif not f.polyps and len(neg) < 40:
             neg.append(f.image)
-    assert len(pos) >= 32 and len(neg) >= 34, (len(pos), len(neg))
+    assert len(pos) >= 38 and len(neg) >= 34, (len(pos), len(neg))
 
     def write(folder: Path, name: str, img, mask=None):
         (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -111,6 +111,8 @@ def data_root(tmp_path_factory) -> Path:
     for k in range(12):
         write(cvc, f"{k + 1}.jpg", *pos[10 + k])
     (cvc / "README_CVC-ColonDB.txt").write_text("|  1 to 4 | 1 |\n|  5 to 8 | 3 |\n|  9 to 12 | 6 |\n")
+    for k in range(6):                               # bkai-igh: masked polyp frames only, no sequences
+        write(root / "bkai-igh", f"b{k:02x}.jpg", *pos[32 + k])
     for c, centre in enumerate("AB"):
         base = root / "polypgen-ab" / f"centre_{centre}"
         (base / "positive").mkdir(parents=True)

@@ -42,7 +42,7 @@ def test_the_twin_is_int8_beside_its_model_with_float_outputs_and_its_own_metada
     assert (b.model_id, b.preprocess, b.threshold) == (a.model_id, a.preprocess, a.threshold)
     q = b.quantization
     assert q["fp32_model"] == "tiny.onnx" and q["calibration"]["frames"] == 24
-    assert set(q["calibration"]["frames_per_source"]) == {"kvasir", "cvc-colondb", "polypgen-A", "polypgen-B"}
+    assert set(q["calibration"]["frames_per_source"]) == {"kvasir", "cvc-colondb", "polypgen-A", "polypgen-B", "bkai-igh"}
     assert {"/Sigmoid", "/Sigmoid_1", "/net/cls/Gemm", "/net/heat/Conv"} <= set(q["kept_fp32"])
 
 

@@ -28,6 +28,18 @@ def test_sources_and_their_fixed_splits(sources):
     assert {s.group for s in pg.train if s.label == 0} == {"seq1_neg", "seq3_neg"}
     again = load_sources(sources["kvasir"].train[0].image.parents[2])
     assert again["kvasir"] == sources["kvasir"] and again["polypgen-B"] == sources["polypgen-B"]
+    assert again["bkai-igh"] == sources["bkai-igh"]                         # a fixed seed: the same split every time
+
+
+def test_bkai_igh_is_split_by_frame_with_a_fixed_seed_and_no_frame_on_both_sides(sources):
+    b = sources["bkai-igh"]
+    assert (len(b.train), len(b.val), len(b.test)) == (5, 1, 0)              # 80/20 of 6 frames (seed 0)
+    assert all(s.mask is not None and s.group == "" and s.dataset == "bkai-igh" for s in b.all())
+    assert not {s.image for s in b.train} & {s.image for s in b.val}
+    p = build_protocol(sources)
+    val_images = {s.image for s in p.val if s.dataset == "bkai-igh"}
+    assert val_images and not val_images & {s.image for s in p.train}       # mined and tower views stay on their side
+    assert {s.dataset for s in p.train} >= {"bkai-igh"}
 
 
 def test_missing_source_folder_is_named(tmp_path):

@@ -52,7 +52,7 @@ def test_tool_reports_every_source_and_names_a_bad_option(data_root, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads((tmp_path / "style_probe.json").read_text())
-    assert set(rows) == {"kvasir", "cvc-colondb", "polypgen-A", "polypgen-B"}
+    assert set(rows) == {"kvasir", "cvc-colondb", "polypgen-A", "polypgen-B", "bkai-igh"}
     for name, row in rows.items():
         assert 0.0 <= row["colour_auroc"] <= 1.0 and 0 < row["positives"] < row["frames"], name
         assert f"| {name} |" in r.stdout

@@ -161,14 +161,14 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert r.returncode == 0, r.stderr[-2000:]
     first = json.loads((out / "metrics.json").read_text())
     assert first["holdout_source"] == "polypgen-B" and "polypgen-B" not in first["data_root_sources"]
-    assert set(first["val_per_source"]) == {"kvasir", "cvc-colondb", "polypgen-A"}
+    assert set(first["val_per_source"]) == {"kvasir", "cvc-colondb", "polypgen-A", "bkai-igh"}
     assert first["temperature"] > 0 and len(first["history"]) == 1
     for src, v in first["val_per_source"].items():     # the threshold holds on every source with enough negatives
         if v["own_threshold"] is not None:
             assert first["threshold"] >= min(v["own_threshold"], 0.98), src
     rule = first["threshold_rule"]
     assert "(pooled)" in rule["per_source"]              # tiny sources: fewer than 20 negatives are pooled only
-    assert set(rule["per_source"]) <= {"(pooled)", "kvasir", "cvc-colondb", "polypgen-A"}
+    assert set(rule["per_source"]) <= {"(pooled)", "kvasir", "cvc-colondb", "polypgen-A", "bkai-igh"}
     assert first["threshold"] == pytest.approx(min(max(max(rule["per_source"].values()), 0.02), 0.98))
     from engines.runtime.metadata import read_onnx_metadata
     from engines.training.recipe import load_recipe

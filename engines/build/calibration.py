@@ -45,11 +45,12 @@ class CalibrationSet:
         return {"set": self.name, "frames_per_source": per, "views": sorted({s.view for s in self.samples})}
 
 
-def training_frames(data_root: str | Path, count: int, seed: int = 0) -> CalibrationSet:
-    """``count`` frames spread evenly over the training split of every source (half as recorded, half on a tower
+def training_frames(data_root: str | Path, count: int, seed: int = 0,
+                    names: tuple[str, ...] | None = None) -> CalibrationSet:
+    """``count`` frames spread evenly over the training split of every source (or of ``names``; half as recorded, half on a tower
     screen, as the live path sees them), a seeded choice; raises DatasetError if any is a validation or test frame."""
-    from engines.data.sources import load_sources, tower_views
-    sources = load_sources(data_root)
+    from engines.data.sources import SOURCES, load_sources, tower_views
+    sources = load_sources(data_root, tuple(names or SOURCES))
     rng = np.random.default_rng(seed)
     per = -(-count // len(sources))
     chosen: list[Sample] = []

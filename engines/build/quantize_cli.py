@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data-root", metavar="DIR",
                      help="calibrate on the training split of every source under DIR (laid out like ../shared/data)")
     src.add_argument("--frames-from", metavar="DIR_OR_VIDEO", help="calibrate on a folder of frames or a video")
+    ap.add_argument("--sources", nargs="+", default=None, metavar="NAME",
+                    help="with --data-root: only these sources (default: every source of the protocol)")
     ap.add_argument("--count", type=int, default=300, help="calibration frames (default 300)")
     ap.add_argument("--method", default="minmax", help="calibration: minmax (default), percentile or entropy")
     ap.add_argument("--exclude", action="append", default=[], metavar="NODE",
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from engines.build.quantize import QuantizeOptions, quantize_model
     from engines.runtime.model_files import resolve_model_path
     try:
-        cal = (training_frames(args.data_root, args.count) if args.data_root
+        cal = (training_frames(args.data_root, args.count, names=tuple(args.sources) if args.sources else None)
+               if args.data_root
                else CalibrationSet(str(args.frames_from), path=str(args.frames_from)))
         opts = QuantizeOptions(onnx=resolve_model_path(args.model), calibration=cal,
                                out=Path(args.out) if args.out else None, count=args.count, method=args.method,

@@ -9,6 +9,7 @@ A source is a hospital / scope / way of recording. Under a data root laid out li
 | cvc-colondb | cvc-colondb (masks; 15 sequences)           | polyp-free views mined from its frames       |
 | polypgen-A  | polypgen-ab/centre_A/positive (no masks)    | polypgen-ab/centre_A/negative/seq*_neg       |
 | polypgen-B  | polypgen-ab/centre_B/positive (no masks)    | polypgen-ab/centre_B/negative/seq*_neg       |
+| bkai-igh    | bkai-igh (masks; Hanoi, Fujifilm-style)     | polyp-free views mined from its frames       |
 
 Splits are fixed (no seed to choose): by sequence wherever sequences exist, never by frame across a sequence.
 - kvasir: kvasir-seg official train/val; kvasir-normal: the seed-0 80/20 split of v1, whose 20% (160 frames)
@@ -17,6 +18,8 @@ Splits are fixed (no seed to choose): by sequence wherever sequences exist, neve
 - cvc-colondb: sequences 3, 8 and 13 are validation, the others training.
 - polypgen-X: positives seed-0 80/20 by frame (single frames, no sequence given); negatives by sequence, the
   sequence with the second-smallest number is validation.
+- bkai-igh: seed-0 80/20 by frame. It has no sequence or patient ids, so frames of one procedure can fall on both
+  sides: its validation scores are optimistic, as Kvasir-SEG's are.
 Mined negatives come from the positives of the same split (a training frame's views stay in training).
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ from engines.data.datasets import Sample, load_dataset, read_image, read_mask, s
 from engines.data.mining import polyp_free_regions, polyp_regions
 from engines.errors import DatasetError
 
-SOURCES = ("kvasir", "cvc-colondb", "polypgen-A", "polypgen-B")
+SOURCES = ("kvasir", "cvc-colondb", "polypgen-A", "polypgen-B", "bkai-igh")
 CVC_VAL_SEQUENCES = {"3", "8", "13"}
 
 
@@ -86,11 +89,17 @@ def _polypgen(root: Path, centre: str) -> SourceSplit:
     return SourceSplit(name, tuple(_tag(ptr + ntr, name)), tuple(_tag(pva + neg[val_seq], name)))
 
 
+def _bkai(root: Path) -> SourceSplit:
+    samples = _tag(load_dataset(root / "bkai-igh", layout="masks"), "bkai-igh")
+    tr, va = split_fraction(samples, 0.2, 0)
+    return SourceSplit("bkai-igh", tuple(tr), tuple(va))
+
+
 def load_sources(root: str | Path, names: tuple[str, ...] = SOURCES) -> dict[str, SourceSplit]:
     """The sources found under ``root`` (a missing folder is an error naming it)."""
     root = Path(root)
     loaders = {"kvasir": _kvasir, "cvc-colondb": _cvc, "polypgen-A": lambda r: _polypgen(r, "A"),
-               "polypgen-B": lambda r: _polypgen(r, "B")}
+               "polypgen-B": lambda r: _polypgen(r, "B"), "bkai-igh": _bkai}
     unknown = [n for n in names if n not in loaders]
     if unknown:
         raise DatasetError(f"unknown source(s) {unknown}; expected some of {list(SOURCES)}")

@@ -112,7 +112,9 @@ def _collect_protocol(args, r: Recipe, spec):
     from engines.data.sources import build_protocol, check_holdout, load_sources
     if args.holdout_source:
         check_holdout(args.holdout_source)
-    sources = load_sources(args.data_root)
+        if args.holdout_source not in r.sources:
+            raise ConfigError(f"--holdout-source {args.holdout_source}: not among the recipe's sources {list(r.sources)}")
+    sources = load_sources(args.data_root, r.sources)
     proto = build_protocol(sources, args.holdout_source, r.mined_per_frame, r.tower_variants)
     log.info("protocol (held out: %s): %d training and %d validation frames", args.holdout_source or "none",
              len(proto.train), len(proto.val))

@@ -49,20 +49,23 @@ def _folds(names: list[str], seeds: list[int] | None, out: Path) -> list[tuple[s
 
 
 def run(args) -> dict:
-    from engines.data.sources import SOURCES, check_holdout, load_sources
+    from engines.data.sources import check_holdout, load_sources
     from engines.evaluation.protocol import evaluate_protocol
     from engines.runtime.metadata import read_onnx_metadata
     from engines.training import cli as train_cli
-    names = [check_holdout(n) for n in (args.sources or SOURCES)]
     from engines.training.recipe import load_recipe, parse_set
+    recipe = load_recipe(args.recipe, args.overrides)
+    names = [check_holdout(n) for n in (args.sources or recipe.sources)]
+    if any(n not in recipe.sources for n in names):
+        raise ValueError(f"--sources: {names} are not all among the recipe's sources {list(recipe.sources)}")
     if args.seeds is not None and any(parse_set(t)[0] == "seed" for t in args.overrides):
         raise ValueError("--set seed=...: not with --seeds (each fold is trained once per seed of --seeds)")
-    if load_recipe(args.recipe, args.overrides).data != "protocol":
+    if recipe.data != "protocol":
         raise ValueError(f"--recipe {args.recipe}: leave-one-source-out needs a protocol recipe (data: protocol)")
     out = Path(args.out)
     folds = _folds(names, args.seeds, out)
     out.mkdir(parents=True, exist_ok=True)
-    sources = load_sources(args.data_root)
+    sources = load_sources(args.data_root, recipe.sources)
     rows = {}
     for key, name, fold, seed in folds:
         done = fold / "eval.json"

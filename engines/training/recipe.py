@@ -19,11 +19,12 @@ from typing import Any
 
 import yaml
 
+from engines.data.sources import SOURCES
 from engines.errors import ConfigError
 from engines.settings import build_section
 
 BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
-ONLY_FOR = {"protocol": ("mined_per_frame", "tower_variants", "synthetic_val"),   # keys that mean something for one
+ONLY_FOR = {"protocol": ("sources", "mined_per_frame", "tower_variants", "synthetic_val"),   # keys for one
             "folders": ("datasets", "negatives", "multiclass", "val_fraction")}   # kind of data only
 
 
@@ -31,8 +32,9 @@ ONLY_FOR = {"protocol": ("mined_per_frame", "tower_variants", "synthetic_val"), 
 class Recipe:
     model_id: str = ""                  # id stored in the model ('' = the output folder's name)
     # what the model learns from
-    data: str = "folders"               # protocol: every source under --data-root (engines/data/sources.py);
+    data: str = "folders"               # protocol: the sources below under --data-root (engines/data/sources.py);
                                         # folders: the dataset folders below (or --dataset / --negatives)
+    sources: tuple[str, ...] = SOURCES  # protocol: the sources trained and validated on (leave-one-out: one less)
     datasets: tuple[str, ...] = ()      # folders: kvasir-seg / masks / imagefolder layouts, relative to --data-root
     negatives: tuple[str, ...] = ()     # folders: folders of polyp-free frames, relative to --data-root
     multiclass: bool = False            # folders: one imagefolder dataset, one output per class
@@ -67,6 +69,10 @@ class Recipe:
     _choices = {"data": ("protocol", "folders"), "backbone": BACKBONES, "augment": ("standard", "strong")}
 
     def validate(self) -> None:
+        unknown = [n for n in self.sources if n not in SOURCES]
+        if unknown or len(set(self.sources)) != len(self.sources) or len(self.sources) < 2:
+            raise ConfigError(f"sources: expected two or more distinct names of {list(SOURCES)}, got "
+                              f"{list(self.sources)}")
         if self.input_size % 16:
             raise ConfigError(f"input_size: expected a multiple of 16 (the heat map's stride), got {self.input_size}")
         default = Recipe()
