@@ -51,16 +51,31 @@ def stride8_blocks(blocks) -> int:
     return n
 
 
-class PolypNet(nn.Module):
-    """Input Nx3xHxW normalised; outputs ``score`` (N, polyp probability) and ``heatmap`` (Nx1x(H/16)x(W/16)).
+HEADS = ("pooled", "dense8")
 
-    With ``num_classes`` > 1 (classification-only data) the first output is N x C class logits.
+
+class PolypNet(nn.Module):
+    """Input Nx3xHxW normalised; outputs the frame ``score`` logit (N) and the ``heatmap`` logits (Nx1xhxw).
+
+    ``head="pooled"`` (v1-v3): a 16-stride heat map from the stride-16 and stride-32 features; the score is a
+    classifier over the pooled stride-32 features and the heat map's maximum. ``head="dense8"``: a finer map at stride
+    8 (the stride-32 and stride-16 features brought down to the frozen stride-8 features), and the frame score IS the
+    map's maximum: a frame is called a polyp only where a cell says so, and that cell is where its box is. A pooled
+    classifier stays beside it as an auxiliary training term only (``forward_train``).
+
+    With ``num_classes`` > 1 (classification-only data, pooled head) the first output is N x C class logits.
     """
 
-    def __init__(self, pretrained: bool = True, num_classes: int = 1, backbone: str = "efficientnet-lite0"):
+    def __init__(self, pretrained: bool = True, num_classes: int = 1, backbone: str = "efficientnet-lite0",
+                 head: str = "pooled"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
+        if head != "pooled" and num_classes != 1:
+            raise ValueError(f"head {head!r}: expected one output (polyp), got num_classes={num_classes}")
         self.num_classes = num_classes
         self.backbone = backbone
+        self.head = head
         net = _pretrained_backbone(pretrained, backbone)
         split = stride16_blocks(net)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
@@ -70,7 +85,14 @@ class PolypNet(nn.Module):
         c32 = net._blocks[-1]._block_args.output_filters
         self.lateral = nn.Conv2d(c32, 96, 1)
         self.fuse = nn.Sequential(nn.Conv2d(c16 + 96, 96, 3, padding=1), nn.BatchNorm2d(96), nn.ReLU6())
-        self.heat = nn.Conv2d(96, 1, 1)
+        self.n8 = stride8_blocks(self.blocks16)
+        if head == "dense8":
+            c8 = self.blocks16[self.n8 - 1]._block_args.output_filters
+            self.fuse8 = nn.Sequential(nn.Conv2d(c8 + 96, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU6())
+            self.heat = nn.Conv2d(64, 1, 1)
+        else:
+            self.heat = nn.Conv2d(96, 1, 1)
+        self.heat_stride = 8 if head == "dense8" else 16
         self.drop = nn.Dropout(0.3)
         self.cls = nn.Linear(c32 + 1, num_classes)
         for m in self.modules():
@@ -79,31 +101,50 @@ class PolypNet(nn.Module):
                 # weights by hundreds of steps and eval-mode outputs would drift from training
                 m.momentum = 0.1
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features(self, x: torch.Tensor):
         x = self.stem(x)
-        for b in self.blocks16:
+        f8 = x
+        for i, b in enumerate(self.blocks16):
             x = b(x)
+            if i == self.n8 - 1:
+                f8 = x
         f16 = x
         for b in self.blocks32:
             x = b(x)
-        f32 = x
+        return f8, f16, x
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(score logit, heat-map logits, the auxiliary pooled classifier's logit or None)."""
+        f8, f16, f32 = self._features(x)
         up = F.interpolate(self.lateral(f32), size=f16.shape[-2:], mode="nearest")
-        heat_logit = self.heat(self.fuse(torch.cat([f16, up], 1)))
+        fused = self.fuse(torch.cat([f16, up], 1))
+        if self.head == "dense8":
+            up8 = F.interpolate(fused, size=f8.shape[-2:], mode="nearest")
+            heat_logit = self.heat(self.fuse8(torch.cat([f8, up8], 1)))
+            aux = self.cls(self.drop(torch.cat([f32.mean((2, 3)), heat_logit.amax((2, 3))], 1))).squeeze(1)
+            return heat_logit.amax((1, 2, 3)), heat_logit, aux
+        heat_logit = self.heat(fused)
         pooled = torch.cat([f32.mean((2, 3)), heat_logit.amax((2, 3))], 1)
         score_logit = self.cls(self.drop(pooled))
         if self.num_classes == 1:
             score_logit = score_logit.squeeze(1)
-        return score_logit, heat_logit
+        return score_logit, heat_logit, None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s, h, _ = self.forward_train(x)
+        return s, h
 
 
 def fold_temperature(net: PolypNet, temperature: float) -> None:
-    """Divide the frame-score logit by ``temperature`` inside the network (the classifier's weights and bias),
+    """Divide the frame-score logit by ``temperature`` inside the network (the classifier's weights and bias; with the
+    dense head, whose score is the map's maximum, the heat-map layer's: the map is calibrated with it),
     so every exported form (ONNX, torch checkpoint, TensorRT) gives the calibrated score with no extra step."""
     if not temperature > 0:
         raise ValueError(f"fold_temperature: expected a temperature > 0, got {temperature!r}")
     with torch.no_grad():
-        net.cls.weight.div_(temperature)
-        net.cls.bias.div_(temperature)
+        layer = net.heat if getattr(net, "head", "pooled") == "dense8" else net.cls   # what makes the score logit
+        layer.weight.div_(temperature)
+        layer.bias.div_(temperature)
 
 
 class ExportWrapper(nn.Module):
@@ -126,6 +167,6 @@ def load_weights(checkpoint: str | Path, model_id: str = "", who: str = "checkpo
     if model_id and state.get("model_id", None if strict else model_id) != model_id:
         raise ModelError(f"{who} {checkpoint} is model {state.get('model_id')!r}, the ONNX file is {model_id!r}")
     net = PolypNet(pretrained=False, num_classes=int(state.get("num_classes", 1)),
-                   backbone=state.get("backbone", "efficientnet-lite0"))
+                   backbone=state.get("backbone", "efficientnet-lite0"), head=state.get("head", "pooled"))
     net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
     return net.eval()

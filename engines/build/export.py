@@ -56,4 +56,5 @@ def write_torch_checkpoint(net, meta: ModelMetadata, path: str | Path) -> None:
     import torch
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
     torch.save({"model_id": meta.model_id, "num_classes": int(net.num_classes),
-                "backbone": getattr(net, "backbone", "efficientnet-lite0"), "state_dict": state}, str(path))
+                "backbone": getattr(net, "backbone", "efficientnet-lite0"), "head": getattr(net, "head", "pooled"),
+                "state_dict": state}, str(path))

@@ -25,10 +25,13 @@ class ModelMetadata:
     positive_classes: tuple[int, ...] = ()   # ... and the frame score is the sum of these classes' probabilities
     training: dict = field(default_factory=dict)   # data, split, command
     scores: dict = field(default_factory=dict)     # measured scores (see docs/MODEL_CARD.md)
+    decision: str = "pooled"                       # pooled: a classifier's score; map_max: the heat map's maximum
     precision: str = "fp32"                        # fp32 | int8 (an INT8 twin made by tools/quantize)
     quantization: dict = field(default_factory=dict)   # int8: the fp32 file, calibration set, method, excluded nodes
 
     def __post_init__(self) -> None:
+        if self.decision not in ("pooled", "map_max"):
+            raise ModelError(f"model metadata decision: expected 'pooled' or 'map_max', got {self.decision!r}")
         if self.precision not in ("fp32", "int8"):
             raise ModelError(f"model metadata precision: expected 'fp32' or 'int8', got {self.precision!r}")
         for name in ("threshold", "box_threshold"):
@@ -44,6 +47,7 @@ class ModelMetadata:
             "box_threshold": self.box_threshold, "training": self.training, "scores": self.scores,
             "classes": list(self.classes), "positive_classes": list(self.positive_classes),
             **({"precision": self.precision, "quantization": self.quantization} if self.precision != "fp32" else {}),
+            **({"decision": self.decision} if self.decision != "pooled" else {}),
         }, sort_keys=True)
 
     @classmethod
@@ -58,6 +62,7 @@ class ModelMetadata:
                        box_threshold=float(d["box_threshold"]), training=d.get("training", {}),
                        classes=tuple(d.get("classes", ())), positive_classes=tuple(d.get("positive_classes", ())),
                        scores=d.get("scores", {}), precision=d.get("precision", "fp32"),
+                       decision=d.get("decision", "pooled"),
                        quantization=d.get("quantization", {}))
         except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
             raise ModelError(f"{where}: malformed polypwatch metadata ({e})") from None

@@ -11,13 +11,21 @@ from engines.runtime.result import Box
 HEATMAP_UPSAMPLE = 4     # boxes are outlined on the heatmap up-sampled this many times
 
 
-def heatmap_boxes(heat: np.ndarray, level: float, input_w: int, input_h: int,
-                  max_boxes: int = 3) -> list[tuple[float, float, float, float, float]]:
-    """Connected regions of ``heat`` (h x w probabilities) above ``level`` as model-input pixel boxes + score."""
+def heatmap_boxes(heat: np.ndarray, level: float, input_w: int, input_h: int, max_boxes: int = 3,
+                  every_cell: bool = False) -> list[tuple[float, float, float, float, float]]:
+    """Connected regions of ``heat`` (h x w probabilities) above ``level`` as model-input pixel boxes + score.
+
+    ``every_cell``: every cell at or over ``level`` lies in a box, also a lone peak that the smooth up-sampling would
+    lower under it (a map-max model: its frame score is that cell, so a score over the threshold has a box there)."""
     h, w = heat.shape
     up = cv2.resize(heat.astype(np.float32), (w * HEATMAP_UPSAMPLE, h * HEATMAP_UPSAMPLE),
                     interpolation=cv2.INTER_LINEAR)
     binary = (up >= level).astype(np.uint8)
+    if every_cell:
+        cells = cv2.resize((heat >= level).astype(np.uint8), (up.shape[1], up.shape[0]), interpolation=cv2.INTER_NEAREST)
+        binary |= cells
+        up = np.maximum(up, cv2.resize(heat.astype(np.float32), (up.shape[1], up.shape[0]),
+                                       interpolation=cv2.INTER_NEAREST) * cells)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     sx, sy = input_w / up.shape[1], input_h / up.shape[0]
     out = []
@@ -42,7 +50,8 @@ def to_result(outputs: dict[str, np.ndarray], pre: Preprocessed, meta: ModelMeta
         raise ValueError(f"backend outputs: score is {score}")
     spec = meta.preprocess
     boxes = []
-    for x0, y0, x1, y1, s in heatmap_boxes(heat, meta.box_threshold, spec.input_width, spec.input_height):
+    for x0, y0, x1, y1, s in heatmap_boxes(heat, meta.box_threshold, spec.input_width, spec.input_height,
+                                           every_cell=meta.decision == "map_max"):
         fx0, fy0, fx1, fy1 = input_to_frame_box((x0, y0, x1, y1), pre, spec)
         boxes.append(Box(fx0, fy0, fx1, fy1, min(max(s, 0.0), 1.0)))
     return min(max(score, 0.0), 1.0), tuple(boxes)

