@@ -1,0 +1,60 @@
+"""tools/operating_point: threshold and alert filter chosen together on validation sequences (stream/qa/operating_point.py),
+and what the model's own threshold with the live filter does on them."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from engines.errors import PolypwatchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="operating_point", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="", help="ONNX model (default: the shipped model)")
+    ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of each generated clip (default 30)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="", help="write operating_point.json and operating_point.md here")
+    return ap
+
+
+def _line(m: dict) -> str:
+    free = "; ".join(f"{k} {100 * d['alert_on_share']:.1f}% on, {d['episodes_per_minute']:.2f} episodes/min "
+                     f"({d['frames']} frames)" for k, d in sorted(m["polyp_free"].items()))
+    ttfa = m["median_first_alert_ms"]
+    return (f"threshold {m['threshold']:.2f}, filter {m['filter']}: polyps detected {m['polyps_detected']}/{m['polyps']}"
+            f" (median first alert {'–' if ttfa is None else f'{ttfa:.0f} ms'}); polyp-free: pooled "
+            f"{100 * m['alert_on_share_pooled']:.1f}% on; {free}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from engines.runtime.metadata import read_onnx_metadata
+    from engines.runtime.model_files import resolve_model_path
+    from stream.qa.operating_point import choose, measure
+    from stream.qa.sequences import generated_sequences, recorded_sequences
+    try:
+        model = resolve_model_path(args.model)
+        meta = read_onnx_metadata(model)
+        seqs = recorded_sequences(model, args.data_root, args.threads) + generated_sequences(
+            model, args.seconds, threads=args.threads)
+        chosen = choose(seqs)
+        own = measure(seqs, meta.threshold, 3, 5)
+    except (PolypwatchError, ValueError) as e:
+        print(f"operating_point: {e}", file=sys.stderr)
+        return 1
+    text = (f"model {meta.model_id} ({meta.precision}); {len(seqs)} sequences\n"
+            f"- the model's threshold with the live filter: {_line(own)}\n"
+            f"- the rule's choice ({'met' if chosen['met'] else 'NOT met: no threshold quiet enough'}): {_line(chosen)}")
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "operating_point.json").write_text(json.dumps({"model": meta.model_id, "own": own, "chosen": chosen,
+                                                              "sequences": [s.name for s in seqs]}, indent=1))
+        (out / "operating_point.md").write_text(text + "\n")
+    return 0

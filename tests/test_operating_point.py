@@ -1,0 +1,93 @@
+"""The sequence-level operating point on small made-up sequences whose answers are known."""
+import numpy as np
+import pytest
+
+from stream.qa.operating_point import Sequence, alert_on, choose, episodes, measure
+
+
+def _free(name, source, n, runs=(), spikes=(), base=0.1):
+    s = np.full(n, base)
+    for start, length, level in runs:
+        s[start:start + length] = level
+    for i in spikes:
+        s[i] = 0.95
+    return Sequence(name, source, s, 25.0)
+
+
+def _polyps():
+    s = np.full(600, 0.1)
+    s[100:200] = 0.65                          # a long polyp, moderately scored
+    s[400:404] = 0.95                          # a short one: four frames in view
+    return Sequence("p", "gen", s, 25.0, {1: tuple(range(100, 200)), 2: tuple(range(400, 404))})
+
+
+def test_the_filter_ignores_single_frames_and_keeps_an_episode_whole():
+    s = np.array([0.1, 0.9, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9, 0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+    on = alert_on(s, 0.8, 3, 5)
+    assert on.tolist() == [False] * 5 + [True] * 6 + [False] * 3   # on at the third hit in five; off at the fourth
+                                                                       # of five under 0.64
+    assert episodes(on) == 1 and episodes(np.array([True, False, True])) == 2
+
+
+def test_the_lowest_threshold_that_keeps_polyp_free_video_quiet():
+    """A 30-frame run at 0.6 in 1000 polyp-free frames is 3% alert-on: the threshold must pass 0.6; isolated 0.95
+    frames never raise a 3-of-5 alert. At 0.61 the long polyp (0.65) alerts on its third frame: 80 ms at 25 fps."""
+    seqs = [_free("a", "A", 1000, runs=[(500, 30, 0.6)], spikes=(100, 300, 700)), _polyps()]
+    m = choose(seqs, filters=((3, 5),))
+    assert m["met"] and m["threshold"] == 0.61 and m["filter"] == "3 of 5"
+    assert m["polyps_detected"] == 2 and m["each_polyp"][0]["first_alert_ms"] == 80.0
+    assert m["alert_on_share_pooled"] == 0.0
+    below = measure(seqs, 0.60, 3, 5)
+    assert below["alert_on_share_pooled"] == pytest.approx(30 / 1000, abs=0.005)          # the run, whole
+
+
+def test_a_small_source_has_its_own_floor():
+    """Pooled, source B's 24-frame run at 0.5 is 0.7% of 3,400 frames, under 2%; alone it is 6% of B's 400, over 5%:
+    the floor of B sets the threshold."""
+    seqs = [_free("a", "A", 3000), _free("b", "B", 400, runs=[(100, 24, 0.5)]), _polyps()]
+    assert choose(seqs, filters=((3, 5),), source_max=1.0)["threshold"] == 0.30     # pooled rule alone
+    m = choose(seqs, filters=((3, 5),))
+    assert m["threshold"] == 0.51 and m["polyp_free"]["B"]["alert_on_share"] == 0.0
+
+
+def test_the_filter_that_finds_more_polyps_then_sooner():
+    """5 of 8 never fires on a polyp seen in four frames; 3 of 5 and 4 of 6 both find both, 3 of 5 sooner."""
+    seqs = [_free("a", "A", 1000), _polyps()]
+    m = choose(seqs)
+    by = {c["filter"]: c for c in m["candidates"]}
+    assert by["5 of 8"]["polyps_detected"] == 1 and by["4 of 6"]["polyps_detected"] == 2
+    assert m["filter"] == "3 of 5" and m["median_first_alert_ms"] < by["4 of 6"]["median_first_alert_ms"]
+
+
+def test_no_threshold_quiet_enough_is_reported_not_hidden():
+    seqs = [_free("a", "A", 500, runs=[(0, 100, 0.99)]), _polyps()]
+    m = choose(seqs, filters=((3, 5),))
+    assert not m["met"] and m["threshold"] == 0.98 and m["alert_on_share_pooled"] > 0.02
+    with pytest.raises(ValueError, match="no polyp-free sequence"):
+        choose([_polyps()])
+    with pytest.raises(ValueError, match="visible outside"):
+        Sequence("x", "s", np.zeros(5), 25.0, {1: (7,)})
+
+
+def test_the_validation_sequences_of_a_data_root_through_a_real_model(data_root, tiny_model, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from stream.qa.sequences import generated_sequences, recorded_sequences
+    rec = recorded_sequences(tiny_model, data_root, threads=1)
+    assert [s.name for s in rec] == ["polypgen-A/seq2_neg", "polypgen-B/seq5_neg", "cvc-colondb/3"]
+    assert all(s.polyp_free for s in rec[:2]) and len(rec[0].scores) == 4
+    assert rec[2].polyps == {3: (0, 1, 2, 3)}                                # CVC: a polyp in every frame
+    gen = generated_sequences(tiny_model, seconds=4, size=(160, 120), threads=1, seeds=(3,))   # a polyp by 4 s
+    assert [s.name for s in gen] == ["generated/seed3", "generated/seed3-polyp-free"]
+    assert len(gen[0].scores) == 100 and gen[0].polyps and gen[1].polyp_free
+    r = subprocess.run([sys.executable, "tools/operating_point", "--model", str(tiny_model), "--data-root",
+                        str(data_root), "--seconds", "2", "--threads", "1", "--out", str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((tmp_path / "operating_point.json").read_text())
+    assert m["own"]["filter"] == "3 of 5" and m["chosen"]["filter"] in ("3 of 5", "4 of 6", "5 of 8")
+    assert "the rule's choice" in r.stdout
