@@ -41,13 +41,17 @@ def test_the_lowest_threshold_that_keeps_polyp_free_video_quiet():
     assert below["alert_on_share_pooled"] == pytest.approx(30 / 1000, abs=0.005)          # the run, whole
 
 
-def test_a_small_source_has_its_own_floor():
-    """Pooled, source B's 24-frame run at 0.5 is 0.7% of 3,400 frames, under 2%; alone it is 6% of B's 400, over 5%:
-    the floor of B sets the threshold."""
-    seqs = [_free("a", "A", 3000), _free("b", "B", 400, runs=[(100, 24, 0.5)]), _polyps()]
+def test_a_source_has_its_own_floor_when_its_frames_show_it():
+    """Pooled, source B's 60-frame run at 0.5 is 1.8% of 3,400 frames, under 2%; alone it is 15% of B's 400 (95%
+    interval from 12%), shown to be over 10%: B's floor sets the threshold. A 31-frame sequence with one short
+    episode (4 frames, 13%, interval from 5%) is not shown to be over 10%: it sets nothing."""
+    seqs = [_free("a", "A", 3000), _free("b", "B", 400, runs=[(100, 60, 0.5)]), _polyps()]
     assert choose(seqs, filters=((3, 5),), source_max=1.0)["threshold"] == 0.30     # pooled rule alone
     m = choose(seqs, filters=((3, 5),))
     assert m["threshold"] == 0.51 and m["polyp_free"]["B"]["alert_on_share"] == 0.0
+    small = [_free("a", "A", 3000), _free("c", "C", 31, runs=[(10, 3, 0.5)]), _polyps()]
+    m = choose(small, filters=((3, 5),))
+    assert m["threshold"] == 0.30 and 0.05 < m["polyp_free"]["C"]["alert_on_share"] < 0.2
 
 
 def test_the_filter_that_finds_more_polyps_then_sooner():
