@@ -66,7 +66,7 @@ def test_a_dense_model_trains_exports_and_every_alerting_frame_has_a_box(data_ro
     assert r.returncode == 0, r.stderr[-2000:]
     from engines.runtime.metadata import read_onnx_metadata
     meta = read_onnx_metadata(out / "model.onnx")
-    assert meta.decision == "map_max" and meta.box_threshold == meta.threshold
+    assert meta.decision == "map_max" and meta.box_threshold == min(meta.threshold, 0.5)
     from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     with OnnxRuntimeBackend(out / "model.onnx", threads=1) as be:

@@ -223,7 +223,7 @@ def _folder_result(r: Recipe, spec, net, va_set, out: Path, training: dict):
                "top_losses": top_losses_png(va_set.images, y, scores, out / "top_losses.png", names=va_set.names)}
     dense = r.head != "pooled"
     meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr,
-                         box_threshold=thr if dense else 0.5, decision="map_max" if dense else "pooled",
+                         box_threshold=min(thr, 0.5) if dense else 0.5, decision="map_max" if dense else "pooled",
                          training=training, scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens,
                                                     "val_specificity": specif})
     return metrics, meta
@@ -296,9 +296,9 @@ def _protocol_result(r: Recipe, spec, net, va_set, out: Path, training: dict):
     }
     roc_png({src: (y[sel], scores[sel]) for src, sel in selections.items() if per_source[src]["auroc"] is not None},
             out / "roc.png")
-    dense = r.head != "pooled"       # the score is the map's maximum: outlining at the threshold gives every alert a box
+    dense = r.head != "pooled"   # the score is the map's maximum: outlined at most at the threshold, every alert has a box
     meta = ModelMetadata(model_id=r.model_id or out.name, preprocess=spec, threshold=thr,
-                         box_threshold=thr if dense else 0.5, decision="map_max" if dense else "pooled",
+                         box_threshold=min(thr, 0.5) if dense else 0.5, decision="map_max" if dense else "pooled",
                          training={"protocol": "engines/data/sources.py", **training, "temperature": temperature},
                          scores={"val_auroc": metrics["val_auroc"], "val_sensitivity": sens, "val_specificity": specif,
                                  "val_auroc_per_source": {k: v["auroc"] for k, v in per_source.items()}})
