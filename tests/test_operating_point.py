@@ -1,4 +1,6 @@
 """The sequence-level operating point on small made-up sequences whose answers are known."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,9 +84,14 @@ def test_the_validation_sequences_of_a_data_root_through_a_real_model(data_root,
 
     from stream.qa.sequences import generated_sequences, recorded_sequences
     rec = recorded_sequences(tiny_model, data_root, threads=1)
-    assert [s.name for s in rec] == ["polypgen-A/seq2_neg", "polypgen-B/seq5_neg", "cvc-colondb/3"]
-    assert all(s.polyp_free for s in rec[:2]) and len(rec[0].scores) == 4
-    assert rec[2].polyps == {3: (0, 1, 2, 3)}                                # CVC: a polyp in every frame
+    assert [s.name for s in rec] == ["polypgen-A/seq2_neg", "tower/polypgen-A/seq2_neg", "polypgen-B/seq5_neg",
+                                     "tower/polypgen-B/seq5_neg", "cvc-colondb/3", "tower/cvc-colondb/3"]
+    assert all(s.polyp_free for s in rec[:4]) and len(rec[0].scores) == 4
+    assert {s.source for s in rec if s.name.startswith("tower/")} == {"tower"}
+    assert rec[4].polyps == {3: (0, 1, 2, 3)}                                # CVC: a polyp in every frame
+    assert set(rec[5].polyps[3]) <= set(rec[4].polyps[3]) and rec[5].polyps[3]   # shown where the screen leaves it
+    assert [s.name for s in recorded_sequences(tiny_model, data_root, threads=1, tower=False)] == \
+        ["polypgen-A/seq2_neg", "polypgen-B/seq5_neg", "cvc-colondb/3"]
     gen = generated_sequences(tiny_model, seconds=4, size=(160, 120), threads=1, seeds=(3,))   # a polyp by 4 s
     assert [s.name for s in gen] == ["generated/seed3", "generated/seed3-polyp-free"]
     assert len(gen[0].scores) == 100 and gen[0].polyps and gen[1].polyp_free
@@ -95,3 +102,24 @@ def test_the_validation_sequences_of_a_data_root_through_a_real_model(data_root,
     m = json.loads((tmp_path / "operating_point.json").read_text())
     assert m["own"]["filter"] == "3 of 5" and m["chosen"]["filter"] in ("3 of 5", "4 of 6", "5 of 8")
     assert "the rule's choice" in r.stdout
+
+
+def test_a_tower_stream_is_one_screen_for_the_whole_sequence_and_the_same_each_time():
+    from engines.data.datasets import Sample
+    from stream.qa.sequences import on_tower
+    rng = np.random.default_rng(0)
+    read = []
+    for i in range(3):                           # three different frames of one recording, a polyp in each
+        img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        mask = np.zeros((120, 160), np.uint8)
+        mask[40 + i:70 + i, 60:90] = 1
+        read.append((Sample(Path(f"f{i}.png"), 1), img, mask))
+    screen = on_tower("cvc-colondb/7", read)
+    assert len({f.shape for _, f, _ in screen}) == 1 and screen[0][1].shape[1] >= 720   # one canvas, a tower's size
+    lit = [f.max(axis=2) > 12 for _, f, _ in screen]                                   # where the picture is drawn
+    assert all((a == lit[0]).mean() > 0.97 for a in lit[1:])                          # the same layout in every frame
+    assert all(m is not None and m.any() for _, _, m in screen)
+    again = on_tower("cvc-colondb/7", read)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(screen, again))
+    other = on_tower("cvc-colondb/8", read)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(screen, other))
