@@ -157,6 +157,8 @@ def test_bad_command_lines(args, message):
     ("tools/build_engine", ["--precision", "int4"], "invalid choice: 'int4'"),
     ("tools/train", ["--epochs", "2"], "the following arguments are required: --out"),
     ("tools/bench", ["--only", "nope", "--seconds", "1", "--out", "/tmp/pw-bench-bad"], "unknown scenario(s) ['nope']"),
+    ("tools/bench", ["--model", "/nonexistent/candidate.onnx", "--out", "/tmp/pw-bench-bad"],
+     "--model /nonexistent/candidate.onnx: file not found"),
 ])
 def test_bad_tool_command_lines(tool, args, message):
     import subprocess
@@ -208,6 +210,21 @@ def test_model_alone_floor_runs_on_the_cpu(tmp_path):
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["backend"] == "onnxruntime" and m["warmup"]["frame_shape"] == [240, 320, 3]
     assert m["model_infer_ms"]["count"] == 5 and m["latency_ms"]["p99_9"] >= m["latency_ms"]["p50"] > 0
+
+
+def test_bench_measures_the_model_it_is_given(tmp_path, tiny_model):
+    """A candidate's cost before it ships: --model reaches the scenario, and the result names the file."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, "tools/bench", "--model", str(tiny_model), "--only", "model_alone_cpu",
+                        "--seconds", "1", "--repeats", "1", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = json.loads((tmp_path / "bench.json").read_text())
+    assert b["model"] == str(tiny_model) and b["rows"][0]["figures"]["model_id"] == "tiny-test"
 
 
 def test_batch_size_is_refused_for_a_live_run(clip):

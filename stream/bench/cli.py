@@ -46,10 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per scenario; medians are reported (default 3)")
     ap.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
+    ap.add_argument("--model", default="", metavar="FILE",
+                    help="an fp32 ONNX model in place of the shipped default (its INT8 rows run its twin, "
+                         "<name>.int8.onnx): a candidate's cost before it ships")
     ap.add_argument("--gpu-report", metavar="OUT", help="the whole GPU table into OUT (gpu_report.md/.json): the "
                     "live 1080p60 row (--repeats runs, medians), the stage breakdown, the model-alone floor, GPU "
                     "replay against decode-only; refuses without CUDA")
     args = ap.parse_args(argv)
+    from engines.runtime.model_files import resolve_model_path
+    model = resolve_model_path(args.model)
+    if not model.is_file():
+        print(f"bench: --model {model}: file not found", file=sys.stderr)
+        return 2
     env = environment()
     if args.gpu_report:
         if not env.get("cuda_gpu"):
@@ -69,37 +77,40 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     c30 = make_clip(out, 30, (1920, 1080), args.seconds)
     c60 = make_clip(out, 60, (1920, 1080), args.seconds)
-    ort = ["engine.backend=onnxruntime", "engine.precision=fp32"]     # fp32 rows stay fp32 on a VNNI machine too
-    ort8 = ["engine.backend=onnxruntime", "engine.precision=int8"]
-    from engines.runtime.model_files import DEFAULT_MODEL
+    chosen = [f"engine.model={model}"] if args.model else []
+    ort = ["engine.backend=onnxruntime", "engine.precision=fp32", *chosen]   # fp32 rows stay fp32 on a VNNI CPU too
+    ort8 = ["engine.backend=onnxruntime", "engine.precision=int8", *chosen]
+    alone = ["--model", str(model)] if args.model else []
     scenarios = {
         "live_1080p30": lambda k: pipeline(c30, work, f"live30-{k}", ort),
         "live_1080p60": lambda k: pipeline(c60, work, f"live60-{k}", ort),
-        "live_1080p30_torch_cpu": lambda k: pipeline(c30, work, f"torch30-{k}", ["engine.backend=torch", "engine.device=cpu"]),
+        "live_1080p30_torch_cpu": lambda k: pipeline(c30, work, f"torch30-{k}",
+                                                     ["engine.backend=torch", "engine.device=cpu", *chosen]),
         "overlay_1080p30": lambda k: pipeline_with_overlay(c30, work, f"overlay30-{k}", ort),
         "replay_1080p30": lambda k: pipeline(c30, work, f"replay30-{k}", ort, pace=False),
         "replay_1080p30_batched": lambda k: pipeline(c30, work, f"replay30b-{k}", ort + ["engine.batch_size=4"],
                                                      pace=False),
         "model_alone_cpu": lambda k: python_module(c30, work, f"model-alone-cpu-{k}", "stream.bench.model_alone",
-                                                   ["--device", "cpu"], positional_clip=False),
+                                                   ["--device", "cpu", *alone], positional_clip=False),
         "model_alone_cpu_int8": lambda k: python_module(c30, work, f"model-alone-cpu-int8-{k}", "stream.bench.model_alone",
-                                                        ["--device", "cpu", "--precision", "int8"], positional_clip=False),
+                                                        ["--device", "cpu", "--precision", "int8", *alone],
+                                                        positional_clip=False),
         "live_1080p30_int8": lambda k: pipeline(c30, work, f"live30-int8-{k}", ort8),
         "live_1080p60_int8": lambda k: pipeline(c60, work, f"live60-int8-{k}", ort8),
         "replay_1080p30_int8": lambda k: pipeline(c30, work, f"replay30-int8-{k}", ort8, pace=False),
         "decode_1080p30": lambda k: python_module(c30, work, f"decode30-{k}", "stream.bench.decode", []),
         "baseline_live_1080p30": lambda k: python_module(c30, work, f"baseline-live30-{k}", "stream.bench.baseline",
-                                                         [str(DEFAULT_MODEL), "--realtime"]),
+                                                         [str(model), "--realtime"]),
         "baseline_fast_1080p30": lambda k: python_module(c30, work, f"baseline-fast30-{k}", "stream.bench.baseline",
-                                                         [str(DEFAULT_MODEL)]),
+                                                         [str(model)]),
     }
     if env.get("cuda_gpu"):
-        scenarios["live_1080p60_torch_cuda"] = lambda k: pipeline(c60, work, f"cuda60-{k}", CUDA_LIVE)
+        scenarios["live_1080p60_torch_cuda"] = lambda k: pipeline(c60, work, f"cuda60-{k}", CUDA_LIVE + chosen)
         scenarios["replay_1080p30_cuda_batched"] = lambda k: pipeline(
             c30, work, f"cuda-replay30b-{k}", ["engine.backend=torch", "engine.device=cuda", "engine.batch_size=8",
-                                               "engine.threads=0"], pace=False)
+                                               "engine.threads=0", *chosen], pace=False)
         scenarios["model_alone_cuda"] = lambda k: python_module(c30, work, f"model-alone-cuda-{k}",
-                                                                "stream.bench.model_alone", ["--device", "cuda"],
+                                                                "stream.bench.model_alone", ["--device", "cuda", *alone],
                                                                 positional_clip=False)
     assert set(scenarios) == set(names), "SCENARIOS must list every scenario"
     rows = {}
@@ -116,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     md = table(list(rows.values()))
     tg = targets(rows)
     command = "tools/bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = {"environment": env, "command": command, "seconds": args.seconds, "repeats": args.repeats,
+    result = {"environment": env, "command": command, "model": str(model), "seconds": args.seconds,
+              "repeats": args.repeats,
               "clips": {"1080p30": c30.codec, "1080p60": c60.codec},
               "rows": [asdict(r) for r in rows.values()], "targets": tg, "elapsed_s": round(time.monotonic() - t0, 1)}
     if args.gpu_report:

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--iters", type=int, default=500)
     ap.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="cpu: engine.precision")
+    ap.add_argument("--model", default="", help="fp32 ONNX model (default: the shipped model)")
     args = ap.parse_args(argv)
     from engines.data.synthetic import SceneRenderer, SynthParams
     from engines.data.synthetic.params import parse_size
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     w, h = parse_size(args.size)
     sets = (["engine.backend=onnxruntime", f"engine.precision={args.precision}"] if args.device == "cpu" else
             ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"])
-    cfg = load_config(None, sets)
+    cfg = load_config(None, sets + ([f"engine.model={args.model}"] if args.model else []))
     frame = SceneRenderer(SynthParams(seed=21, seconds=10, width=w, height=h, fps=30)).render(90).image
     figs: dict = {"device": args.device, "size": args.size, "iters": args.iters}
     with Detector(cfg.engine, cfg.preprocess) as det:
