@@ -123,3 +123,32 @@ def test_a_tower_stream_is_one_screen_for_the_whole_sequence_and_the_same_each_t
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(screen, again))
     other = on_tower("cvc-colondb/8", read)
     assert not all(np.array_equal(a[1], b[1]) for a, b in zip(screen, other))
+
+
+def test_the_chosen_threshold_is_written_into_the_model_and_refused_when_it_does_not_hold(tiny_model, tmp_path):
+    import dataclasses
+    import shutil
+
+    from engines.runtime.metadata import read_onnx_metadata, write_onnx_metadata
+    from stream.qa.operating_point import apply_to_model
+    seqs = [_free("a", "A", 1000), _polyps()]
+    chosen = choose(seqs, filters=((3, 5),))
+    assert chosen["met"] and chosen["filter"] == "3 of 5"
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_model, model)
+    new = apply_to_model(model, chosen, ["a", "p"])
+    meta = read_onnx_metadata(model)
+    assert meta.threshold == new.threshold == chosen["threshold"] != 0.5 and meta.box_threshold == 0.5   # pooled
+    op = meta.scores["operating_point"]
+    assert op["frame_rule_threshold"] == 0.5 and op["sequences"] == ["a", "p"] and op["filter"] == "3 of 5"
+    apply_to_model(model, {**chosen, "threshold": 0.4}, ["a"])                  # again: the frame rule's is kept
+    assert read_onnx_metadata(model).scores["operating_point"]["frame_rule_threshold"] == 0.5
+    write_onnx_metadata(model, dataclasses.replace(read_onnx_metadata(model), decision="map_max", box_threshold=0.4))
+    assert apply_to_model(model, {**chosen, "threshold": 0.3}, ["a"]).box_threshold == 0.3   # every alert keeps a box
+    assert apply_to_model(model, {**chosen, "threshold": 0.8}, ["a"]).box_threshold == 0.5
+    before = model.read_bytes()
+    with pytest.raises(ValueError, match="the rule is not met"):
+        apply_to_model(model, {**chosen, "met": False}, ["a"])
+    with pytest.raises(ValueError, match="the rule chose the filter 4 of 6, not the live 3 of 5"):
+        apply_to_model(model, {**chosen, "filter": "4 of 6"}, ["a"])
+    assert model.read_bytes() == before                                        # a refusal changes nothing

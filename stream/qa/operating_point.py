@@ -11,7 +11,9 @@ alert episode); then the filter that detects the most polyps, then the shortest 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -106,3 +108,29 @@ def choose(seqs: list[Sequence], grid=None, filters=FILTERS, pooled_max: float =
                                                else float("inf")))
     return {**ranked[0], "candidates": [{k: v for k, v in m.items() if k != "each_polyp"} for m in per_filter],
             "rule": {"pooled_max": pooled_max, "source_max": source_max, "filters": [f"{k} of {n}" for k, n in filters]}}
+
+
+LIVE_FILTER = "3 of 5"      # the live alert filter of configs/default.yaml (alerts.min_hits of alerts.window)
+
+
+def apply_to_model(model: str | Path, chosen: dict, sequences: list[str]):
+    """Write the rule's threshold into the model's metadata and return the new metadata. The model's boxes stay
+    outlined at most at the threshold where the score is the map's maximum (every alert keeps its box); the rule's
+    figures go into ``scores["operating_point"]``. Refused (ValueError) when the rule was not met, or when its filter
+    is not the live default: the threshold alone would then be applied under another filter than it was chosen for."""
+    from engines.runtime.metadata import read_onnx_metadata, write_onnx_metadata
+    if not chosen["met"]:
+        raise ValueError("--apply: the rule is not met (no threshold of the grid keeps the polyp-free sequences quiet "
+                         "enough); the model keeps its threshold")
+    if chosen["filter"] != LIVE_FILTER:
+        raise ValueError(f"--apply: the rule chose the filter {chosen['filter']}, not the live {LIVE_FILTER}; set "
+                         f"alerts.window and alerts.min_hits with the threshold in the site's configuration instead")
+    meta = read_onnx_metadata(model)
+    thr = float(chosen["threshold"])
+    box = min(thr, 0.5) if meta.decision == "map_max" else meta.box_threshold
+    figures = {k: v for k, v in chosen.items() if k not in ("each_polyp", "candidates")}
+    new = dataclasses.replace(meta, threshold=thr, box_threshold=box, scores={
+        **meta.scores, "operating_point": {**figures, "frame_rule_threshold": meta.scores.get(
+            "operating_point", {}).get("frame_rule_threshold", meta.threshold), "sequences": sequences}})
+    write_onnx_metadata(model, new)
+    return new

@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each generated clip (default 30)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="", help="write operating_point.json and operating_point.md here")
+    ap.add_argument("--apply", action="store_true",
+                    help="write the rule's threshold into the model's metadata (refused when the rule is not met or "
+                         "its filter is not the live default, 3 of 5): the figures go into its scores.operating_point")
     return ap
 
 
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from engines.runtime.metadata import read_onnx_metadata
     from engines.runtime.model_files import resolve_model_path
-    from stream.qa.operating_point import choose, measure
+    from stream.qa.operating_point import apply_to_model, choose, measure
     from stream.qa.sequences import generated_sequences, recorded_sequences
     try:
         model = resolve_model_path(args.model)
@@ -44,12 +47,16 @@ def main(argv: list[str] | None = None) -> int:
             model, args.seconds, threads=args.threads)
         chosen = choose(seqs)
         own = measure(seqs, meta.threshold, 3, 5)
+        applied = apply_to_model(model, chosen, [s.name for s in seqs]) if args.apply else None
     except (PolypwatchError, ValueError) as e:
         print(f"operating_point: {e}", file=sys.stderr)
         return 1
     text = (f"model {meta.model_id} ({meta.precision}); {len(seqs)} sequences\n"
             f"- the model's threshold with the live filter: {_line(own)}\n"
             f"- the rule's choice ({'met' if chosen['met'] else 'NOT met: no threshold quiet enough'}): {_line(chosen)}")
+    if applied is not None:
+        text += (f"\n- applied: {model} threshold {applied.threshold:.2f} (was {meta.threshold:.3f}), boxes outlined at "
+                 f"{applied.box_threshold:.2f}")
     print(text)
     if args.out:
         out = Path(args.out)
