@@ -110,7 +110,11 @@ def choose(seqs: list[Sequence], grid=None, filters=FILTERS, pooled_max: float =
             "rule": {"pooled_max": pooled_max, "source_max": source_max, "filters": [f"{k} of {n}" for k, n in filters]}}
 
 
-LIVE_FILTER = "3 of 5"      # the live alert filter of configs/default.yaml (alerts.min_hits of alerts.window)
+def live_filter() -> tuple[int, int]:
+    """The live alert filter (k of n): alerts.min_hits of alerts.window of the default configuration."""
+    from stream.config import load_config
+    alerts = load_config(None).alerts
+    return alerts.min_hits, alerts.window
 
 
 def apply_to_model(model: str | Path, chosen: dict, sequences: list[str]):
@@ -122,15 +126,16 @@ def apply_to_model(model: str | Path, chosen: dict, sequences: list[str]):
     if not chosen["met"]:
         raise ValueError("--apply: the rule is not met (no threshold of the grid keeps the polyp-free sequences quiet "
                          "enough); the model keeps its threshold")
-    if chosen["filter"] != LIVE_FILTER:
-        raise ValueError(f"--apply: the rule chose the filter {chosen['filter']}, not the live {LIVE_FILTER}; set "
+    live = "%d of %d" % live_filter()
+    if chosen["filter"] != live:
+        raise ValueError(f"--apply: the rule chose the filter {chosen['filter']}, not the live {live}; set "
                          f"alerts.window and alerts.min_hits with the threshold in the site's configuration instead")
     meta = read_onnx_metadata(model)
     thr = float(chosen["threshold"])
     box = min(thr, 0.5) if meta.decision == "map_max" else meta.box_threshold
     figures = {k: v for k, v in chosen.items() if k not in ("each_polyp", "candidates")}
+    frame_rule = meta.scores.get("operating_point", {}).get("frame_rule_threshold", meta.threshold)   # kept on reapply
     new = dataclasses.replace(meta, threshold=thr, box_threshold=box, scores={
-        **meta.scores, "operating_point": {**figures, "frame_rule_threshold": meta.scores.get(
-            "operating_point", {}).get("frame_rule_threshold", meta.threshold), "sequences": sequences}})
+        **meta.scores, "operating_point": {**figures, "frame_rule_threshold": frame_rule, "sequences": sequences}})
     write_onnx_metadata(model, new)
     return new

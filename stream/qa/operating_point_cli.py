@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from engines.runtime.metadata import read_onnx_metadata
     from engines.runtime.model_files import resolve_model_path
-    from stream.qa.operating_point import apply_to_model, choose, measure
+    from stream.qa.operating_point import apply_to_model, choose, live_filter, measure
     from stream.qa.sequences import generated_sequences, recorded_sequences
     try:
         model = resolve_model_path(args.model)
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         seqs = recorded_sequences(model, args.data_root, args.threads) + generated_sequences(
             model, args.seconds, threads=args.threads)
         chosen = choose(seqs)
-        own = measure(seqs, meta.threshold, 3, 5)
+        own = measure(seqs, meta.threshold, *live_filter())
         applied = apply_to_model(model, chosen, [s.name for s in seqs]) if args.apply else None
     except (PolypwatchError, ValueError) as e:
         print(f"operating_point: {e}", file=sys.stderr)
