@@ -35,3 +35,7 @@ class TruthError(PolypwatchError):
 
 class DatasetError(PolypwatchError):
     """A training or evaluation dataset folder is malformed."""
+
+
+class Interrupted(PolypwatchError):
+    """The user stopped the work (SIGINT / SIGTERM) before it was complete."""

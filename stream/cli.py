@@ -5,14 +5,15 @@ import argparse
 import logging
 import sys
 
-from engines.errors import ConfigError, ModelError, PolypwatchError, SourceError, TruthError
+from engines.errors import ConfigError, Interrupted, ModelError, PolypwatchError, SourceError, TruthError
 from stream.commands import COMMANDS
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_MODEL = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 # library exceptions -> (exit code, message prefix); first match wins, PolypwatchError last
 EXIT_CODES = ((ConfigError, EXIT_CONFIG, "configuration error: "), (TruthError, EXIT_CONFIG, "ground truth error: "),
               (SourceError, EXIT_SOURCE, "source error: "), (ModelError, EXIT_MODEL, "model error: "),
+              (Interrupted, EXIT_INTERRUPTED, "interrupted: "),
               (PolypwatchError, EXIT_ERROR, ""))
 
 

@@ -44,6 +44,29 @@ def _load_config(args):
     return load_config(args.config, args.set)
 
 
+def _non_negative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (automatic) or more, got {n}")
+    return n
+
+
+def _check_summary_json(args) -> None:
+    """--summary-json is checked before the run, so that a bad path never costs a finished run its summary."""
+    from stream.config import check_output_path
+    check_output_path("--summary-json", args.summary_json or "")
+
+
+def _write_summary_json(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise ConfigError(f"--summary-json {path}: cannot write ({e.strerror}); the summary is printed above") from None
+
+
 def _run_parser(sub) -> None:
     run = sub.add_parser("run", help="run the live pipeline: capture -> detect -> alert -> publish")
     _common(run)
@@ -55,6 +78,7 @@ def _run_parser(sub) -> None:
 def cmd_run(args) -> int:
     from stream.pipeline import Pipeline, format_summary, summary_json
     cfg = _load_config(args)
+    _check_summary_json(args)
     if cfg.engine.batch_size > 1:
         if cfg.capture.pace:
             raise ConfigError("engine.batch_size: expected 1 for a live (paced) run, which always takes the newest "
@@ -71,7 +95,7 @@ def cmd_run(args) -> int:
     summary = pipe.run()
     print(format_summary(summary))
     if args.summary_json:
-        Path(args.summary_json).write_text(summary_json(summary))
+        _write_summary_json(args.summary_json, summary_json(summary))
     return 0
 
 
@@ -84,12 +108,13 @@ def _overlay_parser(sub) -> None:
 def cmd_overlay(args) -> int:
     from stream.overlay.app import Overlay, format_summary
     cfg = _load_config(args)
+    _check_summary_json(args)
     ov = Overlay(cfg.extra["overlay"])
     _install_signals(ov.stop_event.set)
     summary = ov.run()
     print(format_summary(summary))
     if args.summary_json:
-        Path(args.summary_json).write_text(json.dumps(summary, indent=1))
+        _write_summary_json(args.summary_json, json.dumps(summary, indent=1))
     return 0
 
 
@@ -98,12 +123,13 @@ def _replay_parser(sub) -> None:
     _common(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video file, folder of numbered frames (optional masks/ beside images/), or folder of videos")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder: new, empty, or one polypwatch wrote (it carries a "
+                                                "marker file); any other folder or a file is refused")
     p.add_argument("--truth", help="ground-truth JSON (default: INPUT with .json, or masks beside the frames)")
     p.add_argument("--realtime", action="store_true",
                    help="pace at the source fps and drop what cannot be kept up with (what the doctor saw)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
+    p.add_argument("--workers", type=_non_negative, default=0, metavar="N",
                    help="study: inputs replayed in N worker processes (default: the cores divided by engine.threads)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="study: one Ray task per input; no ADDRESS starts or joins a local Ray instance, an ADDRESS "
@@ -112,9 +138,12 @@ def _replay_parser(sub) -> None:
 
 def cmd_replay(args) -> int:
     from stream.qa.inputs import expand_inputs
-    from stream.qa.replay import format_metrics, replay
+    from stream.qa.output_dir import check_output_dir
+    from stream.qa.replay import STOP, format_metrics, replay
     cfg = _load_config(args)
+    check_output_dir(Path(args.out))              # before any work: never a folder or file of the user's
     inputs, study = expand_inputs(args.inputs)
+    _install_signals(STOP.set)                    # Ctrl-C: the replay in flight stops and is discarded cleanly
     if not study:
         if args.ray is not None or args.workers:
             raise ConfigError("--workers and --ray are for studies (several inputs, a folder, a list file, a glob)")
@@ -122,7 +151,8 @@ def cmd_replay(args) -> int:
         print(f"outputs in {args.out}")
         return 0
     from stream.qa.study_run import run_study
-    results = run_study(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, _runner(args, cfg))
+    runner = _runner(args, cfg)
+    results = run_study(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, runner)
     for r in results:
         print(format_metrics(r.metrics) if r.metrics else f"{r.path}: FAILED: {r.error}")
     failed = sum(r.status == "failed" for r in results)

@@ -1,6 +1,7 @@
 """The live pipeline: capture -> preprocess -> infer -> alert -> publish. This file only connects stages."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import logging
@@ -49,6 +50,8 @@ class Pipeline:
         self._log_file = None
         self.warmup: dict | None = None
         self.on_detection = None          # optional callback(detection, frame), e.g. replay's writers
+        self.sequence_starts: tuple[int, ...] = ()   # replay: frame indices where a new recording starts
+        self._sequence = 0
 
     # ------------------------------------------------------------------ stages
     def _infer(self, frame) -> Detection:
@@ -70,6 +73,11 @@ class Pipeline:
     def _decide(self, frame, r) -> Detection:
         """A frame's ModelResult through the temporal alert filter into its Detection."""
         self._consecutive_errors = 0
+        if self.sequence_starts:            # a new recorded sequence: the alert filter forgets the last one
+            k = bisect.bisect_right(self.sequence_starts, frame.index)
+            if k != self._sequence:
+                self._sequence = k
+                self.alerts.reset()
         alert = self.alerts.update(r.score)
         t_alert = time.monotonic_ns()
         return Detection(seq=frame.seq, t_capture_ns=frame.t_capture_ns, source=frame.source, score=r.score,
@@ -147,6 +155,10 @@ class Pipeline:
                             if self.reader.failure:
                                 self.state = "error"
                                 raise SourceError(f"capture failed: {self.reader.failure}")
+                            if not self.reader.stats().read:
+                                self.state = "error"
+                                raise SourceError(f"{self.reader.source_id}: the source ended without a single "
+                                                  f"frame (not a video or image polypwatch can decode)")
                             break
                         continue
                     self._processed(self._publish(self._infer(frame), frame), frame)

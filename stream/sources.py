@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from engines.runtime.image_files import IMAGE_EXT
+from engines.runtime.media import KNOWN, sniff_file
 from engines.errors import SourceEnded, SourceError
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class OpenCVSource(Source):
             if self.req_fps:
                 cap.set(cv2.CAP_PROP_FPS, self.req_fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)    # never let the driver queue old frames
-        else:
+        elif self.is_url:
             cap = cv2.VideoCapture(self.target)
+        else:                 # a file: only as the container its first bytes name (make_source checked them)
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"{'device' if self.is_device else 'video'} {self.target}: cannot be opened")
@@ -153,6 +156,31 @@ class FolderSource(Source):
         return _check_image(cv2.imread(str(p), cv2.IMREAD_COLOR), f"frame {p}"), self.index
 
 
+class ImageSource(FolderSource):
+    """One still image file: a source of one frame."""
+
+    def __init__(self, path: str, fps: float = 0.0):
+        super().__init__(str(Path(path).parent), fps)
+        self.path = Path(path)
+        self.source_id = self.path.name
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"image {self.path}: file not found")
+        self.files = [self.path]
+        self.index = -1
+
+
+def check_media_file(path: str | Path) -> str:
+    """'image' or 'video': what a file is, from its first bytes; anything else is a SourceError."""
+    media = sniff_file(path)
+    if media is None:
+        what = "empty" if Path(path).is_file() and Path(path).stat().st_size == 0 else "not an image or a video"
+        raise SourceError(f"{path}: {what} polypwatch can read ({KNOWN}; told from the file's first bytes, not "
+                          f"its name)")
+    return media.kind
+
+
 class SyntheticSource(Source):
     """Generated colonoscopy video: ``synthetic://seed=3&size=1920x1080&fps=30&seconds=60``.
 
@@ -209,4 +237,6 @@ def make_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0, fo
         return SyntheticSource(spec[len("synthetic://"):], fps)
     if Path(spec).is_dir():
         return FolderSource(spec, fps)
+    if Path(spec).is_file() and check_media_file(spec) == "image":
+        return ImageSource(spec, fps)
     return OpenCVSource(spec, width, height, fps, fourcc)

@@ -10,7 +10,7 @@ import numpy as np
 
 from engines.data.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames, load_truth
 from engines.errors import SourceError, TruthError
-from stream.sources import IMAGE_EXT, numbered_frames
+from stream.sources import IMAGE_EXT, check_media_file, numbered_frames
 
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".ts"}
 
@@ -22,6 +22,7 @@ class ReplayInput:
     frame_count: int
     fps: float
     truth: GroundTruth | None
+    sequence_starts: tuple[int, ...] = ()    # frame indices where another recorded sequence begins
 
 
 LIST_EXT = {".txt", ".list"}
@@ -80,7 +81,9 @@ def expand_inputs(paths: list[str]) -> tuple[list[Path], bool]:
 
 
 def _video_info(path: Path) -> tuple[int, float]:
-    cap = cv2.VideoCapture(str(path))
+    if check_media_file(path) == "image":
+        return 1, 0.0
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise SourceError(f"video {path}: cannot be opened")
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -119,6 +122,12 @@ def truth_from_masks(frames: list[Path], mask_dir: Path, fps: float, sequences: 
                        source=str(mask_dir))
 
 
+def sequence_starts(frames: list[Path], table: dict[str, str]) -> tuple[int, ...]:
+    """Where each recorded sequence of a frame folder begins (after the first), from its sequence table."""
+    ids = [table.get(f.stem, "") for f in frames]
+    return tuple(i for i in range(1, len(ids)) if ids[i] != ids[i - 1])
+
+
 def resolve_input(path: Path, truth_path: str | None, fps: float = 0.0) -> ReplayInput:
     """The source, frame count and truth of one replay input; raises with a clear message if they disagree."""
     if path.is_dir():
@@ -131,12 +140,13 @@ def resolve_input(path: Path, truth_path: str | None, fps: float = 0.0) -> Repla
             truth = load_truth(truth_path)
         elif (root / "masks").is_dir():
             truth = truth_from_masks(frames, root / "masks", rate, _sequence_table(root))
-        inp = ReplayInput(path.name, str(frames_dir), len(frames), rate, truth)
+        inp = ReplayInput(path.name, str(frames_dir), len(frames), rate, truth,
+                          sequence_starts(frames, _sequence_table(root)))
     else:
         n, vfps = _video_info(path)
         tp = Path(truth_path) if truth_path else path.with_suffix(".json")
         truth = load_truth(tp) if (truth_path or tp.is_file()) else None
-        inp = ReplayInput(path.stem, str(path), n, fps or vfps, truth)
+        inp = ReplayInput(path.stem, str(path), n, fps or vfps or 25.0, truth)
     if inp.truth is not None and inp.truth.frame_count != inp.frame_count:
         raise TruthError(f"ground truth has {inp.truth.frame_count} frames, the input {inp.source} has "
                          f"{inp.frame_count}: they do not belong together")

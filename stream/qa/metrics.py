@@ -20,12 +20,17 @@ class Episode:
     last: int
 
 
-def alert_episodes(dets: list[Detection]) -> list[Episode]:
-    """Alert-on runs over processed frames in frame order (a dropped frame does not break a run)."""
+def alert_episodes(dets: list[Detection], sequence_starts: tuple[int, ...] = ()) -> list[Episode]:
+    """Alert-on runs over processed frames in frame order (a dropped frame does not break a run; the start of a
+    new recorded sequence does)."""
     out: list[Episode] = []
     start = prev = None
+    starts = set(sequence_starts)
     for d in sorted(dets, key=lambda d: d.frame_index):
         on = d.alert is AlertState.ON
+        if start is not None and prev is not None and any(prev < s <= d.frame_index for s in starts):
+            out.append(Episode(start, prev))
+            start = None
         if on and start is None:
             start = d.frame_index
         if not on and start is not None:
@@ -71,14 +76,17 @@ def episode_metrics(episodes: list[Episode], fps: float, minutes: float, positiv
 
 
 def compute(truth: GroundTruth | None, dets: list[Detection], fps: float, frame_count: int,
-            threshold: float) -> dict:
-    """All replay metrics. ``dets`` are the processed frames' detections (any order)."""
+            threshold: float, sequence_starts: tuple[int, ...] = ()) -> dict:
+    """All replay metrics. ``dets`` are the processed frames' detections (any order). ``sequence_starts``: frame
+    indices where another recorded sequence begins (the alert filter was reset there; episodes end there)."""
     dets = sorted(dets, key=lambda d: d.frame_index)
     ok = [d for d in dets if not d.error]
     minutes = frame_count / fps / 60 if fps else 0.0
     m: dict = {"frames": frame_count, "fps": fps, "duration_s": _r(frame_count / fps if fps else None, 3),
-               "processed": len(dets), "errors": len(dets) - len(ok), "threshold": threshold}
-    episodes = alert_episodes(ok)
+               "processed": len(dets), "errors": len(dets) - len(ok), "threshold": threshold,
+               "sequences": 1 + len(sequence_starts), "sequence_starts": list(sequence_starts),
+               "ground_truth": truth is not None}
+    episodes = alert_episodes(ok, sequence_starts)
     if truth is None:
         m.update(episode_metrics(episodes, fps, minutes, None))
         return m

@@ -4,20 +4,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import sys
+import threading
 from pathlib import Path
 
+from engines.errors import Interrupted, SourceError
 from stream.config import Config
 from stream.detection import Detection
 from stream.pipeline import Pipeline
 from stream.qa.annotate import AnnotatedVideo
 from stream.qa.inputs import ReplayInput, resolve_input
 from stream.qa.metrics import compute
+from stream.qa.output_dir import check_output_dir, make_output_dir, remove_ours
 from stream.qa.report import write_report
 from stream.wire import encode_detection
 
 log = logging.getLogger(__name__)
+STOP = threading.Event()        # set by the command's SIGINT/SIGTERM handler: the replay in flight stops cleanly
 
 
 def _replay_config(cfg: Config, realtime: bool, fps: float) -> Config:
@@ -38,16 +41,29 @@ def _progress(name: str, k: int, n: int, done: int, total: int) -> None:
 
 def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, video: bool = True,
                position: tuple[int, int] = (1, 1), extra: dict | None = None) -> dict:
-    """Run one input; outputs appear in ``out_dir`` only when complete (a failed run leaves none)."""
+    """Run one input; outputs appear in ``out_dir`` only when complete (a failed or interrupted run leaves none).
+    Only a folder polypwatch wrote is ever replaced (stream.qa.output_dir)."""
+    check_output_dir(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    remove_ours(tmp)
+    make_output_dir(tmp)
+    try:
+        return _replay_into(inp, tmp, out_dir, cfg, realtime, video, position, extra)
+    except BaseException:
+        remove_ours(tmp)
+        raise
+
+
+def _replay_into(inp: ReplayInput, tmp: Path, out_dir: Path, cfg: Config, realtime: bool, video: bool,
+                 position: tuple[int, int], extra: dict | None) -> dict:
     rcfg = _replay_config(cfg, realtime, inp.fps)
     if rcfg.engine.batch_size > 1 and not realtime:
         from stream.batched import BatchedPipeline
         pipe = BatchedPipeline(rcfg, source=inp.source)
     else:
         pipe = Pipeline(rcfg, source=inp.source)
+    pipe.stop_event = STOP
+    pipe.sequence_starts = inp.sequence_starts
     overlay_style = cfg.extra["overlay"]
     dets: list[Detection] = []
     jsonl = (tmp / "detections.jsonl").open("w")
@@ -67,10 +83,15 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
         jsonl.close()
         if annot is not None:
             annot.close()
+    if STOP.is_set():
+        raise Interrupted(f"{inp.name}: replay stopped after {len(dets)} of {inp.frame_count} frames; its "
+                          f"outputs were not written")
+    if not dets:
+        raise SourceError(f"{inp.source}: no frame could be decoded (the container announced {inp.frame_count})")
     _progress(inp.name, *position, inp.frame_count, inp.frame_count)
     threshold = pipe.alerts.on
     frames = decoded_frames(inp, summary, realtime)
-    m = compute(inp.truth, dets, inp.fps, frames, threshold)
+    m = compute(inp.truth, dets, inp.fps, frames, threshold, inp.sequence_starts)
     m.update(input=inp.source, model_id=pipe.detector.model_id, backend=pipe.detector.backend_name,
              **pipe.detector.precision.record(),
              mode="realtime" if realtime else "every frame", dropped=summary["dropped"] + summary["skipped_by_source"],
@@ -86,8 +107,7 @@ def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, vid
     m.update(extra or {})
     (tmp / "metrics.json").write_text(json.dumps(m, indent=1))
     write_report(tmp / "report.html", inp, dets, m, threshold)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    remove_ours(out_dir)
     tmp.rename(out_dir)
     return m
 

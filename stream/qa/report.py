@@ -41,7 +41,9 @@ def _timeline(inp: ReplayInput, dets: list[Detection], threshold: float) -> str:
             for a, b in tr.intervals:
                 ax.axvspan(a / inp.fps, (b + 1) / inp.fps, color="#2ca02c", alpha=0.18,
                            label="polyp visible (truth)" if k == 0 and (a, b) == tr.intervals[0] else None)
-    for k, e in enumerate(alert_episodes([d for d in dets if not d.error])):
+    for s in inp.sequence_starts:
+        ax.axvline(s / inp.fps, color="black", lw=0.6, ls="--")
+    for k, e in enumerate(alert_episodes([d for d in dets if not d.error], inp.sequence_starts)):
         ax.plot([e.first / inp.fps, (e.last + 1) / inp.fps], [1.04, 1.04], color="#d62728", lw=5,
                 solid_capstyle="butt", label="alert on" if k == 0 else None)
     ax.set_ylim(-0.02, 1.1)
@@ -90,7 +92,9 @@ def _read_frame(inp: ReplayInput, index: int) -> np.ndarray | None:
         from stream.sources import numbered_frames
         files = numbered_frames(src)
         return cv2.imread(str(files[index])) if index < len(files) else None
-    cap = cv2.VideoCapture(str(src))
+    if inp.frame_count == 1:
+        return cv2.imread(str(src))
+    cap = cv2.VideoCapture(str(src), cv2.CAP_FFMPEG)
     cap.set(cv2.CAP_PROP_POS_FRAMES, index)
     ok, img = cap.read()
     cap.release()
@@ -149,6 +153,15 @@ def write_report(path: Path, inp: ReplayInput, dets: list[Detection], metrics: d
             i = (a + b) // 2
             thumbs.append(_thumb(inp, i, by_index.get(i), f"false alarm, frames {a}-{b}"))
     roc = _roc(inp, dets)
+    if inp.truth is None:
+        no_roc = "No ROC: this recording has no ground truth (frame and polyp figures need one)."
+        no_thumbs = ("No ground truth: missed polyps and false alarms cannot be told apart from true alerts; the alert "
+                     "episodes are in the timeline above.")
+    else:
+        no_roc = "No ROC: every frame of the ground truth is of one class (all polyp or all polyp-free)."
+        no_thumbs = "None: every polyp was detected and no alert fell outside a polyp."
+    seq_note = (f" · {len(inp.sequence_starts) + 1} recorded sequences (the alert filter starts afresh at each; "
+                f"dashed lines)" if inp.sequence_starts else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>polypwatch replay: {html.escape(inp.name)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse}}
 td{{border-bottom:1px solid #ddd;padding:4px 12px}} figure{{display:inline-block;margin:4px}}
@@ -156,15 +169,16 @@ figcaption{{font-size:12px}} img{{max-width:100%}} .note{{color:#666;font-size:1
 <h1>Replay: {html.escape(inp.name)}</h1>
 <p class="note">Source {html.escape(inp.source)} · {metrics['frames']} frames at {inp.fps:g} fps · model
 {html.escape(metrics.get('model_id', ''))} · precision {html.escape(metrics.get('precision', 'fp32'))}
-({html.escape(metrics.get('precision_reason', ''))}) · threshold {threshold:.3f} · mode {html.escape(metrics.get('mode', ''))}.
+({html.escape(metrics.get('precision_reason', ''))}) · threshold {threshold:.3f} · mode {html.escape(metrics.get('mode', ''))}
+{'· ground truth: ' + html.escape(inp.truth.source or 'yes') if inp.truth is not None else '· no ground truth'}{seq_note}.
 Research software, not a medical device.</p>
 <table>{''.join(f'<tr><td>{html.escape(k)}</td><td>{v}</td></tr>' for k, v in rows)}</table>
 <h2>Score over time</h2><img src="{_timeline(inp, dets, threshold)}">
-<h2>ROC and latency</h2>{f'<img src="{roc}">' if roc else '<p class="note">No ROC: the truth has only one class.</p>'}
+<h2>ROC and latency</h2>{f'<img src="{roc}">' if roc else f'<p class="note">{no_roc}</p>'}
 <img src="{_latency(dets, metrics['budget_ms'])}">
 <h2>Missed polyps and false alarms</h2>
 <p class="note">White: truth box. Green: detector boxes.</p>
-{''.join(thumbs) or '<p class="note">None.</p>'}
+{''.join(thumbs) or f'<p class="note">{no_thumbs}</p>'}
 <h2>All metrics</h2><pre>{html.escape(json.dumps({k: v for k, v in metrics.items() if k != 'alert_durations_s'}, indent=1))}</pre>
 </body></html>"""
     path.write_text(page)

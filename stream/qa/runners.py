@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator, Protocol
 
 from engines.errors import ConfigError
+from stream.qa.replay import STOP
 from stream.qa.study import JobResult, StudyJob
 from stream.qa.worker import run_job
 
@@ -28,6 +30,8 @@ class SerialRunner:
 
     def run(self, jobs: list[StudyJob]) -> Iterator[JobResult]:
         for job in jobs:
+            if STOP.is_set():
+                return
             yield run_job(job)
 
 
@@ -44,7 +48,9 @@ class ProcessRunner:
 
     def run(self, jobs: list[StudyJob]) -> Iterator[JobResult]:
         lost = yield from self._pool(jobs, self.workers)
-        for job in lost:                                   # retry alone: a job that kills its worker fails alone
+        for job in lost:
+            if STOP.is_set():
+                return                                   # retry alone: a job that kills its worker fails alone
             again = yield from self._pool([job], 1)
             for j in again:
                 yield JobResult(j.name, j.path, "failed", "crash: its worker process died (twice)")
@@ -52,10 +58,16 @@ class ProcessRunner:
     def _pool(self, jobs: list[StudyJob], workers: int):
         ctx = multiprocessing.get_context("spawn")
         lost: list[StudyJob] = []
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1, mp_context=ctx) as ex:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1, mp_context=ctx,
+                                 initializer=_ignore_sigint) as ex:
             pending = {ex.submit(run_job, j): j for j in jobs}
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                if STOP.is_set():                          # Ctrl-C: the workers' inputs in flight are dropped
+                    for proc in list(getattr(ex, "_processes", {}).values()):
+                        proc.terminate()
+                    ex.shutdown(wait=True, cancel_futures=True)
+                    return []
                 for fut in done:
                     job = pending.pop(fut)
                     try:
@@ -63,6 +75,11 @@ class ProcessRunner:
                     except BrokenProcessPool:
                         lost.append(job)
         return lost
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process, which stops them (a worker's traceback is no message)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class RayRunner:
@@ -97,7 +114,13 @@ class RayRunner:
             task = ray.remote(run_job)
             refs = {task.options(**self.resources(j)).remote(j): j for j in jobs}
             while refs:
-                done, _ = ray.wait(list(refs), num_returns=1)
+                done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+                if STOP.is_set():
+                    for ref in refs:
+                        ray.cancel(ref, force=True)
+                    return
+                if not done:
+                    continue
                 job = refs.pop(done[0])
                 try:
                     yield ray.get(done[0])

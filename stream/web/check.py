@@ -1,26 +1,30 @@
 """Check one uploaded image or short clip with the model: score, alert decision, boxes, heat map, as JSON.
 
-The file's type is told from its content, never from its name. Everything that can be wrong with an upload
-(not an image or video, too large, too long, truncated) raises ``UploadError`` with a message for the user.
+The file's type is told from its first bytes, never from its name (engines.runtime.media): an image's size is
+read from its header and refused before anything is decoded; a video is opened only as the container its magic
+bytes name, so a playlist (FFmpeg's ffconcat, HLS) can never make the server read files or URLs the client did not
+send. Everything that can be wrong with an upload (not an image or video, too large, too long, truncated) raises
+``UploadError`` with a message for the user.
 """
 from __future__ import annotations
 
-import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from engines.errors import PolypwatchError
 from engines.runtime.detector import Detector
+from engines.runtime.media import KNOWN, Media, sniff
 from stream.alerts import AlertFilter
 from stream.detection import AlertState
 
 HEATMAP_GRID_WIDTH = 32          # the heat map in the JSON result: this many columns
 PREVIEW_MAX_WIDTH = 960
 MAX_SIDE = 16384
+MAX_PIXELS = 40_000_000          # 8K UHD is 33 MP; a bigger image is refused from its header, never decoded
 
 
 class UploadError(PolypwatchError):
@@ -76,15 +80,17 @@ def render_preview(image: np.ndarray, heat: np.ndarray | None, boxes: list[list[
 
 
 def _not_media(name: str) -> UploadError:
-    return UploadError(f"{name or 'the upload'}: neither an image nor a video polypwatch can read (images: PNG, "
-                       f"JPEG, BMP, TIFF, WebP; videos: MP4, AVI, MKV, MOV); no frame could be decoded, which is also "
-                       f"what a video that is empty or cut short (truncated) gives", status=415)
+    return UploadError(f"{name or 'the upload'}: neither an image nor a video polypwatch can read ({KNOWN}; told "
+                       f"from the file's first bytes, not its name); no frame could be decoded, which is also what a "
+                       f"video that is empty or cut short (truncated) gives", status=415)
 
 
-def _check_image_size(img: np.ndarray, what: str) -> None:
-    h, w = img.shape[:2]
-    if h < 16 or w < 16 or h > MAX_SIDE or w > MAX_SIDE:
-        raise UploadError(f"{what}: {w}x{h} pixels; expected between 16x16 and {MAX_SIDE}x{MAX_SIDE}")
+def _check_image_size(w: int, h: int, what: str) -> None:
+    if h < 16 or w < 16:
+        raise UploadError(f"{what}: {w}x{h} pixels; expected at least 16x16")
+    if h > MAX_SIDE or w > MAX_SIDE or w * h > MAX_PIXELS:
+        raise UploadError(f"{what}: {w}x{h} pixels; expected at most {MAX_SIDE} on a side and "
+                          f"{MAX_PIXELS / 1e6:.0f} megapixels (refused from the header, not decoded)", status=413)
 
 
 class Checker:
@@ -98,13 +104,16 @@ class Checker:
         self.threshold = self.detector.meta.threshold
         self.alerts_cfg = cfg.alerts
         self.model_id = self.detector.model_id
+        rec = self.detector.precision.record()       # the file's name only: no server path leaves the server
+        self.precision = {**rec, "model_file": Path(rec["model_file"]).name}
 
     def close(self) -> None:
         self.detector.__exit__(None, None, None)
 
     def _base(self, kind: str, name: str) -> dict:
         a = AlertFilter.from_config(self.alerts_cfg, self.threshold)
-        return {"kind": kind, "name": name, "model_id": self.model_id, "threshold": round(self.threshold, 4),
+        return {"kind": kind, "name": name, "model_id": self.model_id, **self.precision,
+                "threshold": round(self.threshold, 4),
                 "alert_filter": {"on": round(a.on, 4), "off": round(a.off, 4), "window": self.alerts_cfg.window,
                                  "min_hits": self.alerts_cfg.min_hits, "min_misses": self.alerts_cfg.min_misses},
                 "warnings": []}
@@ -115,13 +124,30 @@ class Checker:
         if len(data) > self.limits.max_bytes:
             raise UploadError(f"the upload is {len(data) / 1e6:.1f} MB; the limit is "
                               f"{self.limits.max_bytes / 1e6:.1f} MB", status=413)
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if img is not None:
-            return self._image(img, name)
-        return self._video(data, name)
+        media = sniff(data)
+        if media is None:
+            raise _not_media(name)
+        if media.kind == "image":
+            return self._image(self._decode_image(data, media, name), name)
+        return self._video(data, media, name)
+
+    @staticmethod
+    def _decode_image(data: bytes, media: Media, name: str) -> np.ndarray:
+        what = name or "image"
+        if not media.width or not media.height:
+            raise UploadError(f"{what}: a {media.format.upper()} file whose header gives no image size (damaged or "
+                              f"truncated)", status=415)
+        _check_image_size(media.width, media.height, what)
+        try:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error:
+            img = None
+        if img is None:
+            raise UploadError(f"{what}: a {media.format.upper()} file that cannot be decoded (damaged or truncated)",
+                              status=415)
+        return img
 
     def _image(self, img: np.ndarray, name: str) -> CheckResult:
-        _check_image_size(img, name or "image")
         r = self.detector.detect(img, heatmap=True)
         above = r.score >= self.threshold
         out = self._base("image", name)
@@ -132,11 +158,8 @@ class Checker:
                                f"{self.alerts_cfg.min_hits} of {self.alerts_cfg.window} frames above the threshold")
         return CheckResult(out, render_preview(img, r.heatmap, out["boxes"], above))
 
-    def _video(self, data: bytes, name: str) -> CheckResult:
-        suffix = Path(name).suffix.lower()
-        if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
-            suffix = ".bin"
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+    def _video(self, data: bytes, media: Media, name: str) -> CheckResult:
+        with tempfile.NamedTemporaryFile(suffix=media.suffix) as tmp:     # named by its content, not its name
             tmp.write(data)
             tmp.flush()
             cap = cv2.VideoCapture(tmp.name, cv2.CAP_FFMPEG)
@@ -154,6 +177,9 @@ class Checker:
         if declared > 0 and declared / fps > self.limits.max_clip_seconds:
             raise UploadError(f"{name}: {declared / fps:.1f} s of video; the limit is "
                               f"{self.limits.max_clip_seconds:g} s", status=413)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w > 0 and h > 0:                      # the container's word, before a frame is decoded
+            _check_image_size(w, h, f"{name} frames")
         alerts = AlertFilter.from_config(self.alerts_cfg, self.threshold)
         frames, best, best_img = [], None, None
         while len(frames) < self.limits.max_clip_frames:
@@ -161,7 +187,7 @@ class Checker:
             if not ok or img is None:
                 break
             if not frames:
-                _check_image_size(img, f"{name} frame 0")
+                _check_image_size(img.shape[1], img.shape[0], f"{name} frame 0")
             r = self.detector.detect(img)
             state = alerts.update(r.score)
             i = len(frames)

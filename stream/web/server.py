@@ -74,7 +74,7 @@ async def api_state(request: web.Request) -> web.Response:
                               "viewers": [v.counters() for v in hub.viewers],
                               "uploads": checker is not None,
                               "check_model": None if checker is None else
-                              {"model_id": checker.model_id, "threshold": checker.threshold},
+                              {"model_id": checker.model_id, "threshold": checker.threshold, **checker.precision},
                               "reports": bool(request.app[CFG].extra["web"].reports_dir)})
 
 

@@ -3,7 +3,7 @@ const $ = (id) => document.getElementById(id);
 const pw = window.polypwatch = {result: null, error: null, busy: false};
 
 fetch("/api/state").then((r) => r.json()).then((s) => {
-  $("model").textContent = s.uploads ? `model: ${s.check_model.model_id}, threshold ${s.check_model.threshold.toFixed(3)}`
+  $("model").textContent = s.uploads ? `model: ${s.check_model.model_id} (${s.check_model.precision}), threshold ${s.check_model.threshold.toFixed(3)}`
                                      : "uploads are switched off on this server";
 }).catch(() => {});
 
@@ -39,6 +39,7 @@ function show(res) {
       (s.first_alert_frame === null ? "" : `, first at frame ${s.first_alert_frame}`);
   }
   $("threshold").textContent = res.threshold.toFixed(4);
+  $("precision").textContent = `${res.precision} (${res.precision_reason}), ${res.model_file}`;
   $("boxes").textContent = boxes.length ? boxes.map((b) => `[${b.map((v) => v.toFixed(3)).join(", ")}]`).join(" ")
     : "none (boxes are drawn only where the alert would be on)";
   $("warnings").textContent = res.warnings.join(" ");
