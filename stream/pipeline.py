@@ -111,7 +111,8 @@ class Pipeline:
                       fps=round(self.stats.recent_fps(), 2), processed=self.stats.processed,
                       dropped=rs.dropped + rs.skipped, budget_misses=self.stats.budget_misses,
                       errors=self.stats.errors, budget_ms=self.cfg.pipeline.budget_ms,
-                      latency_ms=self.stats.heartbeat_latency(), message=self.reader.last_error if self.state != "running" else "")
+                      latency_ms=self.stats.heartbeat_latency(), message=self.reader.last_error if self.state != "running" else "",
+                      source_fps=round(float(self.source.fps or 0.0), 3))
 
     def _update_state(self) -> None:
         if self.reader.ended:

@@ -43,6 +43,7 @@ class Status:
     budget_ms: float = 0.0
     latency_ms: dict = field(default_factory=dict)    # stage -> {p50, p95, p99, max, count}
     message: str = ""
+    source_fps: float = 0.0         # the source's own frame rate (a file's, a device's); 0 = not known
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -63,7 +63,7 @@ def test_replay_of_a_frame_folder_with_masks_and_several_inputs(tiny_model, tmp_
 
 @pytest.mark.parametrize("make, message", [
     (lambda p, c: str(p / "missing.mp4"), "not found"),
-    (lambda p, c: (p.joinpath("x.mp4").write_bytes(b"not a video" * 50), str(p / "x.mp4"))[1], "cannot be opened"),
+    (lambda p, c: (p.joinpath("x.mp4").write_bytes(b"not a video" * 50), str(p / "x.mp4"))[1], "not an image or a video"),
     (lambda p, c: (p.joinpath("t.json").write_text("{broken"), "--truth", str(p / "t.json"), str(c))[1:],
      "not valid JSON"),
 ])

@@ -1,8 +1,8 @@
 """One frame, one graph: uint8 frame in, model outputs out, on the torch device.
 
 ``FramePreprocess`` does the shared preprocessing (engines.runtime.preprocess) as a torch module: crop to the active
-area and area-resize to the model input as two matrix products with area-averaging weight matrices (the
-separable box filter of OpenCV's INTER_AREA), rounding to uint8 levels, the outline and corner mask, colour order,
+area and area-resize to the model input as two matrix products with OpenCV's INTER_AREA weights (the separable
+box filter; for a crop smaller than the input, OpenCV's own two-tap enlarging coefficients), rounding to uint8 levels, the outline and corner mask, colour order,
 normalisation. The crop offsets, the resize weights and the mask are *buffers* set from the ``ActiveArea``: a new
 area changes buffer contents, never a shape, so the graph is captured once per frame size.
 
@@ -24,15 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def area_weights(start: int, stop: int, n_src: int, n_dst: int) -> np.ndarray:
-    """(n_dst, n_src) float32: row i averages source pixels [start, stop) resized to n_dst by area (INTER_AREA);
-    zero outside the crop. Up-scaling (a crop smaller than the input) takes the covering source pixel."""
+    """(n_dst, n_src) float32: row i averages source pixels [start, stop) resized to n_dst by area (OpenCV's
+    INTER_AREA when neither axis is enlarged); zero outside the crop."""
     w = np.zeros((n_dst, n_src), np.float32)
     length = stop - start
     scale = length / n_dst
-    if scale <= 1.0:
-        idx = start + np.minimum((np.arange(n_dst) * scale).astype(int), length - 1)
-        w[np.arange(n_dst), idx] = 1.0
-        return w
     for i in range(n_dst):
         a, b = start + i * scale, start + (i + 1) * scale
         j0, j1 = int(np.floor(a)), int(np.ceil(b))
@@ -40,6 +36,36 @@ def area_weights(start: int, stop: int, n_src: int, n_dst: int) -> np.ndarray:
             w[i, j] = min(b, j + 1) - max(a, j)
         w[i] /= scale
     return w
+
+
+def area_upscale_weights(start: int, stop: int, n_src: int, n_dst: int) -> np.ndarray:
+    """(n_dst, n_src) float32: OpenCV's INTER_AREA where an axis is enlarged. OpenCV then runs its bilinear
+    resize with INTER_AREA's own two-tap coefficients on *both* axes (resize.cpp: sx = floor(dx * scale),
+    fx = (dx + 1) - (sx + 1) / scale, taken modulo 1, clamped at the edge)."""
+    w = np.zeros((n_dst, n_src), np.float32)
+    length = stop - start
+    scale, inv = length / n_dst, n_dst / length
+    for dx in range(n_dst):
+        sx = int(np.floor(dx * scale))
+        fx = (dx + 1) - (sx + 1) * inv
+        fx = 0.0 if fx <= 0 else fx - np.floor(fx)
+        if sx >= length - 1:
+            sx, fx = length - 1, 0.0
+        w[dx, start + sx] += 1.0 - fx
+        if fx:
+            w[dx, start + sx + 1] += fx
+    return w
+
+
+def resize_weights(box: tuple[int, int, int, int], level_h: int, level_w: int, out_h: int, out_w: int,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) weight matrices of cv2.resize(INTER_AREA) of the crop ``box`` (x0, y0, x1, y1) to
+    out_h x out_w: the area average where the crop is at least the output size on both axes, else OpenCV's
+    enlarging path on both (small crops: within 1 grey level of OpenCV, tested)."""
+    x0, y0, x1, y1 = box
+    y1, x1 = min(y1, level_h), min(x1, level_w)
+    make = area_weights if (y1 - y0 >= out_h and x1 - x0 >= out_w) else area_upscale_weights
+    return make(y0, y1, level_h, out_h), make(x0, x1, level_w, out_w)
 
 
 def crop_on_level(area: ActiveArea, spec: PreprocessSpec, frame_h: int, frame_w: int) -> tuple[int, tuple]:
@@ -80,12 +106,13 @@ class FramePreprocess:
                 if key == self.area_key:
                     return False
                 s = self.spec
-                k, (x0, y0, x1, y1) = crop_on_level(area, s, self.frame_h, self.frame_w)
+                k, box = crop_on_level(area, s, self.frame_h, self.frame_w)
                 if k != self.level:
                     raise ValueError(f"FramePreprocess: area needs pyramid level {k}, this module is level {self.level}")
+                ry, rx = resize_weights(box, self.lh, self.lw, s.input_height, s.input_width)
                 with torch.no_grad():
-                    self.ry.copy_(torch.from_numpy(area_weights(y0, min(y1, self.lh), self.lh, s.input_height)))
-                    self.rx_t.copy_(torch.from_numpy(area_weights(x0, min(x1, self.lw), self.lw, s.input_width).T))
+                    self.ry.copy_(torch.from_numpy(ry))
+                    self.rx_t.copy_(torch.from_numpy(rx.T))
                     self.mask.copy_(torch.from_numpy(keep_mask(area, s).astype(np.float32)).view(self.mask.shape))
                 self.area_key = key
                 return True

@@ -29,6 +29,8 @@ class _Output:
         self.cfg = cfg
         self.writer = None
         self.size = None
+        self.source_fps = 0.0            # the source's own rate: from the heartbeat, or the capture source
+        self.unrecorded = 0              # frames shown before the source's rate was known (not in the file)
         if cfg.show_window:
             if not hasattr(cv2, "namedWindow"):
                 raise ConfigError("overlay.show_window: this OpenCV build has no GUI (opencv-python-headless); "
@@ -42,18 +44,27 @@ class _Output:
 
     def show(self, img: np.ndarray, record: bool = True) -> None:
         if self.cfg.output and record:
-            if self.writer is None:
-                self.size = (img.shape[1], img.shape[0])
-                self.writer = cv2.VideoWriter(self.cfg.output, cv2.VideoWriter_fourcc(*"mp4v"),
-                                              self.cfg.output_fps, self.size)
-                if not self.writer.isOpened():
-                    raise ConfigError(f"overlay.output: cannot write a video to {self.cfg.output!r}")
-            if (img.shape[1], img.shape[0]) != self.size:
-                img = cv2.resize(img, self.size)
-            self.writer.write(img)
+            self._record(img)
         if self.cfg.show_window:
             cv2.imshow(self.cfg.window_name, img)
             cv2.waitKey(1)
+
+    def _record(self, img: np.ndarray) -> None:
+        """The annotated video at the source's own frame rate (overlay.output_fps overrides it), so that it lasts
+        as long as the procedure; frames before the rate is known are shown but not recorded."""
+        if self.writer is None:
+            fps = self.cfg.output_fps or self.source_fps
+            if not fps:
+                self.unrecorded += 1
+                return
+            self.size = (img.shape[1], img.shape[0])
+            self.writer = cv2.VideoWriter(self.cfg.output, cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+            if not self.writer.isOpened():
+                raise ConfigError(f"overlay.output: cannot write a video to {self.cfg.output!r}")
+            log.info("recording %s at %.3g fps", self.cfg.output, fps)
+        if (img.shape[1], img.shape[0]) != self.size:
+            img = cv2.resize(img, self.size)
+        self.writer.write(img)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -79,6 +90,7 @@ class Overlay:
         self._alert_was_shown = False
         self._log = open(cfg.latency_log, "w") if cfg.latency_log else None
         self.on_draw = None        # optional callback(verdict, image, new) after each draw (tests, tools)
+        self.output: _Output | None = None
 
     def _bell(self) -> None:
         now = time.monotonic()
@@ -119,7 +131,7 @@ class Overlay:
 
     def run(self) -> dict:
         cfg = self.cfg
-        out = _Output(cfg)
+        out = self.output = _Output(cfg)
         redraw_ns = int(cfg.redraw_ms * 1e6)
         t_end = time.monotonic_ns() + int(cfg.max_seconds * 1e9) if cfg.max_seconds else None
         last: FrameMessage | None = None
@@ -127,6 +139,7 @@ class Overlay:
         placeholder = None
         if self.reader is not None:
             self.reader.start()
+            out.source_fps = self.reader.source.fps
         try:
             while not self.stop_event.is_set():
                 pending = None
@@ -134,6 +147,7 @@ class Overlay:
                     now = time.monotonic_ns()
                     if isinstance(msg, Status):
                         self.view.on_status(msg, now)
+                        out.source_fps = out.source_fps or msg.source_fps
                     elif isinstance(msg, Detection):
                         self.view.on_detection(msg, now)
                     elif isinstance(msg, FrameMessage):
@@ -173,6 +187,8 @@ class Overlay:
                 "alert_frames": self.alert_frames, "displays": dict(self.displays),
                 "messages": self.receiver.received, "malformed": dict(self.receiver.malformed),
                 "reconnects": self.receiver.reconnects,
+                "output_fps": (self.cfg.output_fps or self.output.source_fps) if self.output else None,
+                "output_unrecorded_frames": self.output.unrecorded if self.output else 0,
                 "capture_to_draw_ms": percentiles_ms(self.latencies)}
 
 

@@ -14,7 +14,7 @@ class OverlayConfig:
     fullscreen: bool = False
     window_name: str = "polypwatch"
     output: str = ""                           # write the annotated video to this file ("" = none)
-    output_fps: float = 30.0
+    output_fps: float = 0.0                    # 0 = the source's own frame rate (from the pipeline's heartbeat)
     max_age_ms: float = 100.0                  # a detection is drawn only on frames at most this much newer
     heartbeat_timeout_ms: float = 500.0        # no heartbeat for this long: OFFLINE
     redraw_ms: float = 100.0                   # with no new frame, redraw the last one this often (state changes)
@@ -31,7 +31,7 @@ class OverlayConfig:
     max_frames: int = 0                        # stop after drawing this many frames (0 = no limit)
     max_seconds: float = 0.0
 
-    _ranges = {"output_fps": (1, 240), "max_age_ms": (1, 10000), "heartbeat_timeout_ms": (10, 60000),
+    _ranges = {"output_fps": (0, 240), "max_age_ms": (1, 10000), "heartbeat_timeout_ms": (10, 60000),
                "redraw_ms": (5, 10000), "box_thickness": (1, 20), "bell_min_interval_s": (0.1, 3600),
                "max_frames": (0, 10**9), "max_seconds": (0, 10**7)}
     _choices = {"alert_style": ("border", "corners")}
