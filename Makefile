@@ -6,14 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := out/demo
 
-.PHONY: setup demo test clean browser
+.PHONY: setup demo test clean browser gpu-kit
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: a bare "torch" requirement would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,test,cluster,web]'
+	$(PY) -m pip install -q -e '.[train,test,cluster,web,compile]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -37,6 +37,11 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# what a bare GPU machine lacks for the GPU report (pyzmq, the network definition), in .gpukit/ with run.sh:
+# there, `bash .gpukit/run.sh` installs it without a package index and writes the report (docs/BENCHMARKS.md)
+gpu-kit: setup
+	$(PY) tools/gpu_kit
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

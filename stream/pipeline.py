@@ -192,6 +192,7 @@ class Pipeline:
                  reopen_attempts=rs.reopen_attempts,
                  published=self.publisher.sent, publish_dropped=self.publisher.dropped,
                  endpoint=self.publisher.endpoint, warmup=self.warmup,
+                 frame_graph=getattr(self.detector.backend, "graph_status", None),
                  threads={"onnxruntime": self.cfg.engine.threads, "opencv": cv2.getNumThreads()})
         return s
 

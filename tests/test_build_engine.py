@@ -105,7 +105,7 @@ def test_parity_comparison():
 @pytest.mark.parametrize("kw, message", [
     (dict(precision="int4"), r"--precision: expected one of"),
     (dict(batch=(2, 1, 4)), r"--batch: expected 1 <= min <= opt <= max"),
-    (dict(precision="int8"), r"int8 needs --calib-data-root \(the protocol.s training frames\), --calib-frames-from"),
+    (dict(check_count=0), r"--check-count: expected at least 1"),
 ])
 def test_bad_options(tmp_path, kw, message):
     with pytest.raises(BuildError, match=message):
@@ -174,17 +174,20 @@ class _Parser:
         return ["In node 12 (Conv): unsupported attribute", "In node 40 (Resize): bad scales"][i]
 
 
-def _fake_trt(build_result=None):
+def _fake_trt(build_result=None, version="11.4.0.106", seen=None):
+    """Shaped like TensorRT 11: no BuilderFlag.FP16/INT8, no calibrators (a build that used them would fail)."""
+    seen = {} if seen is None else seen
+
     class Builder:
         def __init__(self, logger):
             pass
 
         def create_network(self, flags):
+            seen["network_flags"] = flags
             return object()
 
         def create_builder_config(self):
-            return types.SimpleNamespace(set_memory_pool_limit=lambda *a: None, add_optimization_profile=lambda p: None,
-                                         set_flag=lambda f: None)
+            return types.SimpleNamespace(set_memory_pool_limit=lambda *a: None, add_optimization_profile=lambda p: None)
 
         def create_optimization_profile(self):
             return types.SimpleNamespace(set_shape=lambda *a: None)
@@ -194,7 +197,9 @@ def _fake_trt(build_result=None):
 
     return types.SimpleNamespace(Logger=types.SimpleNamespace(WARNING=2, __call__=None), Builder=Builder,
                                  MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
-                                 BuilderFlag=types.SimpleNamespace(FP16=1, INT8=2), __version__="10.x-standin")
+                                 NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=5),
+                                 Runtime=object, OnnxParser=_Parser, TensorIOMode=types.SimpleNamespace(INPUT=1),
+                                 __version__=version)
 
 
 def test_every_parser_error_is_listed(tmp_path, tiny_model):
@@ -203,17 +208,188 @@ def test_every_parser_error_is_listed(tmp_path, tiny_model):
     trt.Logger.WARNING = 2
     trt.OnnxParser = _Parser
     with pytest.raises(BuildError, match=r"ONNX parser: 2 error\(s\) in .*\n  In node 12 \(Conv\).*\n  In node 40"):
-        build(BuildOptions(onnx=tiny_model, out=tmp_path / "e.engine"), trt=trt, gpu=H100)
+        build(BuildOptions(onnx=tiny_model, out=tmp_path / "e.engine", precision="fp32", check_count=2), trt=trt,
+              gpu=H100)
 
 
-def test_empty_build_is_an_error(tmp_path, tiny_model):
-    trt = _fake_trt(build_result=None)
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_empty_build_is_an_error_and_the_network_is_strongly_typed(tmp_path, tiny_model, precision):
+    """On a TensorRT 11-shaped module (no precision flags): the network is created strongly typed from the ONNX of
+    its precision (fp16: converted on the CPU first); an empty build is an error and leaves nothing behind."""
+    seen, parsed = {}, []
+    trt = _fake_trt(build_result=None, seen=seen)
     trt.Logger = lambda level: None
     trt.Logger.WARNING = 2
-    trt.OnnxParser = lambda network, logger: types.SimpleNamespace(parse=lambda data: True, num_errors=0)
+    trt.OnnxParser = lambda network, logger: types.SimpleNamespace(parse=lambda data: parsed.append(data) or True,
+                                                                   num_errors=0)
     with pytest.raises(BuildError, match=r"TensorRT returned no engine"):
-        build(BuildOptions(onnx=tiny_model, out=tmp_path / "e.engine"), trt=trt, gpu=H100)
+        build(BuildOptions(onnx=tiny_model, out=tmp_path / "e.engine", precision=precision, check_count=2), trt=trt,
+              gpu=H100)
+    assert seen["network_flags"] == 1 << 5
+    assert (parsed[0] == tiny_model.read_bytes()) == (precision == "fp32")
     assert not (tmp_path / "e.engine").exists() and not sidecar_path(tmp_path / "e.engine").exists()
+
+
+@pytest.mark.parametrize("version, ok", [("10.0.1", True), ("10.13.0.35", True), ("11.4.0.106", True),
+                                         ("9.2.0", False), ("12.0.0", False), ("8.6.1", False)])
+def test_the_supported_tensorrt_range_is_checked_at_start(version, ok, tmp_path, tiny_model):
+    from engines.backends.tensorrt_version import TensorRTVersionError, check_version
+    if ok:
+        check_version(version)
+    else:
+        with pytest.raises(TensorRTVersionError, match=f"TensorRT {version} is outside the supported range"):
+            check_version(version)
+
+
+def test_the_range_is_the_one_pyproject_declares():
+    import tomllib
+
+    from engines.backends.tensorrt_version import SUPPORTED
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["tensorrt"] == [f"tensorrt{SUPPORTED}"]
+    r = subprocess.run([sys.executable, "tools/build_engine", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert f"TensorRT {SUPPORTED}" in " ".join(r.stdout.split())
+
+
+def _resolve(module, dotted: str):
+    obj = module
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_every_tensorrt_name_the_build_uses_exists_in_the_stand_in():
+    from engines.backends.tensorrt_version import API
+    trt = _fake_trt()
+    trt.Logger.WARNING = 2
+    for name in API:
+        _resolve(trt, name)
+    assert not hasattr(trt, "BuilderFlag")          # what TensorRT 11 removed is not needed
+
+
+def test_every_tensorrt_name_the_build_uses_exists_in_the_real_package():
+    """Against the real tensorrt package where it imports (skipped on machines without it)."""
+    trt = pytest.importorskip("tensorrt")
+    from engines.backends.tensorrt_version import API, check_version
+    check_version(trt.__version__)
+    for name in API:
+        _resolve(trt, name)
+
+
+# ------------------------------------------------------------------------- the ONNX of each precision (CPU)
+def _frames(n=4):
+    return np.random.default_rng(0).standard_normal((n, 3, 64, 64)).astype(np.float32)
+
+
+def test_fp16_onnx_is_converted_on_the_cpu_and_checked_against_fp32(tmp_path, tiny_model):
+    from engines.build.network_onnx import NetworkError, convert_fp16, scores
+    from engines.runtime.metadata import read_onnx_metadata
+    out = tmp_path / "m.fp16.onnx"
+    check = convert_fp16(tiny_model, out, _frames(), 2e-2)
+    assert check["passed"] and check["max_abs_score_diff"] < 2e-2
+    assert read_onnx_metadata(out).model_id == "tiny-test"           # the metadata travels
+    import onnx
+    types_ = {i.data_type for i in onnx.load(str(out)).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types_
+    assert scores(out, _frames()).shape == (4,)
+    with pytest.raises(NetworkError, match="differs from fp32 by .* > tolerance 1e-12"):
+        convert_fp16(tiny_model, out, _frames(), 1e-12)
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def twins(tiny_model, clip, tmp_path_factory):
+    """The ONNX Runtime twin (uint8 activations) and the TensorRT twin (symmetric int8) of the tiny model."""
+    from engines.build.calibration import CalibrationSet
+    from engines.build.quantize import QuantizeOptions, quantize_model
+    d = tmp_path_factory.mktemp("twins")
+    cal = CalibrationSet(str(clip), path=str(clip))
+    ort_twin, trt_twin = d / "tiny.int8.onnx", d / "tiny.int8-trt.onnx"
+    quantize_model(QuantizeOptions(onnx=tiny_model, calibration=cal, out=ort_twin, count=8))
+    quantize_model(QuantizeOptions(onnx=tiny_model, calibration=cal, out=trt_twin, count=8, target="tensorrt"))
+    return ort_twin, trt_twin
+
+
+def test_int8_builds_only_from_a_symmetric_twin_of_this_model(twins, tiny_model, tmp_path):
+    from engines.build.network_onnx import NetworkError, check_qdq_twin, network_onnx, tensorrt_twin
+    ort_twin, trt_twin = twins
+    check_qdq_twin(trt_twin, tiny_model)                         # zero points all int8 0
+    with pytest.raises(NetworkError, match=r"zero points .*TensorRT runs only symmetric int8 Q/DQ.*--for tensorrt"):
+        check_qdq_twin(ort_twin, tiny_model)
+    other = tmp_path / "other.onnx"
+    other.write_bytes(tiny_model.read_bytes() + b"\0")
+    with pytest.raises(NetworkError, match="not the quantised twin of other.onnx"):
+        check_qdq_twin(trt_twin, other)
+    with pytest.raises(NetworkError, match=r"no Q/DQ twin at .*tools/quantize --for tensorrt"):
+        network_onnx("int8", tiny_model, tmp_path / "e.engine", _frames(), 0.08)
+    assert tensorrt_twin(tiny_model).name == "tiny.int8-trt.onnx"
+    src, checks = network_onnx("int8", tiny_model, tmp_path / "e.engine", _frames(), 0.08, qdq=trt_twin)
+    assert src == trt_twin and checks["qdq_sha256"] == sha256_file(trt_twin)
+
+
+# ---------------------------------------------------------------------- what the runtime refuses (no GPU needed)
+def test_an_engine_that_failed_its_check_is_refused_with_its_figures():
+    from engines.backends.engine_sidecar import check_passed
+    failed = _sidecar(check={"passed": False, "max_abs_score_diff": 0.31, "tolerance": 0.02, "frames": 32,
+                             "alert_decision_agreement": 0.81})
+    with pytest.raises(EngineMismatch, match=r"failed its check when it was built: max \|score difference\| vs ONNX "
+                                             r"Runtime 0.31 > tolerance 0.02 on 32 frames"):
+        check_passed(failed, "e.engine")
+    with pytest.raises(EngineMismatch, match="records no check"):
+        check_passed(_sidecar(), "e.engine")
+    check_passed(_sidecar(check={"passed": True}), "e.engine")
+
+
+def test_the_batch_is_checked_against_the_engine_profile():
+    from engines.backends.engine_sidecar import check_batch
+    with pytest.raises(EngineMismatch, match=r"engine.batch_size 8: engine e.engine takes batches of 1 to 4"):
+        check_batch(_sidecar(), 8, "e.engine")
+    check_batch(_sidecar(), 4, "e.engine")
+
+
+def test_set_input_shape_refusals_and_batches_outside_the_profile_are_errors():
+    from engines.backends.tensorrt_backend import TensorRTBackend
+    be = TensorRTBackend("e.engine", "m.onnx")
+    be._inputs, be._batches = ["image"], (1, 4)
+    be._context = types.SimpleNamespace(set_input_shape=lambda name, shape: shape[0] != 3)
+    be._set_shape((2, 3, 64, 64))
+    with pytest.raises(BackendError, match=r"a batch of 5 frames; engine e.engine takes 1 to 4"):
+        be._set_shape((5, 3, 64, 64))
+    with pytest.raises(BackendError, match=r"the engine refused input shape \(3, 3, 64, 64\)"):
+        be._set_shape((3, 3, 64, 64))
+
+
+def test_cuda_graph_capture_falls_back_to_plain_enqueue():
+    """An engine that refuses to be captured (operations not allowed under capture): the frame path runs without a
+    graph, gives the same outputs, and says so (the run summary's frame_graph)."""
+    import torch
+
+    from engines.backends.frame_graph import FrameGraph
+    from engines.runtime.preprocess import PreprocessSpec, find_active_area
+    spec = PreprocessSpec(input_height=32, input_width=32)
+    state = {"capturing": False}
+
+    def engine(x):
+        if state["capturing"]:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return (x.mean(dim=(1, 2, 3)),)
+
+    def refusing_capture(pre):
+        state["capturing"] = True
+        try:
+            return {"graph": engine(pre(torch.zeros(120, 160, 3, dtype=torch.uint8)))}
+        finally:
+            state["capturing"] = False
+
+    fg = FrameGraph(engine, spec, torch.device("cpu"), torch.float32, ("score",), use_graph=True)
+    fg.use_graph = True                              # as on CUDA
+    fg._capture = refusing_capture
+    img = np.full((120, 160, 3), 120, np.uint8)
+    out = fg.run(img, find_active_area(img, spec))
+    assert fg.graph_status == {"cuda_graph": False, "fallback": "RuntimeError: operation not permitted when stream is "
+                                                                "capturing"}
+    assert out["score"].shape == (1,) and np.isfinite(out["score"]).all()
+    assert all(e["graph"] is None for e in fg.entries.values())
 
 
 def _trt_and_gpu() -> bool:

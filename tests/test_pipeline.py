@@ -248,3 +248,37 @@ def test_gpu_report_section_from_rows():
     assert "| infer | 0.9 | 1.5 |" in md and "model alone, CUDA graph replay: p50 1.1" in md
     assert "p99.9 ≤ 2.5 ms: 2.2 ms — met" in md and "max ≤ 5 ms after warm-up: 4.1 ms — met" in md
     assert "400.0 vs 555.0 fps = 72% — MISSED" in md
+
+
+def test_a_gpu_report_with_a_failed_or_missing_row_is_not_a_report():
+    """tools/bench --gpu-report exits 1 and says why when a GPU row errored, did not run, or lacks a target's figure."""
+    from stream.bench.cli import GPU_REPORT
+    from stream.bench.report import gpu_failures
+    from stream.bench.scenarios import Row
+    pct = {"count": 720, "p50": 1.1, "p95": 1.4, "p99": 1.9, "p99_9": 2.2, "max": 4.1}
+    good = {"live_1080p60_torch_cuda": Row("l", "c60.mp4", {"capture_to_publish_ms": pct, "dropped": 0}),
+            "model_alone_cuda": Row("m", "c30.mp4", {"graph_replay_ms": pct}),
+            "replay_1080p30_cuda_batched": Row("r", "c30.mp4", {"fps": 400.0}),
+            "decode_1080p30": Row("d", "c30.mp4", {"fps": 555.0})}
+    assert gpu_failures(good, GPU_REPORT) == []
+    bad = dict(good, model_alone_cuda=Row("m", "c30.mp4", {"error": "ModuleNotFoundError: No module named 'zmq'"}))
+    del bad["decode_1080p30"]
+    bad["replay_1080p30_cuda_batched"] = Row("r", "c30.mp4", {})
+    assert gpu_failures(bad, GPU_REPORT) == [
+        "model_alone_cuda: failed: ModuleNotFoundError: No module named 'zmq'", "decode_1080p30: did not run",
+        "replay_1080p30_cuda_batched: no fps in its figures (a target cannot be judged)"]
+
+
+def test_the_gpu_kit_dry_run_says_what_it_bundles_and_that_it_fits():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, "tools/gpu_kit", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "pyzmq" in r.stdout and "efficientnet-lite-pytorch" in r.stdout and "run: bash .gpukit/run.sh" in r.stdout
+    mib = float(r.stdout.split("beside a checkout of ")[1].split(" MiB")[0])
+    assert mib + 2 < 64                      # the wheels are under 1 MiB (measured: 0.9 MiB)
+    from stream.bench.gpu_kit import RUN_SH
+    assert "--no-index" in RUN_SH and "tools/bench --gpu-report" in RUN_SH

@@ -111,3 +111,30 @@ def check_compatible(s: Sidecar, gpu: GpuInfo, tensorrt_version: str, onnx_sha25
     if s.onnx_sha256 != onnx_sha256:
         raise EngineMismatch(f"engine {engine_path} was built from another model (sha256 {s.onnx_sha256[:12]}…, the "
                              f"configured model is {onnx_sha256[:12]}…); {how}")
+
+
+def check_passed(s: Sidecar, engine_path: str = "") -> None:
+    """Raise EngineMismatch unless the engine passed its parity check with ONNX Runtime when it was built."""
+    c = s.check
+    how = f"rebuild it: tools/build_engine --precision {s.precision} --out {engine_path or 'ENGINE'}"
+    if not c:
+        raise EngineMismatch(f"engine {engine_path}: its sidecar records no check against ONNX Runtime; {how}")
+    if not c.get("passed"):
+        raise EngineMismatch(f"engine {engine_path} failed its check when it was built: max |score difference| vs "
+                             f"ONNX Runtime {c.get('max_abs_score_diff')} > tolerance {c.get('tolerance')} on "
+                             f"{c.get('frames')} frames (alert decisions agree on "
+                             f"{c.get('alert_decision_agreement')}); it is not loaded; {how}")
+
+
+def batch_range(s: Sidecar) -> tuple[int, int]:
+    """(min, max) batch of the engine's optimisation profile."""
+    return int(s.input_shapes["min"][0]), int(s.input_shapes["max"][0])
+
+
+def check_batch(s: Sidecar, batch: int, engine_path: str = "") -> None:
+    """Raise EngineMismatch naming both when ``batch`` (engine.batch_size) is outside the engine's profile."""
+    lo, hi = batch_range(s)
+    if not lo <= batch <= hi:
+        raise EngineMismatch(f"engine.batch_size {batch}: engine {engine_path} takes batches of {lo} to {hi} (its "
+                             f"optimisation profile); set engine.batch_size to at most {hi}, or rebuild it with "
+                             f"tools/build_engine --batch 1,1,{batch}")

@@ -142,6 +142,8 @@ class FrameGraph:
         the backend's own adapter)."""
         self.net, self.spec, self.device, self.dtype, self.names = net, spec, device, dtype, names
         self.use_graph = use_graph and device.type == "cuda"
+        self.graph_status = {"cuda_graph": self.use_graph, "fallback": ""}   # into the run summary
+        self.host_in = None
         self.shape: tuple[int, ...] = ()
         self.entries: dict[int, dict] = {}
         self._area: ActiveArea | None = None     # the area the current entry's buffers are set for
@@ -163,41 +165,58 @@ class FrameGraph:
         h, w = shape[:2]
         self.shape, self.entries = shape, {}
         self._area = self._entry = None
-        if self.use_graph:
-            self.host_in = torch.zeros((h, w, 3), dtype=torch.uint8).pin_memory()
-            self.host_in_np = self.host_in.numpy()
-            self.dev_in = torch.zeros((h, w, 3), dtype=torch.uint8, device=self.device)
+        self.host_in = None                      # the staging buffers of a graph: made by the first capture
 
     def _build(self, level: int) -> dict:
-        import torch
         t0 = time.monotonic()
         h, w = self.shape[:2]
         pre = FramePreprocess(self.spec, h, w, level, self.device, self.dtype)
         entry = {"pre": pre, "graph": None}
         if self.use_graph:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side), torch.no_grad():
-                for _ in range(3):          # cuDNN/cuBLAS/TensorRT choose their kernels outside the graph
-                    self.net(pre(self.dev_in))
-            torch.cuda.current_stream().wait_stream(side)
-            with torch.no_grad():
-                outs = self.net(pre(self.dev_in))
-            host_out = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in outs]
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph), torch.no_grad():
-                self.dev_in.copy_(self.host_in, non_blocking=True)           # H2D from pinned staging
-                outs = self.net(pre(self.dev_in))
-                for host, o in zip(host_out, outs):
-                    host.copy_(o.float(), non_blocking=True)                 # D2H into pinned memory
-            torch.cuda.synchronize()
-            entry.update(graph=graph, host_out=host_out)
+            try:
+                entry.update(self._capture(pre))
+            except Exception as e:  # an engine with operations not allowed under capture: plain enqueue (trtexec too)
+                self._fall_back(e)
         self.entries[level] = entry
         self.builds += 1
         self.capture_ms = (time.monotonic() - t0) * 1e3
         log.info("frame path for %dx%d, pyramid level %d, built in %.1f ms (%s)", w, h, level, self.capture_ms,
                  "CUDA graph" if entry["graph"] is not None else f"eager on {self.device}")
         return entry
+
+    def _fall_back(self, e: Exception) -> None:
+        """Capture failed: every frame size runs eagerly (plain enqueue) from now on; said in the run summary."""
+        log.warning("CUDA graph capture failed (%s: %s): the frame path runs without a graph", type(e).__name__, e)
+        self.use_graph = False
+        self.graph_status.update(cuda_graph=False, fallback=f"{type(e).__name__}: {e}"[:300])
+        for entry in self.entries.values():
+            entry["graph"] = None
+
+    def _capture(self, pre) -> dict:
+        """The CUDA graph of one module with the model: H2D copy, preprocessing, model, D2H copies."""
+        import torch
+        if self.host_in is None:
+            h, w = self.shape[:2]
+            self.host_in = torch.zeros((h, w, 3), dtype=torch.uint8).pin_memory()
+            self.host_in_np = self.host_in.numpy()
+            self.dev_in = torch.zeros((h, w, 3), dtype=torch.uint8, device=self.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(3):          # cuDNN/cuBLAS/TensorRT choose their kernels outside the graph
+                self.net(pre(self.dev_in))
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():
+            outs = self.net(pre(self.dev_in))
+        host_out = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in outs]
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.no_grad():
+            self.dev_in.copy_(self.host_in, non_blocking=True)           # H2D from pinned staging
+            outs = self.net(pre(self.dev_in))
+            for host, o in zip(host_out, outs):
+                host.copy_(o.float(), non_blocking=True)                 # D2H into pinned memory
+        torch.cuda.synchronize()
+        return {"graph": graph, "host_out": host_out}
 
     def run(self, image: np.ndarray, area: ActiveArea) -> dict[str, np.ndarray]:
         import torch

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.backends.engine_sidecar import check_compatible, read_sidecar, sha256_file, sidecar_path
+from engines.backends.engine_sidecar import (
+    batch_range,
+    check_batch,
+    check_compatible,
+    check_passed,
+    read_sidecar,
+    sha256_file,
+    sidecar_path,
+)
 from engines.backends.gpu import NoGpuError, gpu_info
 from engines.backends.protocol import BackendBase
 from engines.errors import BackendError, ModelError
@@ -31,12 +39,18 @@ def tensorrt_available() -> bool:
 class TensorRTBackend(BackendBase):
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, onnx_path: str | Path):
+    def __init__(self, engine_path: str | Path, onnx_path: str | Path, max_batch: int = 1, unchecked: bool = False):
+        """``max_batch``: the largest batch the caller will send (engine.batch_size), checked against the engine's
+        profile at open. ``unchecked``: open an engine whose parity check is not (yet) recorded as passed: only
+        tools/build_engine, to run that check."""
         if not engine_path:
             raise BackendError("engine.engine_file: a TensorRT engine is needed (build it with tools/build_engine)")
         self.engine_path = Path(engine_path)
         self.onnx_path = Path(onnx_path)
+        self.max_batch = max_batch
+        self.unchecked = unchecked
         self._context = None
+        self._frame_graph = None
 
     def open(self) -> "TensorRTBackend":
         try:
@@ -46,11 +60,16 @@ class TensorRTBackend(BackendBase):
         if not self.engine_path.is_file():
             raise ModelError(f"engine {self.engine_path}: file not found")
         sidecar = read_sidecar(sidecar_path(self.engine_path))
+        from engines.backends.tensorrt_version import TensorRTVersionError, import_tensorrt
         try:
-            import tensorrt as trt
-        except ImportError:
-            raise BackendError("TensorRT backend: tensorrt is not installed") from None
+            trt = import_tensorrt()
+        except TensorRTVersionError as e:
+            raise BackendError(f"TensorRT backend: {e}") from None
         check_compatible(sidecar, gpu, trt.__version__, sha256_file(self.onnx_path), str(self.engine_path))
+        if not self.unchecked:
+            check_passed(sidecar, str(self.engine_path))
+        check_batch(sidecar, self.max_batch, str(self.engine_path))
+        self._batches = batch_range(sidecar)
         import torch
         self._torch = torch
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -68,10 +87,20 @@ class TensorRTBackend(BackendBase):
         self._shape = None
         return self
 
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        """The input shape for the next calls, checked against the profile; TensorRT's own refusal is an error too."""
+        lo, hi = self._batches
+        if not lo <= shape[0] <= hi:
+            raise BackendError(f"tensorrt backend: a batch of {shape[0]} frames; engine {self.engine_path.name} takes "
+                               f"{lo} to {hi} (its optimisation profile)")
+        if not self._context.set_input_shape(self._inputs[0], shape):
+            raise BackendError(f"tensorrt backend: the engine refused input shape {tuple(shape)} for "
+                               f"{self._inputs[0]!r} (its profile: batches {lo} to {hi})")
+
     def _allocate(self, shape: tuple[int, ...]) -> None:
         torch = self._torch
         name = self._inputs[0]
-        self._context.set_input_shape(name, shape)
+        self._set_shape(shape)
         self._bufs = {name: torch.empty(shape, dtype=torch.float32, device="cuda")}
         for out in self._outputs:
             oshape = tuple(self._context.get_tensor_shape(out))
@@ -100,12 +129,17 @@ class TensorRTBackend(BackendBase):
         return {o: self._host[o].numpy().copy() for o in self._outputs}
 
     def _frame_graph_for(self, spec):
-        if getattr(self, "_frame_graph", None) is None:
+        if self._frame_graph is None:
             from engines.backends.frame_graph import FrameGraph
             self._allocate((1, 3, spec.input_height, spec.input_width))
             self._frame_graph = FrameGraph(self._enqueue, spec, self._torch.device("cuda"), self._torch.float32,
                                            tuple(self._outputs), use_graph=True)
         return self._frame_graph
+
+    @property
+    def graph_status(self) -> dict | None:
+        """Whether the device frame path runs as CUDA graphs, and why not (run summary); None when unused."""
+        return None if self._frame_graph is None else dict(self._frame_graph.graph_status)
 
     def prepare_image(self, shape: tuple[int, ...], spec) -> None:
         """Warm-up: the frame path's CUDA graphs for every pyramid level of this frame size."""

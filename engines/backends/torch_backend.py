@@ -80,6 +80,11 @@ class TorchBackend(BackendBase):
                                            self.names, self.cuda_graph)
         return self._frame_graph
 
+    @property
+    def graph_status(self) -> dict | None:
+        """Whether the device frame path runs as CUDA graphs, and why not (run summary); None when unused."""
+        return None if self._frame_graph is None else dict(self._frame_graph.graph_status)
+
     def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
         """The whole frame path on the device: uint8 frame in, outputs out (engines/backends/frame_graph.py). On
         CUDA one graph per frame size holds upload, preprocessing, model and download; no float frame crosses PCIe."""

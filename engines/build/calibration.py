@@ -1,6 +1,6 @@
-"""INT8 calibration frames, one reader for both INT8 paths (TensorRT's entropy calibrator, ONNX Runtime's static
-quantisation): frames of a folder or a video, or the training split of every source of the protocol, through the
-project's own preprocessing.
+"""Calibration and check frames: one reader for ONNX Runtime's static quantisation (the INT8 twins, the one for
+TensorRT included) and the parity checks of tools/build_engine: frames of a folder or a video, or a split of every
+source of the protocol, through the project's own preprocessing.
 
 Calibration decides the ranges INT8 keeps, so it must never see a frame the model is measured on: the protocol's
 calibration frames come from the training split of each source only (``training_frames`` checks every one against
@@ -64,6 +64,19 @@ def training_frames(data_root: str | Path, count: int, seed: int = 0,
     return CalibrationSet(f"training split of {', '.join(sources)} under {Path(data_root).name}", samples)
 
 
+def validation_frames(data_root: str | Path, count: int, seed: int = 0) -> CalibrationSet:
+    """``count`` frames spread over the validation split of every source (parity checks of a converted model:
+    frames the model is measured on, never calibrated on)."""
+    from engines.data.sources import SOURCES, load_sources
+    sources = load_sources(data_root, tuple(SOURCES))
+    pool = [s for src in sources.values() for s in src.val]
+    if not pool:
+        raise DatasetError(f"{data_root}: no validation frames in {', '.join(sources)}")
+    pick = np.random.default_rng(seed).permutation(len(pool))[:count]
+    return CalibrationSet(f"validation split of {', '.join(sources)} under {Path(data_root).name}",
+                          tuple(pool[i] for i in sorted(pick)))
+
+
 def check_training_only(samples, sources: dict) -> None:
     held = {s.image for src in sources.values() for s in src.val + src.test}
     leaked = sorted({str(s.image) for s in samples if s.image in held})
@@ -83,33 +96,3 @@ def calibration_batches(source: CalibrationSet | str | Path, spec: PreprocessSpe
             buf = []
     if buf:
         yield np.stack(buf)
-
-
-def make_entropy_calibrator(trt, batches: list[np.ndarray], cache_path: Path):
-    """An ``IInt8EntropyCalibrator2`` over the batches (device buffers through torch), with a cache file."""
-    import torch
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.batches = [b for b in batches if len(b) == len(batches[0])]
-            self.k = 0
-            self.device = torch.empty(self.batches[0].shape, dtype=torch.float32, device="cuda")
-
-        def get_batch_size(self):
-            return int(self.batches[0].shape[0])
-
-        def get_batch(self, names):
-            if self.k >= len(self.batches):
-                return None
-            self.device.copy_(torch.from_numpy(self.batches[self.k]))
-            self.k += 1
-            return [int(self.device.data_ptr())]
-
-        def read_calibration_cache(self):
-            return cache_path.read_bytes() if cache_path.is_file() else None
-
-        def write_calibration_cache(self, cache):
-            cache_path.write_bytes(bytes(cache))
-
-    return EntropyCalibrator()

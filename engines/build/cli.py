@@ -6,35 +6,37 @@ import logging
 import sys
 from pathlib import Path
 
+from engines.backends.tensorrt_version import SUPPORTED
 from engines.errors import PolypwatchError
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="build_engine",
-        description="Compile a polypwatch ONNX model into a TensorRT engine for THIS GPU and TensorRT version, "
-                    "write a sidecar JSON (ENGINE.json) with the complete cache key, then check the engine "
-                    "against ONNX Runtime and fail if the scores differ by more than the tolerance. "
+        description="Compile a polypwatch ONNX model into a TensorRT engine for THIS GPU and TensorRT version "
+                    f"(TensorRT {SUPPORTED}: 10.x and 11.x; a strongly typed network, its precision the ONNX "
+                    "file's own), write a sidecar JSON (ENGINE.json) with the complete cache key and the engine's "
+                    "check against ONNX Runtime; an engine over the tolerance is marked failed and never loaded. "
                     "Needs an NVIDIA GPU and TensorRT; exits 1 at once with a clear message otherwise.")
     ap.add_argument("--onnx", default="", help="ONNX model with polypwatch metadata (default: the shipped model)")
     ap.add_argument("--out", default="", help="engine file to write (default: MODEL.PRECISION.engine beside the "
                                               "model); the sidecar goes to OUT.json")
     ap.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
-                    help="fp16 (default), fp32, or int8 (needs calibration frames or a calibration cache)")
+                    help="fp16 (default: the model converted to mixed precision on the CPU, checked against fp32), "
+                         "fp32, or int8 (explicit quantisation: the Q/DQ twin of tools/quantize --for tensorrt)")
+    ap.add_argument("--qdq", default="", metavar="FILE",
+                    help="int8: the symmetric int8 Q/DQ twin (default: MODEL.int8-trt.onnx beside the model)")
     ap.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace limit in MiB (default 1024)")
     ap.add_argument("--batch", default="1,1,4", metavar="MIN,OPT,MAX",
                     help="batch sizes of the optimisation profile (default 1,1,4)")
-    ap.add_argument("--calib-frames-from", default="", metavar="DIR_OR_VIDEO",
-                    help="int8: folder of frames or a video, run through the project's preprocessing")
-    ap.add_argument("--calib-data-root", default="", metavar="DIR",
-                    help="int8: calibrate on the training split of every source under DIR (laid out like ../shared/data)")
-    ap.add_argument("--calib-count", type=int, default=256, help="int8: calibration frames (default 256)")
-    ap.add_argument("--calib-batch", type=int, default=8, help="int8: calibration batch size (default 8)")
-    ap.add_argument("--calib-cache", default="", help="int8: calibration cache to reuse/write (default OUT.calib)")
     ap.add_argument("--timing-cache", default="", help="timing cache file to reuse and update (speeds up rebuilds)")
-    ap.add_argument("--check-frames", default="", metavar="DIR_OR_VIDEO",
-                    help="frames for the check against ONNX Runtime (default: generated colonoscopy frames)")
-    ap.add_argument("--check-count", type=int, default=32, help="frames in the check (default 32)")
+    frames = ap.add_mutually_exclusive_group()
+    frames.add_argument("--check-data-root", default="", metavar="DIR",
+                        help="parity checks on the validation split of every source under DIR (laid out like "
+                             "../shared/data)")
+    frames.add_argument("--check-frames", default="", metavar="DIR_OR_VIDEO",
+                        help="parity checks on a folder of frames or a video (default: generated colonoscopy frames)")
+    ap.add_argument("--check-count", type=int, default=32, help="frames in the checks (default 32)")
     ap.add_argument("--tolerance", type=float, default=0.0,
                     help="max |score difference| allowed (default fp32 1e-3, fp16 2e-2, int8 8e-2)")
     return ap
@@ -56,10 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         onnx = resolve_model_path(args.onnx)
         out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}.{args.precision}.engine")
         opts = BuildOptions(onnx=onnx, out=out, precision=args.precision, workspace_mb=args.workspace_mb,
-                            batch=batch, calib_source=args.calib_frames_from, calib_data_root=args.calib_data_root,
-                            calib_frames=args.calib_count,
-                            calib_batch=args.calib_batch, calib_cache=args.calib_cache, timing_cache=args.timing_cache,
-                            check_frames=args.check_frames, check_count=args.check_count, tolerance=args.tolerance)
+                            batch=batch, qdq=args.qdq, timing_cache=args.timing_cache,
+                            check_frames=args.check_frames, check_data_root=args.check_data_root,
+                            check_count=args.check_count, tolerance=args.tolerance)
         sidecar = build(opts)
     except PolypwatchError as e:
         print(f"build_engine: {e}", file=sys.stderr)

@@ -1,4 +1,11 @@
-"""ONNX -> TensorRT engine, ahead of time: one straight sequence (check, parse, configure, build, write, verify)."""
+"""ONNX -> TensorRT engine, ahead of time: one straight sequence (check, the network's ONNX, parse, configure,
+build, write, verify, sidecar).
+
+TensorRT 10 and 11: the network is strongly typed (its precision is its ONNX file's: engines/build/network_onnx.py),
+no builder precision flag and no calibrator is used. The supported range is the ``tensorrt`` extra of pyproject.toml,
+checked at start. The engine's parity with ONNX Runtime is recorded in the sidecar whether it passed or not; the
+TensorRT backend refuses an engine whose check failed.
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -11,11 +18,13 @@ import numpy as np
 
 from engines.backends.engine_sidecar import PRECISIONS, GpuInfo, Sidecar, sha256_file, sidecar_path
 from engines.backends.gpu import NoGpuError, gpu_info
+from engines.build.network_onnx import NetworkError, network_onnx
+from engines.backends.tensorrt_version import import_tensorrt
 from engines.runtime.metadata import read_onnx_metadata
 from engines.errors import PolypwatchError
 
 log = logging.getLogger(__name__)
-TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 8e-2}    # max |score difference| vs ONNX Runtime
+TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 8e-2}    # max |score difference| vs ONNX Runtime fp32
 
 
 class BuildError(PolypwatchError):
@@ -29,13 +38,10 @@ class BuildOptions:
     precision: str = "fp16"
     workspace_mb: int = 1024
     batch: tuple[int, int, int] = (1, 1, 4)           # min / opt / max batch of the optimisation profile
-    calib_source: str = ""
-    calib_data_root: str = ""                         # int8: the training split of every source under this root
-    calib_frames: int = 256
-    calib_batch: int = 8
-    calib_cache: str = ""
+    qdq: str = ""                                     # int8: the Q/DQ twin ('' = MODEL.int8-trt.onnx)
     timing_cache: str = ""
-    check_frames: str = ""                            # folder/video for the parity check ('' = generated frames)
+    check_frames: str = ""                            # folder/video for the parity checks ('' = generated frames)
+    check_data_root: str = ""                         # ... or the validation split of every protocol source
     check_count: int = 32
     tolerance: float = 0.0                            # 0 = TOLERANCE[precision]
 
@@ -44,9 +50,8 @@ class BuildOptions:
             raise BuildError(f"--precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if not (1 <= self.batch[0] <= self.batch[1] <= self.batch[2]):
             raise BuildError(f"--batch: expected 1 <= min <= opt <= max, got {self.batch}")
-        if self.precision == "int8" and not (self.calib_source or self.calib_data_root or self.calib_cache):
-            raise BuildError("--precision int8 needs --calib-data-root (the protocol's training frames), "
-                             "--calib-frames-from (frames or a video) or an existing --calib-cache")
+        if self.check_count < 1:
+            raise BuildError(f"--check-count: expected at least 1, got {self.check_count}")
 
 
 def check_output_writable(out: Path) -> None:
@@ -57,17 +62,9 @@ def check_output_writable(out: Path) -> None:
         raise BuildError(f"--out: folder {parent} is not writable")
 
 
-def import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BuildError("TensorRT is not installed: install NVIDIA's tensorrt wheels on the GPU machine "
-                         "(pip install tensorrt from NVIDIA's index); the CPU path needs no engine") from None
-    return trt
-
-
 def parse_onnx(trt, builder, logger, onnx_path: Path):
-    network = builder.create_network(0)          # TensorRT 10: explicit batch is the only mode
+    """A strongly typed network (TensorRT 10 and 11: explicit batch, the precision of the ONNX file's types)."""
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -76,7 +73,8 @@ def parse_onnx(trt, builder, logger, onnx_path: Path):
 
 
 def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
-    """Build ``opts.out`` and its sidecar; raises BuildError with a clear message at the first problem."""
+    """Build ``opts.out`` and its sidecar; raises BuildError with a clear message at the first problem, and when
+    the engine fails its parity check (the sidecar then says so, and the backend refuses the engine)."""
     check_output_writable(opts.out)
     if not opts.onnx.is_file():
         raise BuildError(f"--onnx {opts.onnx}: file not found")
@@ -86,9 +84,16 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
         gpu = gpu or gpu_info()
     except NoGpuError as e:
         raise BuildError(str(e)) from None
+    tolerance = opts.tolerance or TOLERANCE[opts.precision]
+    frames = check_frames(opts, meta.preprocess)
+    try:
+        source, checks = network_onnx(opts.precision, opts.onnx, opts.out, frames, tolerance,
+                                      Path(opts.qdq) if opts.qdq else None)
+    except NetworkError as e:
+        raise BuildError(str(e)) from None
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network, _parser = parse_onnx(trt, builder, logger, opts.onnx)
+    network, _parser = parse_onnx(trt, builder, logger, source)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mb << 20)
     spec = meta.preprocess
@@ -96,25 +101,13 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
     profile = builder.create_optimization_profile()
     profile.set_shape(meta.input_name, shape(opts.batch[0]), shape(opts.batch[1]), shape(opts.batch[2]))
     config.add_optimization_profile(profile)
-    if opts.precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    calib_sha = ""
-    if opts.precision == "int8":
-        from engines.build.calibration import calibration_batches, make_entropy_calibrator, training_frames
-        config.set_flag(trt.BuilderFlag.INT8)
-        cache = Path(opts.calib_cache or str(opts.out) + ".calib")
-        source = (training_frames(opts.calib_data_root, opts.calib_frames) if opts.calib_data_root
-                  else opts.calib_source)
-        batches = (list(calibration_batches(source, spec, opts.calib_frames, opts.calib_batch))
-                   if source else [np.zeros(shape(opts.calib_batch), np.float32)])
-        config.int8_calibrator = make_entropy_calibrator(trt, batches, cache)
-        config.set_calibration_profile(profile)
     timing = None
     if opts.timing_cache:
         tc = Path(opts.timing_cache)
         timing = config.create_timing_cache(tc.read_bytes() if tc.is_file() else b"")
         config.set_timing_cache(timing, ignore_mismatch=False)
-    log.info("building %s engine for %s (this takes a while)", opts.precision, gpu.name)
+    log.info("building a strongly typed %s engine from %s for %s (this takes a while)", opts.precision, source.name,
+             gpu.name)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError("TensorRT returned no engine (build_serialized_network gave None); see the TensorRT "
@@ -122,23 +115,30 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
     opts.out.write_bytes(bytes(serialized))
     if timing is not None:
         Path(opts.timing_cache).write_bytes(bytes(timing.serialize()))
-    if opts.precision == "int8":
-        cache = Path(opts.calib_cache or str(opts.out) + ".calib")
-        calib_sha = sha256_file(cache) if cache.is_file() else ""
     sidecar = Sidecar(onnx_sha256=sha256_file(opts.onnx), onnx_name=opts.onnx.name, tensorrt_version=trt.__version__,
                       gpu=gpu, precision=opts.precision, input_name=meta.input_name,
                       input_shapes={k: list(shape(n)) for k, n in zip(("min", "opt", "max"), opts.batch)},
-                      workspace_mb=opts.workspace_mb, calibration_sha256=calib_sha, model_metadata=meta.to_json(),
+                      workspace_mb=opts.workspace_mb, calibration_sha256=checks.get("qdq_sha256", ""),
+                      model_metadata=meta.to_json(),
                       build_time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    sidecar = replace(sidecar, check={**verify(opts, frames, tolerance), **checks})
     sidecar.write(sidecar_path(opts.out))
-    check = verify(opts, sidecar)
-    sidecar = replace(sidecar, check=check)
-    sidecar.write(sidecar_path(opts.out))
+    check = sidecar.check
+    if not check["passed"]:
+        raise BuildError(f"engine check failed: max |score difference| vs ONNX Runtime {check['max_abs_score_diff']:.3g} "
+                         f"> tolerance {check['tolerance']} on {check['frames']} frames (alert decisions agree on "
+                         f"{check['alert_decision_agreement']:.1%}); {opts.out} is marked failed in its sidecar and "
+                         f"will not be loaded")
     return sidecar
 
 
 def check_frames(opts: BuildOptions, spec) -> np.ndarray:
-    """Preprocessed frames for the parity check: the given folder/video, else generated colonoscopy frames."""
+    """Preprocessed frames for the parity checks: the protocol's validation frames under a data root, the given
+    folder/video, else generated colonoscopy frames."""
+    if opts.check_data_root:
+        from engines.build.calibration import calibration_batches, validation_frames
+        return np.concatenate(list(calibration_batches(validation_frames(opts.check_data_root, opts.check_count),
+                                                       spec, opts.check_count, 8)))
     if opts.check_frames:
         from engines.build.calibration import calibration_batches
         return np.concatenate(list(calibration_batches(opts.check_frames, spec, opts.check_count, 8)))
@@ -157,20 +157,15 @@ def compare(ref_scores: np.ndarray, test_scores: np.ndarray, threshold: float, t
             "passed": bool(diff <= tolerance)}
 
 
-def verify(opts: BuildOptions, sidecar: Sidecar) -> dict:
-    """Run the new engine and ONNX Runtime on the same frames; fail the build over the tolerance."""
+def verify(opts: BuildOptions, x: np.ndarray, tolerance: float) -> dict:
+    """The new engine and ONNX Runtime (fp32) on the same frames: the figures, passed or not."""
     from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
     from engines.backends.tensorrt_backend import TensorRTBackend
     meta = read_onnx_metadata(opts.onnx)
-    x = check_frames(opts, meta.preprocess)
-    with OnnxRuntimeBackend(opts.onnx) as ort_be, TensorRTBackend(opts.out, opts.onnx) as trt_be:
+    with OnnxRuntimeBackend(opts.onnx) as ort_be, TensorRTBackend(opts.out, opts.onnx, unchecked=True) as trt_be:
         ref = np.concatenate([ort_be.infer(x[i:i + 1])[meta.score_output] for i in range(len(x))])
         got = np.concatenate([trt_be.infer(x[i:i + 1])[meta.score_output] for i in range(len(x))])
-    result = compare(ref, got, meta.threshold, opts.tolerance or TOLERANCE[opts.precision])
+    result = compare(ref, got, meta.threshold, tolerance)
     log.info("engine check: max |score diff| %.2e, alert agreement %.3f", result["max_abs_score_diff"],
              result["alert_decision_agreement"])
-    if not result["passed"]:
-        raise BuildError(f"engine check failed: max |score difference| vs ONNX Runtime {result['max_abs_score_diff']:.3g} "
-                         f"> tolerance {result['tolerance']} on {result['frames']} frames "
-                         f"(alert decisions agree on {result['alert_decision_agreement']:.1%}); engine left at {opts.out}")
     return result

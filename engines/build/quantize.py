@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.build.calibration import CalibrationSet, calibration_batches
+from engines.build.network_onnx import tensorrt_twin
 from engines.errors import ModelError
 from engines.runtime.metadata import read_onnx_metadata, write_onnx_metadata
 from engines.runtime.precision import int8_twin
@@ -29,6 +30,7 @@ from engines.runtime.precision import int8_twin
 log = logging.getLogger(__name__)
 HEAD_OPS = ("Sigmoid", "Gemm", "ReduceMean", "ReduceMax", "Squeeze")
 METHODS = ("minmax", "percentile", "entropy")
+TARGETS = ("onnxruntime", "tensorrt")
 COMPUTE_OPS = ("Conv", "Gemm", "Sigmoid", "ReduceMean", "ReduceMax", "Add")     # the kept nodes worth recording
 
 
@@ -41,8 +43,11 @@ class QuantizeOptions:
     method: str = "minmax"
     exclude: tuple[str, ...] = ()        # more nodes kept in fp32: names, or prefixes ending in * (matching_nodes)
     threshold: float = 0.0               # 0: the fp32 model's
+    target: str = "onnxruntime"          # onnxruntime: uint8 activations | tensorrt: symmetric int8 (zero point 0)
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"--for: expected one of {list(TARGETS)}, got {self.target!r}")
         if self.method not in METHODS:
             raise ValueError(f"--method: expected one of {list(METHODS)}, got {self.method!r}")
         if self.count < 1:
@@ -97,7 +102,8 @@ def quantize_model(opts: QuantizeOptions) -> dict:
     meta = read_onnx_metadata(opts.onnx)
     if meta.precision != "fp32":
         raise ModelError(f"model {opts.onnx}: already {meta.precision}; quantise its fp32 model")
-    out = opts.out or int8_twin(opts.onnx)
+    tensorrt = opts.target == "tensorrt"
+    out = opts.out or (tensorrt_twin(opts.onnx) if tensorrt else int8_twin(opts.onnx))
     batches = list(calibration_batches(opts.calibration, meta.preprocess, opts.count, 1))
     log.info("calibration: %d frames (%s)", len(batches), opts.calibration.name)
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,11 +115,15 @@ def quantize_model(opts: QuantizeOptions) -> dict:
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[opts.method]
         quantize_static(str(pre), str(out), _reader(batches, meta.input_name), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=kept, calibrate_method=method)
+                        per_channel=True, activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=kept, calibrate_method=method,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "QuantizeBias": False} if tensorrt else {})
     record = {"fp32_model": opts.onnx.name, "fp32_sha256": _sha256(opts.onnx),
               "calibration": {**opts.calibration.describe(), "frames": len(batches)},
-              "method": opts.method, "format": "QDQ, per-channel int8 weights, uint8 activations",
+              "method": opts.method, "target": opts.target,
+              "format": "QDQ, per-channel int8 weights, " + ("symmetric int8 activations, fp32 biases (for TensorRT)"
+                                                            if tensorrt else "uint8 activations"),
               "kept_fp32_patterns": list(opts.exclude), "kept_fp32": [n for n in kept if op_of[n] in COMPUTE_OPS],
               "onnxruntime": onnxruntime.__version__}
     twin = dataclasses.replace(meta, precision="int8", quantization=record,

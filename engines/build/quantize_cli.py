@@ -25,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep this node in fp32 as well, or every node under a prefix ending in * such as "
                          "'/net/blocks16.0/*' (repeatable; the head always is)")
     ap.add_argument("--threshold", type=float, default=0.0, help="the twin's own threshold (default: the fp32 model's)")
-    ap.add_argument("--out", default="", help="where to write it (default: MODEL.int8.onnx beside the model)")
+    ap.add_argument("--for", dest="target", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
+                    help="onnxruntime (default: uint8 activations, the CPU twin) or tensorrt (symmetric int8 "
+                         "activations, zero point 0: what tools/build_engine --precision int8 builds from)")
+    ap.add_argument("--out", default="", help="where to write it (default: MODEL.int8.onnx beside the model; "
+                                              "MODEL.int8-trt.onnx with --for tensorrt)")
     return ap
 
 
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                else CalibrationSet(str(args.frames_from), path=str(args.frames_from)))
         opts = QuantizeOptions(onnx=resolve_model_path(args.model), calibration=cal,
                                out=Path(args.out) if args.out else None, count=args.count, method=args.method,
-                               exclude=tuple(args.exclude), threshold=args.threshold)
+                               exclude=tuple(args.exclude), threshold=args.threshold, target=args.target)
         record = quantize_model(opts)
     except PolypwatchError as e:
         print(f"quantize: {e}", file=sys.stderr)

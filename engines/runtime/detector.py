@@ -49,7 +49,8 @@ class Detector:
             kwargs.update(device=engine_cfg.device, model_id=self.meta.model_id,
                           score_output=self.meta.score_output, heatmap_output=self.meta.heatmap_output)
         elif self.backend_name == "tensorrt":
-            kwargs = {"engine_path": engine_cfg.engine_file, "onnx_path": self.model_path}
+            kwargs = {"engine_path": engine_cfg.engine_file, "onnx_path": self.model_path,
+                      "max_batch": engine_cfg.batch_size}
         self.backend = create_backend(self.backend_name, kwargs)
         self.area_watch = BorderWatch(preprocess_cfg.active_area_every, self.spec.border_threshold)
         self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")

@@ -132,12 +132,17 @@ def main(argv: list[str] | None = None) -> int:
               "clips": {"1080p30": c30.codec, "1080p60": c60.codec},
               "rows": [asdict(r) for r in rows.values()], "targets": tg, "elapsed_s": round(time.monotonic() - t0, 1)}
     if args.gpu_report:
-        from stream.bench.report import gpu_section
+        from stream.bench.report import gpu_failures, gpu_section
         gmd = gpu_section(rows, env)
+        failures = gpu_failures(rows, GPU_REPORT)
+        result["failures"] = failures
         (out / "gpu_report.json").write_text(json.dumps(result, indent=1))
         (out / "gpu_report.md").write_text(gmd + "\n")
         print(gmd)
         print(f"\n{out}/gpu_report.json, {out}/gpu_report.md ({result['elapsed_s']} s)")
+        if failures:
+            print("bench: the GPU report is incomplete:\n  " + "\n  ".join(failures), file=sys.stderr)
+            return 1
         return 0
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     (out / "bench.md").write_text(f"{md}\n\nTargets:\n" + "\n".join(tg) + "\n")

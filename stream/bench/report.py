@@ -123,3 +123,26 @@ def gpu_section(rows: dict[str, Row], env: dict) -> str:
         checks.append(f"- GPU replay ≥ 80% of decode-only: {rf} vs {df} fps = {100 * rf / df:.0f}% — "
                       f"{'met' if rf >= 0.8 * df else 'MISSED'}")
     return "\n".join(lines + ["Targets:"] + checks)
+
+
+GPU_TARGET_FIGURES = (("live_1080p60_torch_cuda", ("capture_to_publish_ms", "p99_9")),
+                      ("live_1080p60_torch_cuda", ("capture_to_publish_ms", "max")),
+                      ("live_1080p60_torch_cuda", ("dropped",)), ("replay_1080p30_cuda_batched", ("fps",)),
+                      ("decode_1080p30", ("fps",)), ("model_alone_cuda", ("graph_replay_ms",)))
+
+
+def gpu_failures(rows: dict[str, Row], required: tuple[str, ...]) -> list[str]:
+    """Why a GPU report is not a report: a required row missing or errored, a figure a target needs absent."""
+    out = []
+    for name in required:
+        if name not in rows:
+            out.append(f"{name}: did not run")
+        elif "error" in rows[name].figures:
+            out.append(f"{name}: failed: {str(rows[name].figures['error'])[-300:]}")
+    for name, keys in GPU_TARGET_FIGURES:
+        v = rows[name].figures if name in rows else None
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        if v is None and name in rows and "error" not in rows[name].figures:
+            out.append(f"{name}: no {'.'.join(keys)} in its figures (a target cannot be judged)")
+    return out
