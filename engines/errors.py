@@ -39,3 +39,7 @@ class DatasetError(PolypwatchError):
 
 class Interrupted(PolypwatchError):
     """The user stopped the work (SIGINT / SIGTERM) before it was complete."""
+
+
+class CheckFailed(PolypwatchError):
+    """A measured check did not pass (a parity check, a soak's flat memory, a complete GPU report)."""

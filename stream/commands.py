@@ -1,222 +1,59 @@
-"""The sub-commands of ``polypwatch``, in one registry: each entry adds its parser and names its handler.
+"""Every ``polypwatch`` command, in one place: its name, its group, one line of help, and where its options and
+its handler live. Modules are imported only for the command that runs, so ``polypwatch run`` never imports the lab.
 
-Handlers return an exit status and let library exceptions through; ``stream.cli.main`` maps those to exit codes.
+A command's module provides ``arguments(parser)`` (adds its options) and ``handler(args) -> int`` under the names
+given here; handlers raise library exceptions, and only ``stream.cli.main`` turns them into exit codes.
+``tools/NAME`` (NAME with '_' for '-') runs the same command.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import signal
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
-from engines.errors import ConfigError
+AT_THE_TOWER, QA, LAB = "at the tower", "quality assurance", "the lab"
+GROUPS = (AT_THE_TOWER, QA, LAB)
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
-    add_parser: Callable[[argparse._SubParsersAction], None]
-    handler: Callable[[argparse.Namespace], int]
+    group: str
+    help: str
+    module: str
+    arguments: str = "add_arguments"
+    handler: str = "run"
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML configuration (default: built-in defaults, see configs/default.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one configuration value (repeatable), e.g. --set alerts.window=8")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
-
-def _install_signals(stop) -> None:
-    def handler(signum, _frame):
-        logging.getLogger("polypwatch").info("signal %d: stopping", signum)
-        stop()
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _load_config(args):
-    import stream.overlay.config  # noqa: F401  (the overlay section is known to every command's config)
-    import stream.web.config  # noqa: F401  (and the web section)
-    from stream.config import load_config
-    return load_config(args.config, args.set)
-
-
-def _non_negative(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 (automatic) or more, got {n}")
-    return n
-
-
-def _check_summary_json(args) -> None:
-    """--summary-json is checked before the run, so that a bad path never costs a finished run its summary."""
-    from stream.config import check_output_path
-    check_output_path("--summary-json", args.summary_json or "")
-
-
-def _write_summary_json(path: str, text: str) -> None:
-    try:
-        Path(path).write_text(text)
-    except OSError as e:
-        raise ConfigError(f"--summary-json {path}: cannot write ({e.strerror}); the summary is printed above") from None
-
-
-def _run_parser(sub) -> None:
-    run = sub.add_parser("run", help="run the live pipeline: capture -> detect -> alert -> publish")
-    _common(run)
-    run.add_argument("--source", help="override capture.source: device index, /dev/videoN, file, folder, "
-                                      "rtsp://..., synthetic://seed=3")
-    run.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
-
-
-def cmd_run(args) -> int:
-    from stream.pipeline import Pipeline, format_summary, summary_json
-    cfg = _load_config(args)
-    _check_summary_json(args)
-    if cfg.engine.batch_size > 1:
-        if cfg.capture.pace:
-            raise ConfigError("engine.batch_size: expected 1 for a live (paced) run, which always takes the newest "
-                              "single frame; batches are for every-frame replay (capture.pace: false), got "
-                              f"{cfg.engine.batch_size}")
-        from stream.batched import BatchedPipeline
-        pipe = BatchedPipeline(cfg, source=args.source)
-    else:
-        pipe = Pipeline(cfg, source=args.source)
-    _install_signals(pipe.stop_event.set)
-    log = logging.getLogger("polypwatch")
-    log.info("publishing on %s with model %s (%s, %s: %s)", cfg.publisher.endpoint, pipe.detector.model_id,
-             pipe.detector.backend_name, pipe.detector.precision.precision, pipe.detector.precision.reason)
-    summary = pipe.run()
-    print(format_summary(summary))
-    if args.summary_json:
-        _write_summary_json(args.summary_json, summary_json(summary))
-    return 0
-
-
-def _overlay_parser(sub) -> None:
-    p = sub.add_parser("overlay", help="draw the pipeline's detections on the live feed (separate process)")
-    _common(p)
-    p.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
-
-
-def cmd_overlay(args) -> int:
-    from stream.overlay.app import Overlay, format_summary
-    cfg = _load_config(args)
-    _check_summary_json(args)
-    ov = Overlay(cfg.extra["overlay"])
-    _install_signals(ov.stop_event.set)
-    summary = ov.run()
-    print(format_summary(summary))
-    if args.summary_json:
-        _write_summary_json(args.summary_json, json.dumps(summary, indent=1))
-    return 0
-
-
-def _replay_parser(sub) -> None:
-    p = sub.add_parser("replay", help="run recorded procedures through the detector and measure it (QA)")
-    _common(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video file, folder of numbered frames (optional masks/ beside images/), or folder of videos")
-    p.add_argument("--out", required=True, help="output folder: new, empty, or one polypwatch wrote (it carries a "
-                                                "marker file); any other folder or a file is refused")
-    p.add_argument("--truth", help="ground-truth JSON (default: INPUT with .json, or masks beside the frames)")
-    p.add_argument("--realtime", action="store_true",
-                   help="pace at the source fps and drop what cannot be kept up with (what the doctor saw)")
-    p.add_argument("--no-video", action="store_true", help="skip the annotated video")
-    p.add_argument("--workers", type=_non_negative, default=0, metavar="N",
-                   help="study: inputs replayed in N worker processes (default: the cores divided by engine.threads)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="study: one Ray task per input; no ADDRESS starts or joins a local Ray instance, an ADDRESS "
-                        "joins that cluster (needs the [cluster] extra and a path every node sees)")
-
-
-def cmd_replay(args) -> int:
-    from stream.qa.inputs import expand_inputs
-    from stream.qa.output_dir import check_output_dir
-    from stream.qa.replay import STOP, format_metrics, replay
-    cfg = _load_config(args)
-    check_output_dir(Path(args.out))              # before any work: never a folder or file of the user's
-    inputs, study = expand_inputs(args.inputs)
-    _install_signals(STOP.set)                    # Ctrl-C: the replay in flight stops and is discarded cleanly
-    if not study:
-        if args.ray is not None or args.workers:
-            raise ConfigError("--workers and --ray are for studies (several inputs, a folder, a list file, a glob)")
-        print(format_metrics(replay(inputs[0], Path(args.out), cfg, args.truth, args.realtime, not args.no_video)))
-        print(f"outputs in {args.out}")
-        return 0
-    from stream.qa.study_run import run_study
-    runner = _runner(args, cfg)
-    results = run_study(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, runner)
-    for r in results:
-        print(format_metrics(r.metrics) if r.metrics else f"{r.path}: FAILED: {r.error}")
-    failed = sum(r.status == "failed" for r in results)
-    print(f"outputs in {args.out}" + (f"; {failed} of {len(results)} inputs failed (see summary.json)" if failed else ""))
-    return 1 if failed else 0
-
-
-def _runner(args, cfg):
-    from stream.qa.runners import ProcessRunner, RayRunner, SerialRunner
-    from stream.qa.study import default_workers
-    if args.ray is not None and args.workers:
-        raise ConfigError("--ray and --workers: choose one (Ray decides how many run at once)")
-    if args.ray is not None:
-        return RayRunner(args.ray)
-    workers = args.workers or default_workers(cfg)
-    return ProcessRunner(workers) if workers > 1 else SerialRunner()
-
-
-def _web_parser(sub) -> None:
-    p = sub.add_parser("web", help="browser view: the live feed with boxes and state, image/clip checks, QA reports")
-    _common(p)
-    p.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default web.listen, 127.0.0.1:8080); "
-                                                         "off loopback an access token is required")
-    p.add_argument("--connect", metavar="ENDPOINT", help="the pipeline's publisher (default web.endpoint, "
-                                                         "tcp://127.0.0.1:5560)")
-    p.add_argument("--reports", metavar="DIR", help="folder of `polypwatch replay` outputs to browse")
-    p.add_argument("--token-file", metavar="FILE", help="file holding the access token")
-
-
-def cmd_web(args) -> int:
-    import asyncio
-    from stream.web.server import serve
-    for flag, key in (("listen", "listen"), ("connect", "endpoint"), ("reports", "reports_dir"),
-                      ("token_file", "token_file")):
-        value = getattr(args, flag)
-        if value is not None:
-            args.set.append(f"web.{key}={json.dumps(value)}")
-    cfg = _load_config(args)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, stop)
-
-    asyncio.run(main())
-    return 0
-
-
-def _keys_parser(sub) -> None:
-    p = sub.add_parser("keys", help="make a CURVE key pair (NAME.key public, NAME.key_secret secret)")
-    p.add_argument("--out", required=True, help="folder to write the two files into")
-    p.add_argument("--name", required=True, help="key name, e.g. pipeline or overlay-room3")
-    p.add_argument("-v", "--verbose", action="store_true")
-
-
-def cmd_keys(args) -> int:
-    from stream.security import generate_keypair
-    public, secret = generate_keypair(args.out, args.name)
-    print(f"public key {public} (give to the other side), secret key {secret} (keep here, mode 600)")
-    return 0
-
-
-COMMANDS = (Command("overlay", _overlay_parser, cmd_overlay), Command("replay", _replay_parser, cmd_replay),
-            Command("keys", _keys_parser, cmd_keys), Command("run", _run_parser, cmd_run),
-            Command("web", _web_parser, cmd_web))
+_TOWER = "stream.tower_commands"
+COMMANDS = (
+    Command("run", AT_THE_TOWER, "the live pipeline: capture -> detect -> alert -> publish", _TOWER,
+            "run_arguments", "cmd_run"),
+    Command("overlay", AT_THE_TOWER, "draw the pipeline's detections on the live feed (separate process)", _TOWER,
+            "overlay_arguments", "cmd_overlay"),
+    Command("web", AT_THE_TOWER, "browser view: the live feed with boxes and state, image/clip checks, QA reports",
+            _TOWER, "web_arguments", "cmd_web"),
+    Command("keys", AT_THE_TOWER, "make a CURVE key pair (NAME.key public, NAME.key_secret secret)", _TOWER,
+            "keys_arguments", "cmd_keys"),
+    Command("replay", QA, "run recorded procedures through the detector and measure it", _TOWER,
+            "replay_arguments", "cmd_replay"),
+    Command("operating-point", QA, "threshold and alert filter chosen on validation sequences (--apply: into a model)",
+            "stream.qa.operating_point_cli"),
+    Command("bench", QA, "latency and throughput against a baseline; --gpu-report: the GPU table",
+            "stream.bench.cli"),
+    Command("soak", QA, "the pipeline and overlay for minutes: memory and latency over time", "stream.bench.soak"),
+    Command("gpu-kit", QA, "bundle what a bare GPU machine lacks for the GPU report (.gpukit/run.sh)",
+            "stream.bench.gpu_kit"),
+    Command("synth-video", LAB, "a generated colonoscopy-like clip with its ground truth", "engines.data.synthetic.cli"),
+    Command("train", LAB, "train a recipe (configs/train/*.yaml), choose the threshold, export ONNX",
+            "engines.training.cli"),
+    Command("crossval", LAB, "leave-one-source-out: each source left out in turn", "engines.training.crossval"),
+    Command("adapt", LAB, "fit the model to one hospital's tower from its recordings", "engines.training.adapt_cli"),
+    Command("evaluate", LAB, "AUROC, sensitivity/specificity, boxes, shortcut checks per source; INT8 parity",
+            "engines.evaluation.cli"),
+    Command("grid-verdict", LAB, "a pre-registered grid's fold conditions, so far", "engines.evaluation.grid_verdict"),
+    Command("style-probe", LAB, "does colour (texture) alone give a source's labels away?",
+            "engines.evaluation.style_probe"),
+    Command("model-latency", LAB, "CPU latency per backbone and input size", "engines.evaluation.latency"),
+    Command("quantize", LAB, "the INT8 twin of a model (ONNX Runtime, or --for tensorrt)", "engines.build.quantize_cli"),
+    Command("build-engine", LAB, "compile a model into a TensorRT 10/11 engine for this GPU", "engines.build.cli"),
+)
+BY_NAME = {c.name: c for c in COMMANDS}

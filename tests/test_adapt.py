@@ -157,7 +157,7 @@ def test_cli_reports_errors_with_exit_codes(tiny_model, site, tmp_path):
     assert p.returncode == 2 and "recordings: 40 frames, expected at least 200" in p.stderr
     p = run("--recordings", str(tmp_path / "nothing"), "--polyp-free", str(site["free1"]), "--site", "a",
             "--out", str(tmp_path / "a.onnx"))
-    assert p.returncode == 1 and "no such file or folder" in p.stderr
+    assert p.returncode == 3 and "no such file or folder" in p.stderr      # a data error (README)
     assert not (tmp_path / "a.onnx").exists()
 
 

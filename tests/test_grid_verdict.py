@@ -106,4 +106,4 @@ def test_cli_prints_the_table_and_rejects_a_missing_arm(tmp_path):
     assert "| cand | 3/3 | 0.940 |" in ok.stdout and "check conditions 4-5 with cand" in ok.stdout
     assert json.loads((tmp_path / "v.json").read_text())[0]["state"] == MET
     bad = subprocess.run([*cmd, str(tmp_path / "nowhere")], capture_output=True, text=True)
-    assert bad.returncode == 2 and "nowhere: no such arm folder" in bad.stderr
+    assert bad.returncode == 3 and "nowhere: no such arm folder" in bad.stderr

@@ -18,8 +18,8 @@ LIVE_ROOTS = ("stream.pipeline", "stream.publisher", "stream.reader", "stream.so
               "stream.cli", "stream.web.server")
 LAB = ("engines.training", "engines.evaluation", "engines.build", "stream.qa", "stream.bench", "stream.batched")
 # imported when the operator asks for it, never on the live path's way: the CLI's replay command
-LAZY_LAB_ENTRY = {("stream.commands", f"stream.qa.{m}") for m in ("inputs", "replay", "study_run", "runners", "study", "output_dir")}
-LAZY_LAB_ENTRY |= {("stream.commands", "stream.batched")}     # `run` of every frame of a file with batch_size > 1
+LAZY_LAB_ENTRY = {("stream.tower_commands", f"stream.qa.{m}") for m in ("inputs", "replay", "study_run", "runners", "study", "output_dir")}
+LAZY_LAB_ENTRY |= {("stream.tower_commands", "stream.batched")}     # `run` of every frame of a file with batch_size > 1
 # lowest first: a package imports its own layer and the layers below, never one above (docs/ARCHITECTURE.md)
 LAYERS = (("engines.errors", "engines.settings"),
           ("engines.runtime", "engines.backends", "engines.model"),      # the operating room

@@ -33,7 +33,7 @@ def test_the_v3_recipe_is_v3s_command_line():
     --epochs 8 --samples-per-epoch 4000 --lr 1e-3 --augment strong --message-box 0.5, the rest at the defaults of the
     time; the training loop must get exactly the configuration that command gave it."""
     from engines.runtime.preprocess import PreprocessSpec
-    from engines.training.cli import train_config
+    from engines.training.run import train_config
     from engines.training.train import TrainConfig
     r = load_recipe(ROOT / "configs" / "train" / "polypwatch-lite0-v3.yaml")
     then = TrainConfig(epochs=8, batch_size=32, lr=1e-3, seed=0, augment="strong", pretrained=True,

@@ -66,4 +66,4 @@ def test_tool_reports_every_source_and_names_a_bad_option(data_root, tmp_path):
     assert r.returncode == 2 and "--features: invalid choice: 'shape'" in r.stderr
     r = subprocess.run([sys.executable, "tools/style_probe", "--data-root", str(tmp_path / "none")],
                        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
-    assert r.returncode == 1 and r.stderr.startswith("style_probe: ")
+    assert r.returncode == 3 and r.stderr.startswith("polypwatch style-probe: data error: ")

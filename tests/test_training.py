@@ -78,13 +78,13 @@ def test_train_export_evaluate_and_run(tiny_dataset, tmp_path, clip, endpoint):
 def test_train_bad_inputs(tmp_path, args, message):
     r = subprocess.run([sys.executable, "tools/train", *args, "--out", str(tmp_path / "o")], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and message in r.stderr
+    assert r.returncode == 3 and message in r.stderr
 
 
 def test_train_needs_both_classes(tiny_dataset, tmp_path):
     r = subprocess.run([sys.executable, "tools/train", "--negatives", str(tiny_dataset / "neg"), *TINY,
                         "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "only one class" in r.stderr
+    assert r.returncode == 3 and "only one class" in r.stderr
 
 
 def test_metadata_round_trip_and_missing_metadata(tmp_path, tiny_model):
@@ -148,7 +148,7 @@ def test_multiclass_needs_one_imagefolder(tmp_path, tiny_dataset):
     r = subprocess.run([sys.executable, "tools/train", "--dataset", str(tiny_dataset / "pos"), "--set",
                         "multiclass=true", "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
-    assert r.returncode == 1 and "multi-class training needs the imagefolder layout" in r.stderr
+    assert r.returncode == 3 and "multi-class training needs the imagefolder layout" in r.stderr
 
 
 def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_root, tmp_path, tiny_recipe):

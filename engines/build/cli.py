@@ -2,22 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 from engines.backends.tensorrt_version import SUPPORTED
-from engines.errors import PolypwatchError
+from engines.errors import ConfigError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="build_engine",
-        description="Compile a polypwatch ONNX model into a TensorRT engine for THIS GPU and TensorRT version "
-                    f"(TensorRT {SUPPORTED}: 10.x and 11.x; a strongly typed network, its precision the ONNX "
-                    "file's own), write a sidecar JSON (ENGINE.json) with the complete cache key and the engine's "
-                    "check against ONNX Runtime; an engine over the tolerance is marked failed and never loaded. "
-                    "Needs an NVIDIA GPU and TensorRT; exits 1 at once with a clear message otherwise.")
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.description = (f"Compile a polypwatch ONNX model into a TensorRT engine for THIS GPU and TensorRT version "
+                      f"(TensorRT {SUPPORTED}: 10.x and 11.x; a strongly typed network, its precision the ONNX "
+                      f"file's own), write a sidecar JSON (ENGINE.json) with the complete cache key and the engine's "
+                      f"check against ONNX Runtime; an engine over the tolerance is marked failed and never loaded "
+                      f"(exit 5). Needs an NVIDIA GPU and TensorRT; exits 1 at once with a clear message otherwise.")
     ap.add_argument("--onnx", default="", help="ONNX model with polypwatch metadata (default: the shipped model)")
     ap.add_argument("--out", default="", help="engine file to write (default: MODEL.PRECISION.engine beside the "
                                               "model); the sidecar goes to OUT.json")
@@ -39,32 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--check-count", type=int, default=32, help="frames in the checks (default 32)")
     ap.add_argument("--tolerance", type=float, default=0.0,
                     help="max |score difference| allowed (default fp32 1e-3, fp16 2e-2, int8 8e-2)")
-    return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     from engines.build.engine import BuildOptions, build
     from engines.runtime.model_files import resolve_model_path
     try:
-        try:
-            batch = tuple(int(v) for v in args.batch.split(","))
-            if len(batch) != 3:
-                raise ValueError
-        except ValueError:
-            print(f"build_engine: --batch: expected MIN,OPT,MAX such as 1,1,4, got {args.batch!r}", file=sys.stderr)
-            return 2
-        onnx = resolve_model_path(args.onnx)
-        out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}.{args.precision}.engine")
-        opts = BuildOptions(onnx=onnx, out=out, precision=args.precision, workspace_mb=args.workspace_mb,
-                            batch=batch, qdq=args.qdq, timing_cache=args.timing_cache,
-                            check_frames=args.check_frames, check_data_root=args.check_data_root,
-                            check_count=args.check_count, tolerance=args.tolerance)
-        sidecar = build(opts)
-    except PolypwatchError as e:
-        print(f"build_engine: {e}", file=sys.stderr)
-        return 1
+        batch = tuple(int(v) for v in args.batch.split(","))
+        if len(batch) != 3:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"--batch: expected MIN,OPT,MAX such as 1,1,4, got {args.batch!r}") from None
+    onnx = resolve_model_path(args.onnx)
+    out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}.{args.precision}.engine")
+    opts = BuildOptions(onnx=onnx, out=out, precision=args.precision, workspace_mb=args.workspace_mb,
+                        batch=batch, qdq=args.qdq, timing_cache=args.timing_cache,
+                        check_frames=args.check_frames, check_data_root=args.check_data_root,
+                        check_count=args.check_count, tolerance=args.tolerance)
+    sidecar = build(opts)
     c = sidecar.check
     print(f"wrote {out} ({sidecar.precision}, {sidecar.gpu.name}, TensorRT {sidecar.tensorrt_version}); cache key "
           f"{sidecar.cache_key()[:16]}; check: max |score diff| {c['max_abs_score_diff']}, alert agreement "

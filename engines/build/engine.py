@@ -21,7 +21,7 @@ from engines.backends.gpu import NoGpuError, gpu_info
 from engines.build.network_onnx import NetworkError, network_onnx
 from engines.backends.tensorrt_version import import_tensorrt
 from engines.runtime.metadata import read_onnx_metadata
-from engines.errors import PolypwatchError
+from engines.errors import CheckFailed, PolypwatchError
 
 log = logging.getLogger(__name__)
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 8e-2}    # max |score difference| vs ONNX Runtime fp32
@@ -29,6 +29,10 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 8e-2}    # max |score differenc
 
 class BuildError(PolypwatchError):
     """The engine could not be built (no GPU, no TensorRT, parser errors, empty build, unwritable output)."""
+
+
+class EngineCheckFailed(BuildError, CheckFailed):
+    """The engine was built but its scores differ from ONNX Runtime's by more than the tolerance."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
     sidecar.write(sidecar_path(opts.out))
     check = sidecar.check
     if not check["passed"]:
-        raise BuildError(f"engine check failed: max |score difference| vs ONNX Runtime {check['max_abs_score_diff']:.3g} "
+        raise EngineCheckFailed(f"engine check failed: max |score difference| vs ONNX Runtime {check['max_abs_score_diff']:.3g} "
                          f"> tolerance {check['tolerance']} on {check['frames']} frames (alert decisions agree on "
                          f"{check['alert_decision_agreement']:.1%}); {opts.out} is marked failed in its sidecar and "
                          f"will not be loaded")

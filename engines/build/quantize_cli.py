@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from pathlib import Path
 
-from engines.errors import PolypwatchError
+from engines.errors import ConfigError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="quantize", description=__doc__.split("(")[0].strip())
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="", help="the fp32 ONNX model (default: the shipped model)")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--data-root", metavar="DIR",
@@ -33,25 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     from engines.build.calibration import CalibrationSet, training_frames
     from engines.build.quantize import QuantizeOptions, quantize_model
     from engines.runtime.model_files import resolve_model_path
+    cal = (training_frames(args.data_root, args.count, names=tuple(args.sources) if args.sources else None)
+           if args.data_root
+           else CalibrationSet(str(args.frames_from), path=str(args.frames_from)))
     try:
-        cal = (training_frames(args.data_root, args.count, names=tuple(args.sources) if args.sources else None)
-               if args.data_root
-               else CalibrationSet(str(args.frames_from), path=str(args.frames_from)))
         opts = QuantizeOptions(onnx=resolve_model_path(args.model), calibration=cal,
                                out=Path(args.out) if args.out else None, count=args.count, method=args.method,
                                exclude=tuple(args.exclude), threshold=args.threshold, target=args.target)
-        record = quantize_model(opts)
-    except PolypwatchError as e:
-        print(f"quantize: {e}", file=sys.stderr)
-        return 1
     except ValueError as e:
-        print(f"quantize: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(record, indent=1))
+        raise ConfigError(str(e)) from None
+    print(json.dumps(quantize_model(opts), indent=1))
     return 0

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from pathlib import Path
 
-from engines.errors import PolypwatchError
+from engines.errors import CheckFailed, ConfigError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="evaluate", description="Evaluate a polypwatch ONNX model on folder datasets "
-                                 "(kvasir-seg, masks/CVC, imagefolder, negatives layouts).")
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="", help="ONNX model (default: the shipped model)")
     ap.add_argument("--data-root", metavar="DIR",
                     help="evaluate per source under the protocol of engines/data/sources.py (a folder laid out like "
@@ -39,38 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
                          "writes parity.md/.json beside metrics.json, exit 3 if a condition is not met")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="", help="write metrics.json (and scores.csv) into this folder")
-    return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     from engines.data.datasets import load_dataset, split_fraction
     from engines.evaluation.evaluate import score_samples, summarise
     from engines.runtime.metadata import read_onnx_metadata
     from engines.runtime.model_files import resolve_model_path
     if args.data_root:
         return _protocol(args)
-    try:
-        model = resolve_model_path(args.model)
-        meta = read_onnx_metadata(model)
-        samples = []
-        for d in args.dataset:
-            samples += load_dataset(d, split=args.split if args.split and any(Path(d).glob(f"split*/{args.split}.txt")) else None)
-        for d in args.negatives:
-            neg = load_dataset(d, layout="negatives")
-            if args.negatives_holdout > 0:
-                neg = split_fraction(neg, args.negatives_holdout, args.seed)[1]
-            samples += neg
-        if not samples:
-            print("evaluate: no samples: give --dataset and/or --negatives", file=sys.stderr)
-            return 2
-        threshold = args.threshold or meta.threshold
-        scores = score_samples(model, samples, args.threads, shortcut=not args.no_shortcut_check)
-        m = summarise(scores, threshold)
-    except PolypwatchError as e:
-        print(f"evaluate: {e}", file=sys.stderr)
-        return 1
+    model = resolve_model_path(args.model)
+    meta = read_onnx_metadata(model)
+    samples = []
+    for d in args.dataset:
+        samples += load_dataset(d, split=args.split if args.split and any(Path(d).glob(f"split*/{args.split}.txt")) else None)
+    for d in args.negatives:
+        neg = load_dataset(d, layout="negatives")
+        if args.negatives_holdout > 0:
+            neg = split_fraction(neg, args.negatives_holdout, args.seed)[1]
+        samples += neg
+    if not samples:
+        raise ConfigError("no samples: give --dataset and/or --negatives")
+    threshold = args.threshold or meta.threshold
+    scores = score_samples(model, samples, args.threads, shortcut=not args.no_shortcut_check)
+    m = summarise(scores, threshold)
     m.update(model=meta.model_id, precision=meta.precision, model_file=str(model))
     print(f"model {meta.model_id} ({meta.precision}), threshold {m['threshold']}")
     print(f"{'dataset':<20}{'frames':>8}{'pos':>6}{'sens':>8}{'spec':>8}{'AUROC':>8}")
@@ -113,22 +101,16 @@ def _protocol(args) -> int:
     from engines.runtime.metadata import read_onnx_metadata
     from engines.runtime.model_files import resolve_model_path
     if args.dataset or args.negatives:
-        print("evaluate: --data-root takes no --dataset or --negatives", file=sys.stderr)
-        return 2
+        raise ConfigError("--data-root takes no --dataset or --negatives")
     unknown = [s for s in args.sources or () if s not in SOURCES]
     if unknown:
-        print(f"evaluate: --sources: unknown {unknown}; expected some of {list(SOURCES)}", file=sys.stderr)
-        return 2
-    try:
-        model = resolve_model_path(args.model)
-        meta = read_onnx_metadata(model)
-        sources = load_sources(args.data_root)
-        threshold = args.threshold or meta.threshold
-        m, scores = evaluate_protocol(model, sources, threshold, args.protocol_split, args.sources,
-                                      args.synthetic_negatives, args.threads)
-    except PolypwatchError as e:
-        print(f"evaluate: {e}", file=sys.stderr)
-        return 1
+        raise ConfigError(f"--sources: unknown {unknown}; expected some of {list(SOURCES)}")
+    model = resolve_model_path(args.model)
+    meta = read_onnx_metadata(model)
+    sources = load_sources(args.data_root)
+    threshold = args.threshold or meta.threshold
+    m, scores = evaluate_protocol(model, sources, threshold, args.protocol_split, args.sources,
+                                  args.synthetic_negatives, args.threads)
     m.update(model=meta.model_id, precision=meta.precision, model_file=str(model))
     text = f"model {meta.model_id} ({meta.precision}), threshold {m['threshold']}, split {m['split']}\n\n" + table(m)
     print(text)
@@ -138,8 +120,7 @@ def _protocol(args) -> int:
         try:
             parity = compare(json.loads(Path(args.parity_with).read_text()), m)
         except (OSError, ValueError, KeyError) as e:
-            print(f"evaluate: --parity-with {args.parity_with}: {e}", file=sys.stderr)
-            return 2
+            raise ConfigError(f"--parity-with {args.parity_with}: {e}") from None
         print("\nParity with " + args.parity_with + ":\n" + markdown(parity))
     if args.out:
         out = Path(args.out)
@@ -156,4 +137,6 @@ def _protocol(args) -> int:
             from engines.evaluation.parity import markdown
             (out / "parity.json").write_text(json.dumps(parity, indent=1))
             (out / "parity.md").write_text(markdown(parity) + "\n")
-    return 3 if parity is not None and not parity["ok"] else 0
+    if parity is not None and not parity["ok"]:
+        raise CheckFailed(f"parity with {args.parity_with}: not within the pre-registered conditions (parity.md)")
+    return 0

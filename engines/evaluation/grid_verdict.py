@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import DatasetError
+from engines.errors import ConfigError, DatasetError
 
 MET, FAILED, PENDING = "met", "failed", "pending"
 
@@ -146,8 +145,7 @@ def report(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="grid_verdict", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--baseline", required=True, metavar="DIR", help="the baseline arm's tools/crossval --out folder")
     ap.add_argument("--candidate", required=True, nargs="+", metavar="DIR", help="each candidate arm's folder")
     ap.add_argument("--sources", required=True, nargs="+", metavar="NAME", help="the grid's left-out sources")
@@ -155,22 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the fold that must detect every sequence (default cvc-colondb)")
     ap.add_argument("--margin", type=float, default=0.03, help="largest AUROC loss allowed on one fold (default 0.03)")
     ap.add_argument("--json", default="", metavar="FILE", help="also write the verdicts as JSON")
-    return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     if args.sequence_source not in args.sources:
-        print(f"grid_verdict: --sequence-source {args.sequence_source!r} is not among --sources {args.sources}",
-              file=sys.stderr)
-        return 2
-    try:
-        base = load_arm(args.baseline, args.sources)
-        verdicts = [judge(Path(c).name, base, load_arm(c, args.sources), args.sources, args.margin,
-                          args.sequence_source) for c in args.candidate]
-    except DatasetError as e:
-        print(f"grid_verdict: {e}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--sequence-source {args.sequence_source!r} is not among --sources {args.sources}")
+    base = load_arm(args.baseline, args.sources)
+    verdicts = [judge(Path(c).name, base, load_arm(c, args.sources), args.sources, args.margin,
+                      args.sequence_source) for c in args.candidate]
     print(report(verdicts))
     if args.json:
         Path(args.json).write_text(json.dumps(

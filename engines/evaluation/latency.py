@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,14 +44,15 @@ def measure(backbone: str, size: int, threads: int, runs: int, frame: np.ndarray
             "preprocess_1080p_ms_p50": pct(pre_ns, 50)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="model_latency", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backbones", nargs="+", default=["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"])
     ap.add_argument("--sizes", nargs="+", type=int, default=[160, 192, 224, 256])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--out", default="", help="write the rows as JSON here")
-    args = ap.parse_args(argv)
+
+
+def run(args) -> int:
     from engines.data.synthetic import SceneRenderer, SynthParams
     frame = SceneRenderer(SynthParams(seed=5, seconds=10, width=1920, height=1080, fps=30)).render(40).image
     rows = []
@@ -68,6 +68,3 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from engines.errors import PolypwatchError
 
 log = logging.getLogger("style_probe")
 BINS = 8
@@ -117,24 +115,20 @@ def probe(sources: dict, spec, features: str = "colour") -> dict:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    ap = argparse.ArgumentParser(prog="style_probe", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
     ap.add_argument("--model", default="engines/models/polypwatch-lite0-v3.onnx",
                     help="the model whose preprocessing (input size, crop, masks) the frames go through")
     ap.add_argument("--features", choices=tuple(FEATURES), default="colour",
                     help="what the probe sees: colour statistics (default), sharpness/texture statistics, or both")
     ap.add_argument("--out", default=None, help="write style_probe.json here")
-    args = ap.parse_args(argv)
-    try:
-        from engines.data.sources import load_sources
-        from engines.runtime.metadata import read_onnx_metadata
-        spec = read_onnx_metadata(args.model).preprocess
-        rows = probe(load_sources(args.data_root), spec, args.features)
-    except PolypwatchError as e:
-        print(f"style_probe: {e}", file=sys.stderr)
-        return 1
+
+
+def run(args) -> int:
+    from engines.data.sources import load_sources
+    from engines.runtime.metadata import read_onnx_metadata
+    spec = read_onnx_metadata(args.model).preprocess
+    rows = probe(load_sources(args.data_root), spec, args.features)
     from engines.evaluation.protocol import fmt
     what = "colour and texture" if args.features == "both" else args.features
     print(f"| source | frames (pos) | AUROC from {what} statistics alone (5-fold) |\n|---|---|---|")

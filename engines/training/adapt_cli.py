@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 
-from engines.errors import PolypwatchError
+from engines.errors import ConfigError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="adapt", description=__doc__.split(":", 1)[1].strip(),
-                                 epilog="The site's model is a new file: check it with `polypwatch replay` on "
-                                        "annotated local recordings before use (docs/MODEL_CARD.md, Site adaptation).")
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="", help="ONNX model with its .pt beside it (default: the shipped model)")
     ap.add_argument("--recordings", nargs="+", required=True, metavar="VIDEO_OR_DIR",
                     help="the site's procedure recordings, unlabelled (videos or folders of frames)")
@@ -24,24 +19,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--specificity", type=float, default=0.95,
                     help="share of the polyp-free frames kept under the new threshold")
     ap.add_argument("--seed", type=int, default=0)
-    return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     from engines.runtime.model_files import resolve_model_path
     from engines.training.adapt import AdaptConfig, adapt_model
     try:
         cfg = AdaptConfig(site=args.site, frames_per_recording=args.frames_per_recording,
                           specificity=args.specificity, seed=args.seed)
         result = adapt_model(resolve_model_path(args.model), args.recordings, args.polyp_free, cfg, args.out)
-    except PolypwatchError as e:
-        print(f"adapt: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        print(f"adapt: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:               # too little footage, a bad option value: what the user asked for
+        raise ConfigError(str(e)) from None
     text = json.dumps(result.to_dict(), indent=1)
     result.path.with_suffix(".adapt.json").write_text(text + "\n")
     print(text)

@@ -15,16 +15,14 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 from pathlib import Path
 
-from engines.errors import ConfigError, PolypwatchError
+from engines.errors import ConfigError
 
 log = logging.getLogger("crossval")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="crossval", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--recipe", required=True, metavar="FILE", help="the training recipe of every fold (data: protocol)")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                     help="change one recipe key for every fold (repeatable)")
@@ -36,7 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for scoring")
     ap.add_argument("--workers", type=int, default=2, help="processes that render training frames")
     ap.add_argument("--cache", default="", metavar="DIR", help="cache of preprocessed arrays (as for tools/train)")
-    return ap
 
 
 def _folds(names: list[str], seeds: list[int] | None, out: Path) -> list[tuple[str, str, Path, int | None]]:
@@ -44,24 +41,26 @@ def _folds(names: list[str], seeds: list[int] | None, out: Path) -> list[tuple[s
     if seeds is None:
         return [(n, n, out / n, None) for n in names]
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: expected distinct seeds, got {seeds}")
+        raise ConfigError(f"--seeds: expected distinct seeds, got {seeds}")
     return [(f"{n}/seed{s}", n, out / n / f"seed{s}", s) for n in names for s in seeds]
 
 
-def run(args) -> dict:
+def run_folds(args) -> dict:
+    """Every fold (and seed) of the grid: trained through a TrainJob each (resumable), then scored."""
     from engines.data.sources import check_holdout, load_sources
     from engines.evaluation.protocol import evaluate_protocol
     from engines.runtime.metadata import read_onnx_metadata
-    from engines.training import cli as train_cli
+    from engines.training.job import TrainJob
     from engines.training.recipe import load_recipe, parse_set
+    from engines.training.run import run as train
     recipe = load_recipe(args.recipe, args.overrides)
     names = [check_holdout(n) for n in (args.sources or recipe.sources)]
     if any(n not in recipe.sources for n in names):
-        raise ValueError(f"--sources: {names} are not all among the recipe's sources {list(recipe.sources)}")
+        raise ConfigError(f"--sources: {names} are not all among the recipe's sources {list(recipe.sources)}")
     if args.seeds is not None and any(parse_set(t)[0] == "seed" for t in args.overrides):
-        raise ValueError("--set seed=...: not with --seeds (each fold is trained once per seed of --seeds)")
+        raise ConfigError("--set seed=...: not with --seeds (each fold is trained once per seed of --seeds)")
     if recipe.data != "protocol":
-        raise ValueError(f"--recipe {args.recipe}: leave-one-source-out needs a protocol recipe (data: protocol)")
+        raise ConfigError(f"--recipe {args.recipe}: leave-one-source-out needs a protocol recipe (data: protocol)")
     out = Path(args.out)
     folds = _folds(names, args.seeds, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,11 +74,9 @@ def run(args) -> dict:
             continue
         if not (fold / "model.onnx").is_file():
             sets = [*args.overrides, f"model_id=loso-without-{name}", *([] if seed is None else [f"seed={seed}"])]
-            targs = train_cli.build_parser().parse_args(
-                ["--recipe", args.recipe, *(a for t in sets for a in ("--set", t)), "--data-root", args.data_root,
-                 "--holdout-source", name, "--out", str(fold), "--resume", "--workers", str(args.workers),
-                 *(["--cache", args.cache] if args.cache else [])])
-            train_cli.run(targs)
+            train(TrainJob.from_recipe_file(args.recipe, sets, out=fold, data_root=args.data_root,
+                                            holdout_source=name, resume=True, workers=args.workers,
+                                            cache=args.cache))
         meta = read_onnx_metadata(fold / "model.onnx")
         m, _ = evaluate_protocol(fold / "model.onnx", sources, meta.threshold, "external", [name],
                                  synthetic_negatives=0, threads=args.threads)
@@ -144,19 +141,6 @@ def spread_table(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        rows = run(args)
-    except ConfigError as e:
-        print(f"crossval: {e}", file=sys.stderr)
-        return 2
-    except PolypwatchError as e:
-        print(f"crossval: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        print(f"crossval: {e}", file=sys.stderr)
-        return 2
-    print(table(rows))
+def run(args) -> int:
+    print(table(run_folds(args)))
     return 0

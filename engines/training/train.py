@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.errors import ConfigError
 from engines.evaluation.metrics import auroc
 from engines.runtime.preprocess import PreprocessSpec, normalise
 from engines.training.augment import augment
@@ -153,13 +154,13 @@ def train(train_set: ArraySet, val_set: ArraySet, cfg: TrainConfig, out_dir: Pat
     hh, hw = spec.input_height // net.heat_stride, spec.input_width // net.heat_stride
     best, history, start = -1.0, [], 1
     if not resume and (out_dir / "last.pt").is_file():
-        raise ValueError(f"{out_dir} holds a training run already (last.pt): --resume continues it, or choose "
+        raise ConfigError(f"{out_dir} holds a training run already (last.pt): --resume continues it, or choose "
                          f"another --out")
     if resume and (out_dir / "last.pt").is_file():
         state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=False)
         saved = _current_keys(state["config"])
         if saved != asdict(cfg) | {"spec": spec.to_dict()}:
-            raise ValueError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
+            raise ConfigError(f"--resume: {out_dir / 'last.pt'} was written with another configuration; "
                              f"use a new --out or the same options")
         net.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from engines.errors import CheckFailed, ConfigError
 from stream.bench.report import table, targets
 from stream.bench.scenarios import make_clip, median_rows, pipeline, pipeline_with_overlay, python_module
 
@@ -39,9 +40,9 @@ GPU_REPORT = ("live_1080p60_torch_cuda", "model_alone_cuda", "replay_1080p30_cud
 CUDA_LIVE = ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench", description="Latency and throughput of polypwatch next to a "
-                                 "baseline single-threaded loop, on generated 1080p clips.")
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.description = ("Latency and throughput of polypwatch next to a baseline single-threaded loop, on generated "
+                      "1080p clips.")
     ap.add_argument("--out", default="out/bench", help="folder for clips, bench.json and bench.md")
     ap.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per scenario; medians are reported (default 3)")
@@ -51,26 +52,25 @@ def main(argv: list[str] | None = None) -> int:
                          "<name>.int8.onnx): a candidate's cost before it ships")
     ap.add_argument("--gpu-report", metavar="OUT", help="the whole GPU table into OUT (gpu_report.md/.json): the "
                     "live 1080p60 row (--repeats runs, medians), the stage breakdown, the model-alone floor, GPU "
-                    "replay against decode-only; refuses without CUDA")
-    args = ap.parse_args(argv)
+                    "replay against decode-only; refuses without CUDA; exit 5 when a row failed or a figure is missing")
+
+
+def run(args) -> int:
     from engines.runtime.model_files import resolve_model_path
     model = resolve_model_path(args.model)
     if not model.is_file():
-        print(f"bench: --model {model}: file not found", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--model {model}: file not found")
     env = environment()
     if args.gpu_report:
         if not env.get("cuda_gpu"):
-            print("bench: --gpu-report needs an NVIDIA GPU with CUDA; torch sees none here "
-                  f"(torch {env.get('torch') or 'not installed'}). Run it on the GPU machine.", file=sys.stderr)
-            return 2
+            raise ConfigError("--gpu-report needs an NVIDIA GPU with CUDA; torch sees none here "
+                              f"(torch {env.get('torch') or 'not installed'}). Run it on the GPU machine.")
         args.out, args.only = args.gpu_report, ",".join(GPU_REPORT)
     names = SCENARIOS + (CUDA_SCENARIOS if env.get("cuda_gpu") else ())
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(names)
     if unknown:
-        print(f"bench: --only: unknown scenario(s) {sorted(unknown)}; expected some of {list(names)}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--only: unknown scenario(s) {sorted(unknown)}; expected some of {list(names)}")
     out = Path(args.out)
     work = out / "runs"
     work.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = median_rows(runs)
     md = table(list(rows.values()))
     tg = targets(rows)
-    command = "tools/bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "tools/bench " + " ".join(sys.argv[1:])
     result = {"environment": env, "command": command, "model": str(model), "seconds": args.seconds,
               "repeats": args.repeats,
               "clips": {"1080p30": c30.codec, "1080p60": c60.codec},
@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(gmd)
         print(f"\n{out}/gpu_report.json, {out}/gpu_report.md ({result['elapsed_s']} s)")
         if failures:
-            print("bench: the GPU report is incomplete:\n  " + "\n  ".join(failures), file=sys.stderr)
-            return 1
+            raise CheckFailed("the GPU report is incomplete:\n  " + "\n  ".join(failures))
         return 0
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     (out / "bench.md").write_text(f"{md}\n\nTargets:\n" + "\n".join(tg) + "\n")

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engines.errors import CheckFailed
+
 WHEELS = ("pyzmq>=25", "efficientnet-lite-pytorch==0.1.0")
 LIMIT_BYTES = 64 << 20                 # what travels to the GPU machine: the checkout plus the kit
 DEVICE_PYTHON = "3.12"
@@ -49,13 +51,14 @@ def download(out: Path, python_version: str) -> list[Path]:
     return sorted(out.glob("*.whl"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="gpu_kit", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", default=".gpukit", help="the kit's folder (default .gpukit, ignored by git)")
     ap.add_argument("--python-version", default=DEVICE_PYTHON,
                     help=f"the GPU machine's Python (default {DEVICE_PYTHON}); this machine's to test the kit here")
     ap.add_argument("--dry-run", action="store_true", help="say what would be bundled and sent; download nothing")
-    args = ap.parse_args(argv)
+
+
+def run(args) -> int:
     root = Path(__file__).resolve().parents[2]
     out = root / args.out if not Path(args.out).is_absolute() else Path(args.out)
     tree = tracked_bytes(root)
@@ -73,10 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kit {kit / 2**20:.1f} MiB + checkout {tree / 2**20:.1f} MiB = {total / 2**20:.1f} MiB "
           f"(limit {LIMIT_BYTES >> 20} MiB); on the GPU machine: bash {args.out}/run.sh")
     if total > LIMIT_BYTES:
-        print(f"gpu_kit: {total / 2**20:.1f} MiB is over the {LIMIT_BYTES >> 20} MiB a GPU call takes", file=sys.stderr)
-        return 1
+        raise CheckFailed(f"{total / 2**20:.1f} MiB is over the {LIMIT_BYTES >> 20} MiB a GPU call takes")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

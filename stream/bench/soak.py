@@ -11,6 +11,7 @@ from pathlib import Path
 
 import zmq
 
+from engines.errors import CheckFailed
 from stream.bench.procs import Proc
 from stream.bench.scenarios import ROOT, free_endpoint, make_clip
 from stream.wire import Status, decode
@@ -27,14 +28,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="soak", description=__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--minutes", type=float, default=5.0, help="how long (default 5)")
     ap.add_argument("--sample-s", type=float, default=10.0, help="sampling period (default 10 s)")
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--out", default="out/soak")
-    args = ap.parse_args(argv)
+
+
+def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
@@ -82,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     report["samples"] = samples
     (out / "soak.json").write_text(json.dumps(report, indent=1))
     print(markdown(report))
-    return 0 if report["memory_flat"] and report["tail_within_budget"] else 1
+    if not (report["memory_flat"] and report["tail_within_budget"]):
+        raise CheckFailed(f"memory flat: {report['memory_flat']}, latency tail within budget: "
+                          f"{report['tail_within_budget']} (soak.json)")
+    return 0
 
 
 def summarise(samples: list[dict], budget_ms: float) -> dict:

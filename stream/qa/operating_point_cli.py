@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from pathlib import Path
 
-from engines.errors import PolypwatchError
+from engines.errors import CheckFailed
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="operating_point", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="", help="ONNX model (default: the shipped model)")
     ap.add_argument("--data-root", required=True, metavar="DIR", help="folder laid out like ../shared/data")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each generated clip (default 30)")
@@ -21,7 +18,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--apply", action="store_true",
                     help="write the rule's threshold into the model's metadata (refused when the rule is not met or "
                          "its filter is not the live default, 3 of 5): the figures go into its scores.operating_point")
-    return ap
 
 
 def _line(m: dict) -> str:
@@ -33,24 +29,21 @@ def _line(m: dict) -> str:
             f"{100 * m['alert_on_share_pooled']:.1f}% on; {free}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     from engines.runtime.metadata import read_onnx_metadata
     from engines.runtime.model_files import resolve_model_path
     from stream.qa.operating_point import apply_to_model, choose, live_filter, measure
     from stream.qa.sequences import generated_sequences, recorded_sequences
+    model = resolve_model_path(args.model)
+    meta = read_onnx_metadata(model)
+    seqs = recorded_sequences(model, args.data_root, args.threads) + generated_sequences(
+        model, args.seconds, threads=args.threads)
+    chosen = choose(seqs)
+    own = measure(seqs, meta.threshold, *live_filter())
     try:
-        model = resolve_model_path(args.model)
-        meta = read_onnx_metadata(model)
-        seqs = recorded_sequences(model, args.data_root, args.threads) + generated_sequences(
-            model, args.seconds, threads=args.threads)
-        chosen = choose(seqs)
-        own = measure(seqs, meta.threshold, *live_filter())
         applied = apply_to_model(model, chosen, [s.name for s in seqs]) if args.apply else None
-    except (PolypwatchError, ValueError) as e:
-        print(f"operating_point: {e}", file=sys.stderr)
-        return 1
+    except ValueError as e:                  # the rule was not met, or chose another filter than the live one
+        raise CheckFailed(str(e)) from None
     text = (f"model {meta.model_id} ({meta.precision}); {len(seqs)} sequences\n"
             f"- the model's threshold with the live filter: {_line(own)}\n"
             f"- the rule's choice ({'met' if chosen['met'] else 'NOT met: no threshold quiet enough'}): {_line(chosen)}")
