@@ -9,8 +9,8 @@ Operating room (the live path imports these):
 - ``engines.model``     the network definition (torch; used by the torch backend and training)
 
 Lab only (never imported by capture, pipeline, publisher or overlay), each layer importing only those below it:
-- ``engines.data``        dataset folder layouts, the protocol, preprocessed arrays, generated video, truth files
-- ``engines.build``       ONNX export, TensorRT engine building and INT8 calibration
-- ``engines.evaluation``  evaluation over datasets, classification metrics, shortcut probes
-- ``engines.training``    recipes, training, augmentation, calibration, reports, site adaptation
+- ``engines.lab.data``        dataset folder layouts, the protocol, preprocessed arrays, generated video, truth files
+- ``engines.compile``       ONNX export, TensorRT engine building and INT8 calibration
+- ``engines.lab.evaluation``  evaluation over datasets, classification metrics, shortcut probes
+- ``engines.lab.training``    recipes, training, augmentation, calibration, reports, site adaptation
 """

@@ -161,7 +161,7 @@ class ExportWrapper(nn.Module):
 
 
 def load_weights(checkpoint: str | Path, model_id: str = "", who: str = "checkpoint", strict: bool = False) -> PolypNet:
-    """PolypNet (eval mode, fp32) from a checkpoint written by ``engines.build.export.write_torch_checkpoint``.
+    """PolypNet (eval mode, fp32) from a checkpoint written by ``engines.compile.export.write_torch_checkpoint``.
     With ``model_id`` the checkpoint must be that model's (``strict``: also when it names no model)."""
     state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
     if model_id and state.get("model_id", None if strict else model_id) != model_id:

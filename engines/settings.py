@@ -1,5 +1,5 @@
 """Settings as frozen dataclasses, validated when they load: the one validator behind the runtime configuration
-(``stream.config``) and the training recipes (``engines.training.recipe``).
+(``stream.config``) and the training recipes (``engines.lab.training.recipe``).
 
 A dataclass declares its keys with types and defaults, and optionally ``_ranges`` ({key: (lo, hi)}),
 ``_choices`` ({key: (allowed, ...)}) and a ``validate()`` method for checks across keys. ``build_section`` refuses

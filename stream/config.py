@@ -13,6 +13,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from engines.errors import ConfigError
+from engines.runtime.alerts import AlertsConfig
 from engines.settings import build_section, suggest as _suggest
 
 
@@ -61,18 +62,6 @@ class EngineConfig:
 
     _ranges = {"threads": (0, 256), "max_consecutive_errors": (1, 100000), "batch_size": (1, 64)}
     _choices = {"backend": ("auto", "onnxruntime", "torch", "tensorrt"), "precision": ("auto", "fp32", "int8")}
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    on_threshold: float = 0.0             # 0 = the model's recommended threshold
-    off_threshold: float = 0.0            # 0 = 0.8 x on_threshold (hysteresis)
-    window: int = 5                       # n: frames considered
-    min_hits: int = 3                     # k: frames over on_threshold among the last n to raise the alert
-    min_misses: int = 4                   # frames under off_threshold among the last n to drop it
-
-    _ranges = {"on_threshold": (0.0, 0.999), "off_threshold": (0.0, 0.999), "window": (1, 1000),
-               "min_hits": (1, 1000), "min_misses": (1, 1000)}
 
 
 @dataclass(frozen=True)

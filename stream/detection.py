@@ -2,17 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
+from engines.runtime.alerts import AlertState  # noqa: F401  (part of the Detection type)
 from engines.runtime.result import Box
-
-
-class AlertState(str, Enum):
-    """Filtered alert shown to the endoscopist (never the raw score)."""
-
-    OFF = "off"
-    ON = "on"
-    ERROR = "error"  # the engine failed on this frame: no decision was made
 
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "alert", "publish")

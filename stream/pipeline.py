@@ -13,7 +13,7 @@ import cv2
 
 from engines.errors import BackendError, PolypwatchError, SourceError
 from engines.runtime.detector import Detector
-from stream.alerts import AlertFilter
+from engines.runtime.alerts import AlertFilter
 from stream.config import Config
 from stream.detection import Detection
 from stream.heartbeat import BeatClock

@@ -189,7 +189,7 @@ class SyntheticSource(Source):
     """
 
     def __init__(self, query: str, fps: float = 0.0):
-        from engines.data.synthetic.params import SynthParams, parse_size
+        from engines.synthetic.params import SynthParams, parse_size
         opts = dict(parse_qsl(query.replace(",", "&"), keep_blank_values=True))
         allowed = {"seed", "size", "fps", "seconds"}
         unknown = set(opts) - allowed
@@ -209,7 +209,7 @@ class SyntheticSource(Source):
         self.clock_start: int | None = None     # set by the reader when pacing by the clock
 
     def open(self) -> None:
-        from engines.data.synthetic import SceneRenderer
+        from engines.synthetic import SceneRenderer
         if self.renderer is None:
             self.renderer = SceneRenderer(self.params)
         self.index = -1

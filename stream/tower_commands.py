@@ -1,4 +1,5 @@
-"""The commands at the tower and of replay QA (run, overlay, web, keys, replay): their options and handlers.
+"""The commands at the tower (run, overlay, web, keys): their options and handlers, and the options every
+command with a configuration shares.
 Registered in stream/commands.py with the lab's; handlers return an exit status and let library exceptions through
 (``stream.cli.main`` maps them to exit codes)."""
 from __future__ import annotations
@@ -12,13 +13,13 @@ from pathlib import Path
 from engines.errors import ConfigError
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML configuration (default: built-in defaults, see configs/default.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one configuration value (repeatable), e.g. --set alerts.window=8")
 
 
-def _install_signals(stop) -> None:
+def install_signals(stop) -> None:
     def handler(signum, _frame):
         logging.getLogger("polypwatch").info("signal %d: stopping", signum)
         stop()
@@ -26,14 +27,14 @@ def _install_signals(stop) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _load_config(args):
+def load_command_config(args):
     import stream.overlay.config  # noqa: F401  (the overlay section is known to every command's config)
     import stream.web.config  # noqa: F401  (and the web section)
     from stream.config import load_config
     return load_config(args.config, args.set)
 
 
-def _non_negative(text: str) -> int:
+def non_negative(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
@@ -57,7 +58,7 @@ def _write_summary_json(path: str, text: str) -> None:
 
 
 def run_arguments(run) -> None:
-    _common(run)
+    common_options(run)
     run.add_argument("--source", help="override capture.source: device index, /dev/videoN, file, folder, "
                                       "rtsp://..., synthetic://seed=3")
     run.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
@@ -65,7 +66,7 @@ def run_arguments(run) -> None:
 
 def cmd_run(args) -> int:
     from stream.pipeline import Pipeline, format_summary, summary_json
-    cfg = _load_config(args)
+    cfg = load_command_config(args)
     _check_summary_json(args)
     if cfg.engine.batch_size > 1:
         if cfg.capture.pace:
@@ -76,7 +77,7 @@ def cmd_run(args) -> int:
         pipe = BatchedPipeline(cfg, source=args.source)
     else:
         pipe = Pipeline(cfg, source=args.source)
-    _install_signals(pipe.stop_event.set)
+    install_signals(pipe.stop_event.set)
     log = logging.getLogger("polypwatch")
     log.info("publishing on %s with model %s (%s, %s: %s)", cfg.publisher.endpoint, pipe.detector.model_id,
              pipe.detector.backend_name, pipe.detector.precision.precision, pipe.detector.precision.reason)
@@ -88,16 +89,16 @@ def cmd_run(args) -> int:
 
 
 def overlay_arguments(p) -> None:
-    _common(p)
+    common_options(p)
     p.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
 
 
 def cmd_overlay(args) -> int:
     from stream.overlay.app import Overlay, format_summary
-    cfg = _load_config(args)
+    cfg = load_command_config(args)
     _check_summary_json(args)
     ov = Overlay(cfg.extra["overlay"])
-    _install_signals(ov.stop_event.set)
+    install_signals(ov.stop_event.set)
     summary = ov.run()
     print(format_summary(summary))
     if args.summary_json:
@@ -105,60 +106,8 @@ def cmd_overlay(args) -> int:
     return 0
 
 
-def replay_arguments(p) -> None:
-    _common(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video file, folder of numbered frames (optional masks/ beside images/), or folder of videos")
-    p.add_argument("--out", required=True, help="output folder: new, empty, or one polypwatch wrote (it carries a "
-                                                "marker file); any other folder or a file is refused")
-    p.add_argument("--truth", help="ground-truth JSON (default: INPUT with .json, or masks beside the frames)")
-    p.add_argument("--realtime", action="store_true",
-                   help="pace at the source fps and drop what cannot be kept up with (what the doctor saw)")
-    p.add_argument("--no-video", action="store_true", help="skip the annotated video")
-    p.add_argument("--workers", type=_non_negative, default=0, metavar="N",
-                   help="study: inputs replayed in N worker processes (default: the cores divided by engine.threads)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="study: one Ray task per input; no ADDRESS starts or joins a local Ray instance, an ADDRESS "
-                        "joins that cluster (needs the [cluster] extra and a path every node sees)")
-
-
-def cmd_replay(args) -> int:
-    from stream.qa.inputs import expand_inputs
-    from stream.qa.output_dir import check_output_dir
-    from stream.qa.replay import STOP, format_metrics, replay
-    cfg = _load_config(args)
-    check_output_dir(Path(args.out))              # before any work: never a folder or file of the user's
-    inputs, study = expand_inputs(args.inputs)
-    _install_signals(STOP.set)                    # Ctrl-C: the replay in flight stops and is discarded cleanly
-    if not study:
-        if args.ray is not None or args.workers:
-            raise ConfigError("--workers and --ray are for studies (several inputs, a folder, a list file, a glob)")
-        print(format_metrics(replay(inputs[0], Path(args.out), cfg, args.truth, args.realtime, not args.no_video)))
-        print(f"outputs in {args.out}")
-        return 0
-    from stream.qa.study_run import run_study
-    runner = _runner(args, cfg)
-    results = run_study(inputs, Path(args.out), cfg, args.truth, args.realtime, not args.no_video, runner)
-    for r in results:
-        print(format_metrics(r.metrics) if r.metrics else f"{r.path}: FAILED: {r.error}")
-    failed = sum(r.status == "failed" for r in results)
-    print(f"outputs in {args.out}" + (f"; {failed} of {len(results)} inputs failed (see summary.json)" if failed else ""))
-    return 1 if failed else 0
-
-
-def _runner(args, cfg):
-    from stream.qa.runners import ProcessRunner, RayRunner, SerialRunner
-    from stream.qa.study import default_workers
-    if args.ray is not None and args.workers:
-        raise ConfigError("--ray and --workers: choose one (Ray decides how many run at once)")
-    if args.ray is not None:
-        return RayRunner(args.ray)
-    workers = args.workers or default_workers(cfg)
-    return ProcessRunner(workers) if workers > 1 else SerialRunner()
-
-
 def web_arguments(p) -> None:
-    _common(p)
+    common_options(p)
     p.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default web.listen, 127.0.0.1:8080); "
                                                          "off loopback an access token is required")
     p.add_argument("--connect", metavar="ENDPOINT", help="the pipeline's publisher (default web.endpoint, "
@@ -175,7 +124,7 @@ def cmd_web(args) -> int:
         value = getattr(args, flag)
         if value is not None:
             args.set.append(f"web.{key}={json.dumps(value)}")
-    cfg = _load_config(args)
+    cfg = load_command_config(args)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -27,8 +27,8 @@ def endpoint() -> str:
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
     """A 4-second 320x240 30 fps synthetic clip with its truth (clip.json)."""
-    from engines.data.synthetic.clip import write_clip
-    from engines.data.synthetic.params import SynthParams
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
     out = tmp_path_factory.mktemp("clip") / "clip.mp4"
     write_clip(SynthParams(seed=3, seconds=4, width=320, height=240, fps=30), out)
     return out
@@ -42,7 +42,7 @@ def tiny_model(tmp_path_factory) -> Path:
     from engines.model import PolypNet
     from engines.runtime.metadata import ModelMetadata
     from engines.runtime.preprocess import PreprocessSpec
-    from engines.build.export import export_onnx, write_torch_checkpoint
+    from engines.compile.export import export_onnx, write_torch_checkpoint
     torch.manual_seed(0)
     net = PolypNet(pretrained=False).eval()
     meta = ModelMetadata(model_id="tiny-test", preprocess=PreprocessSpec(input_height=64, input_width=64),
@@ -76,7 +76,7 @@ def data_root(tmp_path_factory) -> Path:
     kvasir-normal, cvc-colondb (+ its README sequence table), polypgen-ab centres A and B, bkai-igh."""
     import cv2
 
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     root = tmp_path_factory.mktemp("shared-data")
     r = SceneRenderer(SynthParams(seed=21, seconds=120, width=240, height=180, fps=25))
     pos, neg = [], []

@@ -1,4 +1,4 @@
-"""Site adaptation (engines/training/adapt.py, tools/adapt): real models, real image folders and video files."""
+"""Site adaptation (engines/lab/training/adapt.py, tools/adapt): real models, real image folders and video files."""
 import hashlib
 import subprocess
 import sys
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from engines.errors import DatasetError, ModelError
-from engines.evaluation.metrics import threshold_for_specificity
+from engines.lab.evaluation.metrics import threshold_for_specificity
 from engines.runtime.metadata import read_onnx_metadata
-from engines.training.adapt import (
+from engines.lab.training.adapt import (
     AdaptConfig,
     adapt_batchnorm,
     adapt_model,
@@ -26,7 +26,7 @@ SMALL = {"frames_per_recording": 40, "min_adaptation_frames": 32, "min_polyp_fre
 
 def write_folder(folder: Path, seed: int, count: int, polyps: bool | None = None) -> Path:
     """``count`` generated 160x120 frames (with a polyp in view, without, or either when None) as PNG files."""
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     r = SceneRenderer(SynthParams(seed=seed, seconds=60, width=160, height=120, fps=25))
     folder.mkdir(parents=True)
     made = 0
@@ -168,9 +168,9 @@ def test_cli_reports_errors_with_exit_codes(tiny_model, site, tmp_path):
     (0.1, (), []),
 ])
 def test_doubtful_site_models_are_logged(caplog, flagged, held, expected):
-    from engines.training.adapt import AdaptResult, warn
+    from engines.lab.training.adapt import AdaptResult, warn
     r = AdaptResult("m-site", Path("m-site.onnx"), 0.6, 0.9, 300, flagged, 300, 1.0, 0.99, held, 0.0)
-    with caplog.at_level("WARNING", logger="engines.training.adapt"):
+    with caplog.at_level("WARNING", logger="engines.lab.training.adapt"):
         warn(r, 0.95)
     assert len(caplog.records) == len(expected)
     for rec, text in zip(caplog.records, expected):

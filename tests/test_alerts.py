@@ -1,6 +1,6 @@
 import pytest
 
-from stream.alerts import AlertFilter
+from engines.runtime.alerts import AlertFilter
 from stream.detection import AlertState as A
 
 ON, OFF = A.ON, A.OFF

@@ -78,7 +78,7 @@ def test_fused_frame_preprocessing_matches_the_cpu_path(size):
     import torch
 
     from engines.backends.frame_graph import FramePreprocess
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     from engines.runtime.preprocess import PreprocessSpec, preprocess
     spec = PreprocessSpec(input_height=192, input_width=192)
     import cv2
@@ -121,7 +121,7 @@ def test_resize_weights_are_opencv_inter_area_for_any_crop(crop):
 def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(shipped_model):
     """torch backend, device path on the CPU device: same scores as ONNX Runtime on the CPU path; a new active
     area changes buffers only, a new frame size builds again."""
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     from engines.runtime.detector import Detector
     from stream.config import load_config
     base = [f"engine.model={shipped_model}", "preprocess.active_area_every=1"]
@@ -179,7 +179,7 @@ def test_a_lite1_model_round_trips_through_onnx_and_the_torch_backend(tmp_path):
     from engines.model import PolypNet
     from engines.runtime.metadata import ModelMetadata
     from engines.runtime.preprocess import PreprocessSpec
-    from engines.build.export import export_onnx, write_torch_checkpoint
+    from engines.compile.export import export_onnx, write_torch_checkpoint
     torch.manual_seed(1)
     net = PolypNet(pretrained=False, backbone="efficientnet-lite1").eval()
     meta = ModelMetadata(model_id="lite1-test", preprocess=PreprocessSpec(input_height=64, input_width=64))

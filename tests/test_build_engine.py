@@ -19,8 +19,8 @@ from engines.backends.engine_sidecar import (
     sidecar_path,
 )
 from engines.backends.gpu import NoGpuError, gpu_info
-from engines.build.calibration import calibration_batches
-from engines.build.engine import BuildError, BuildOptions, build, compare
+from engines.compile.calibration import calibration_batches
+from engines.compile.engine import BuildError, BuildOptions, build, compare
 from engines.errors import BackendError, ModelError
 
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
@@ -282,7 +282,7 @@ def _frames(n=4):
 
 
 def test_fp16_onnx_is_converted_on_the_cpu_and_checked_against_fp32(tmp_path, tiny_model):
-    from engines.build.network_onnx import NetworkError, convert_fp16, scores
+    from engines.compile.network_onnx import NetworkError, convert_fp16, scores
     from engines.runtime.metadata import read_onnx_metadata
     out = tmp_path / "m.fp16.onnx"
     check = convert_fp16(tiny_model, out, _frames(), 2e-2)
@@ -300,8 +300,8 @@ def test_fp16_onnx_is_converted_on_the_cpu_and_checked_against_fp32(tmp_path, ti
 @pytest.fixture(scope="module")
 def twins(tiny_model, clip, tmp_path_factory):
     """The ONNX Runtime twin (uint8 activations) and the TensorRT twin (symmetric int8) of the tiny model."""
-    from engines.build.calibration import CalibrationSet
-    from engines.build.quantize import QuantizeOptions, quantize_model
+    from engines.compile.calibration import CalibrationSet
+    from engines.compile.quantize import QuantizeOptions, quantize_model
     d = tmp_path_factory.mktemp("twins")
     cal = CalibrationSet(str(clip), path=str(clip))
     ort_twin, trt_twin = d / "tiny.int8.onnx", d / "tiny.int8-trt.onnx"
@@ -311,7 +311,7 @@ def twins(tiny_model, clip, tmp_path_factory):
 
 
 def test_int8_builds_only_from_a_symmetric_twin_of_this_model(twins, tiny_model, tmp_path):
-    from engines.build.network_onnx import NetworkError, check_qdq_twin, network_onnx, tensorrt_twin
+    from engines.compile.network_onnx import NetworkError, check_qdq_twin, network_onnx, tensorrt_twin
     ort_twin, trt_twin = twins
     check_qdq_twin(trt_twin, tiny_model)                         # zero points all int8 0
     with pytest.raises(NetworkError, match=r"zero points .*TensorRT runs only symmetric int8 Q/DQ.*--for tensorrt"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engines.training.calibrate import calibrated, fit_temperature, nll, threshold_for_sources
+from engines.lab.training.calibrate import calibrated, fit_temperature, nll, threshold_for_sources
 
 
 @pytest.mark.parametrize("true_t", [0.5, 1.0, 3.0])

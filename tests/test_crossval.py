@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from engines.training.crossval import spread_table
+from engines.lab.training.crossval import spread_table
 
 def _crossval(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "tools/crossval", *args], cwd=ROOT, capture_output=True, text=True,

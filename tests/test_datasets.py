@@ -2,10 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.data.datasets import load_dataset
+from engines.lab.data.datasets import load_dataset
 from engines.errors import DatasetError
 from engines.runtime.preprocess import PreprocessSpec
-from engines.data.arrays import from_samples
+from engines.lab.data.arrays import from_samples
 
 
 def _img(path, value=120, size=(64, 80)):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engines.errors import DatasetError
-from engines.evaluation.grid_verdict import FAILED, MET, PENDING, judge, load_arm, next_step
+from engines.lab.evaluation.grid_verdict import FAILED, MET, PENDING, judge, load_arm, next_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["a", "b", "cvc-colondb"]

@@ -58,7 +58,7 @@ def test_replay_replaces_only_its_own_output_and_refuses_an_existing_file(clip, 
 
 
 def test_a_study_leaves_a_partial_folder_it_did_not_write(clip, tiny_model, tmp_path):
-    from stream.qa.output_dir import make_output_dir
+    from stream.lab.qa.output_dir import make_output_dir
     out = tmp_path / "study"
     make_output_dir(out)
     foreign = out / "somebody.partial"
@@ -239,7 +239,7 @@ def test_the_alert_filter_and_the_metrics_start_afresh_at_each_sequence(tiny_mod
 
 def test_alert_episodes_end_at_a_sequence_boundary():
     from stream.detection import AlertState, Detection
-    from stream.qa.metrics import Episode, alert_episodes
+    from stream.lab.qa.metrics import Episode, alert_episodes
     dets = [Detection(seq=i, t_capture_ns=i, source="s", score=0.9, alert=AlertState.ON, frame_index=i)
             for i in range(6)]
     assert alert_episodes(dets) == [Episode(0, 5)]
@@ -311,8 +311,8 @@ def test_readme_command_lines_run_as_written_in_a_shell():
 
 
 def test_the_annotated_video_keeps_the_source_frame_rate(tiny_model, endpoint, tmp_path):
-    from engines.data.synthetic.clip import write_clip
-    from engines.data.synthetic.params import SynthParams
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
     import stream.overlay.config  # noqa: F401
     from stream.overlay.app import Overlay
     from stream.pipeline import Pipeline

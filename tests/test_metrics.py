@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engines.evaluation.metrics import auroc, box_iou, sens_spec, threshold_for_specificity
+from engines.lab.evaluation.metrics import auroc, box_iou, sens_spec, threshold_for_specificity
 from stream.latency import percentiles_ms
 
 
@@ -50,9 +50,9 @@ def test_p99_9_and_fps_over_the_processing_interval(monkeypatch):
 def test_each_sequence_is_scored_against_every_negative_of_the_set():
     from pathlib import Path
 
-    from engines.data.datasets import Sample
-    from engines.evaluation.evaluate import FrameScore, summarise
-    from engines.evaluation.protocol import table
+    from engines.lab.data.datasets import Sample
+    from engines.lab.evaluation.evaluate import FrameScore, summarise
+    from engines.lab.evaluation.protocol import table
 
     def fs(group, label, score):
         return FrameScore(Sample(Path(f"{group}-{score}.png"), label, None, group, "cvc"), label, score, score, None)

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.qa.operating_point import Sequence, alert_on, choose, episodes, measure
+from engines.lab.evaluation.operating_point import Sequence, alert_on, choose, episodes, measure
 
 
 def _free(name, source, n, runs=(), spikes=(), base=0.1):
@@ -82,7 +82,7 @@ def test_the_validation_sequences_of_a_data_root_through_a_real_model(data_root,
 
     from conftest import ROOT
 
-    from stream.qa.sequences import generated_sequences, recorded_sequences
+    from engines.lab.evaluation.sequences import generated_sequences, recorded_sequences
     rec = recorded_sequences(tiny_model, data_root, threads=1)
     assert [s.name for s in rec] == ["polypgen-A/seq2_neg", "tower/polypgen-A/seq2_neg", "polypgen-B/seq5_neg",
                                      "tower/polypgen-B/seq5_neg", "cvc-colondb/3", "tower/cvc-colondb/3"]
@@ -105,8 +105,8 @@ def test_the_validation_sequences_of_a_data_root_through_a_real_model(data_root,
 
 
 def test_a_tower_stream_is_one_screen_for_the_whole_sequence_and_the_same_each_time():
-    from engines.data.datasets import Sample
-    from stream.qa.sequences import on_tower
+    from engines.lab.data.datasets import Sample
+    from engines.lab.evaluation.sequences import on_tower
     rng = np.random.default_rng(0)
     read = []
     for i in range(3):                           # three different frames of one recording, a polyp in each
@@ -130,7 +130,7 @@ def test_the_chosen_threshold_is_written_into_the_model_and_refused_when_it_does
     import shutil
 
     from engines.runtime.metadata import read_onnx_metadata, write_onnx_metadata
-    from stream.qa.operating_point import apply_to_model
+    from engines.lab.evaluation.operating_point import apply_to_model
     seqs = [_free("a", "A", 1000), _polyps()]
     chosen = choose(seqs, filters=((3, 5),))
     assert chosen["met"] and chosen["filter"] == "3 of 5"

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.data.datasets import Sample
-from engines.data.osd import draw_centre_a_warning, draw_message_box
-from engines.evaluation.evaluate import FrameScore, centre_a_warned, message_boxed, summarise
+from engines.lab.data.datasets import Sample
+from engines.lab.data.osd import draw_centre_a_warning, draw_message_box
+from engines.lab.evaluation.evaluate import FrameScore, centre_a_warned, message_boxed, summarise
 from engines.runtime.preprocess import PreprocessSpec
-from engines.training.augment import augment
-from engines.training.train import TrainConfig
+from engines.lab.training.augment import augment
+from engines.lab.training.train import TrainConfig
 
 
 def _image(rng, h=120, w=160):

@@ -205,7 +205,7 @@ def test_gpu_report_refuses_clearly_without_cuda(tmp_path):
 def test_model_alone_floor_runs_on_the_cpu(tmp_path):
     import json
 
-    from stream.bench.model_alone import main
+    from stream.lab.bench.model_alone import main
     assert main([str(tmp_path / "m.json"), "--device", "cpu", "--size", "320x240", "--iters", "5"]) == 0
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["backend"] == "onnxruntime" and m["warmup"]["frame_shape"] == [240, 320, 3]
@@ -235,8 +235,8 @@ def test_batch_size_is_refused_for_a_live_run(clip):
 def test_gpu_report_section_from_rows():
     """The GPU report's formatting and target checks, fed with rows shaped like the CUDA scenarios' (the scenarios
     themselves need a GPU)."""
-    from stream.bench.report import gpu_section
-    from stream.bench.scenarios import Row
+    from stream.lab.bench.report import gpu_section
+    from stream.lab.bench.scenarios import Row
     pct = {"count": 720, "p50": 1.1, "p95": 1.4, "p99": 1.9, "p99_9": 2.2, "max": 4.1}
     rows = {"live_1080p60_torch_cuda": Row("live_1080p60_torch_cuda", "c60.mp4", {
                 "capture_to_publish_ms": pct, "dropped": 0, "processed": 720, "fps": 60.0,
@@ -252,9 +252,9 @@ def test_gpu_report_section_from_rows():
 
 def test_a_gpu_report_with_a_failed_or_missing_row_is_not_a_report():
     """tools/bench --gpu-report exits 1 and says why when a GPU row errored, did not run, or lacks a target's figure."""
-    from stream.bench.cli import GPU_REPORT
-    from stream.bench.report import gpu_failures
-    from stream.bench.scenarios import Row
+    from stream.lab.bench.cli import GPU_REPORT
+    from stream.lab.bench.report import gpu_failures
+    from stream.lab.bench.scenarios import Row
     pct = {"count": 720, "p50": 1.1, "p95": 1.4, "p99": 1.9, "p99_9": 2.2, "max": 4.1}
     good = {"live_1080p60_torch_cuda": Row("l", "c60.mp4", {"capture_to_publish_ms": pct, "dropped": 0}),
             "model_alone_cuda": Row("m", "c30.mp4", {"graph_replay_ms": pct}),
@@ -280,5 +280,5 @@ def test_the_gpu_kit_dry_run_says_what_it_bundles_and_that_it_fits():
     assert "pyzmq" in r.stdout and "efficientnet-lite-pytorch" in r.stdout and "run: bash .gpukit/run.sh" in r.stdout
     mib = float(r.stdout.split("beside a checkout of ")[1].split(" MiB")[0])
     assert mib + 2 < 64                      # the wheels are under 1 MiB (measured: 0.9 MiB)
-    from stream.bench.gpu_kit import RUN_SH
+    from stream.lab.bench.gpu_kit import RUN_SH
     assert "--no-index" in RUN_SH and "tools/bench --gpu-report" in RUN_SH

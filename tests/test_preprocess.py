@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engines.data.synthetic import SceneRenderer, SynthParams
+from engines.synthetic import SceneRenderer, SynthParams
 from engines.runtime.preprocess import (
     ActiveArea,
     PreprocessSpec,
@@ -121,11 +121,11 @@ def test_detector_follows_a_layout_change_on_the_same_frame(tiny_model):
                              "preprocess.active_area_every=1000"])
     with Detector(cfg.engine, cfg.preprocess) as det:
         det.detect(_scope_frame())
-        small = det._area
+        small = det.area.area
         assert small.x1 - small.x0 < 330
         det.detect(np.full((360, 640, 3), 120, np.uint8))
-        assert det._area.x0 <= 4 and det._area.x1 >= 636         # searched again at once, not 1000 frames later
-        assert det.area_watch.searches == 2
+        assert det.area.area.x0 <= 4 and det.area.area.x1 >= 636         # searched again at once, not 1000 frames later
+        assert det.area.watch.searches == 2
 
 
 @pytest.mark.parametrize("h, w, input_size", [(1080, 1920, 192), (1080, 1920, 256), (720, 1280, 192),
@@ -133,12 +133,12 @@ def test_detector_follows_a_layout_change_on_the_same_frame(tiny_model):
 def test_between_searches_the_live_path_gives_the_shared_preprocessing_to_the_pixel(h, w, input_size):
     """Between area searches the detector halves only the crop's region of the frame; the model input must be the
     shared preprocessing's (``preprocess``: the whole frame's pyramid) to the bit, for every frame size and area."""
-    from engines.runtime.preprocess import _pyramid, crop_to_input_at_depth, keep_mask, pyramid_depth
+    from engines.runtime.preprocess import pyramid, crop_to_input_at_depth, keep_mask, pyramid_depth
     spec = PreprocessSpec(input_height=input_size, input_width=input_size)
     r = SceneRenderer(SynthParams(seed=5, seconds=10, width=w, height=h, fps=25))
     for i in (10, 90, 170):
         img = r.render(i).image
-        levels = _pyramid(img, max(spec.analysis_width, spec.input_width))
+        levels = pyramid(img, max(spec.analysis_width, spec.input_width))
         assert len(levels) == pyramid_depth(h, w, spec)
         area = find_active_area(img, spec, levels)
         for a in (area, ActiveArea(area.x0 + 3, area.y0 + 1, area.x1 - 5, area.y1 - 1, area.polygon)):
@@ -162,9 +162,9 @@ def test_the_detector_between_searches_equals_the_shared_preprocessing(tiny_mode
             assert got.area is first.area                           # no search: the area is kept
             want = crop_to_input(f, first.area, det.spec, _levels_of(f, det.spec))
             assert np.array_equal(got.tensor, normalise(want, det.spec))
-        assert det.area_watch.searches == 1
+        assert det.area.watch.searches == 1
 
 
 def _levels_of(img, spec):
-    from engines.runtime.preprocess import _pyramid
-    return _pyramid(img, max(spec.analysis_width, spec.input_width))
+    from engines.runtime.preprocess import pyramid
+    return pyramid(img, max(spec.analysis_width, spec.input_width))

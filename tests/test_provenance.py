@@ -1,7 +1,7 @@
 """A training run's record: the numeric environment and a fingerprint of the exact input arrays."""
 import numpy as np
 
-from engines.training.provenance import array_fingerprint, environment
+from engines.lab.training.provenance import array_fingerprint, environment
 
 
 def _arrays(seed=0):

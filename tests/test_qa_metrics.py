@@ -1,9 +1,9 @@
 """Replay metrics on hand-made truth and detections with known answers."""
 import pytest
 
-from engines.data.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames
+from engines.truth import FramePolyp, GroundTruth, PolypTrack, intervals_from_frames
 from stream.detection import AlertState, Box, Detection
-from stream.qa.metrics import alert_episodes, compute
+from stream.lab.qa.metrics import alert_episodes, compute
 
 ON, OFF = AlertState.ON, AlertState.OFF
 BOX = (0.2, 0.2, 0.4, 0.4)

@@ -20,8 +20,8 @@ AVX2 = CpuInfo("a CPU without", "25/1", frozenset({"avx2"}))
 def twin(tmp_path_factory, shipped_model, data_root):
     """A copy of the shipped model (real weights: a random tiny network scores every frame alike) with an INT8 twin
     beside it, calibrated on the tiny data root's training frames."""
-    from engines.build.calibration import training_frames
-    from engines.build.quantize import QuantizeOptions, quantize_model
+    from engines.compile.calibration import training_frames
+    from engines.compile.quantize import QuantizeOptions, quantize_model
     folder = tmp_path_factory.mktemp("twin")
     fp32 = folder / "tiny.onnx"
     shutil.copy(shipped_model, fp32)
@@ -70,9 +70,9 @@ def test_the_twin_scores_like_its_model(twin, clip):
 
 
 def test_calibration_never_reads_a_validation_or_test_frame(data_root, monkeypatch):
-    import engines.data.frames as frames_module
-    from engines.build.calibration import calibration_batches, check_training_only, training_frames
-    from engines.data.sources import load_sources
+    import engines.lab.data.frames as frames_module
+    from engines.compile.calibration import calibration_batches, check_training_only, training_frames
+    from engines.lab.data.sources import load_sources
     from engines.runtime.preprocess import PreprocessSpec
     sources = load_sources(data_root)
     held = {s.image for src in sources.values() for s in src.val + src.test}

@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT
 
 from engines.errors import ConfigError
-from engines.training.recipe import Recipe, load_recipe
+from engines.lab.training.recipe import Recipe, load_recipe
 
 RECIPES = sorted((ROOT / "configs" / "train").glob("*.yaml"))
 
@@ -33,8 +33,8 @@ def test_the_v3_recipe_is_v3s_command_line():
     --epochs 8 --samples-per-epoch 4000 --lr 1e-3 --augment strong --message-box 0.5, the rest at the defaults of the
     time; the training loop must get exactly the configuration that command gave it."""
     from engines.runtime.preprocess import PreprocessSpec
-    from engines.training.run import train_config
-    from engines.training.train import TrainConfig
+    from engines.lab.training.run import train_config
+    from engines.lab.training.train import TrainConfig
     r = load_recipe(ROOT / "configs" / "train" / "polypwatch-lite0-v3.yaml")
     then = TrainConfig(epochs=8, batch_size=32, lr=1e-3, seed=0, augment="strong", pretrained=True,
                        spec=PreprocessSpec(input_height=192, input_width=192), samples_per_epoch=4000,

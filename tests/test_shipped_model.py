@@ -34,7 +34,7 @@ def test_the_int8_twin_belongs_to_the_shipped_model():
 @pytest.fixture(scope="module")
 def generated():
     """Generated 1280x720 frames of seeds 3000+ (never used for training or validation)."""
-    from engines.evaluation.evaluate import synthetic_frames
+    from engines.lab.evaluation.evaluate import synthetic_frames
     neg = [img for _, img, _ in synthetic_frames(24, seed=3000, polyps=False)]
     pos = [(img, m) for _, img, m in synthetic_frames(40, seed=3000, polyps=True)]
     return neg, [img for img, m in pos if m.sum() > 0.01 * m.size]
@@ -45,8 +45,8 @@ def test_polyp_free_generated_video_stays_under_the_threshold(generated, model):
     """v1 scored every polyp-free generated frame above its threshold; the demo needed its own. The default must not."""
     from pathlib import Path
 
-    from engines.data.datasets import Sample
-    from engines.evaluation.evaluate import score_frames
+    from engines.lab.data.datasets import Sample
+    from engines.lab.evaluation.evaluate import score_frames
     neg, pos = generated
     meta = read_onnx_metadata(model)
     frames = [(Sample(Path(f"n{i}"), 0), img, None) for i, img in enumerate(neg)] + \
@@ -65,8 +65,8 @@ def test_an_on_screen_message_box_does_not_silence_the_detector(generated, model
     message box over the image its sensitivity fell by 38-53 points on every source. The default must not."""
     from pathlib import Path
 
-    from engines.data.datasets import Sample
-    from engines.evaluation.evaluate import message_boxed, score_frames
+    from engines.lab.data.datasets import Sample
+    from engines.lab.evaluation.evaluate import message_boxed, score_frames
     _, pos = generated
     meta = read_onnx_metadata(model)
     frames = [(Sample(Path(f"p{i}"), 1), img, None) for i, img in enumerate(pos)]

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engines.data.datasets import Sample
-from engines.data.frames import read_sample
-from engines.data.sources import SOURCES, Protocol, build_protocol, holdout_test, load_sources, mined_views
+from engines.lab.data.datasets import Sample
+from engines.lab.data.frames import read_sample
+from engines.lab.data.sources import SOURCES, Protocol, build_protocol, holdout_test, load_sources, mined_views
 from engines.errors import DatasetError
 
 
@@ -86,7 +86,7 @@ def test_mined_negatives_never_show_the_polyp(sources):
     frames = [s for s in sources["kvasir"].train + sources["cvc-colondb"].train if s.mask is not None]
     mined = [s for s in mined_views(frames, 3) if s.label == 0]
     assert len(mined) > 5
-    from engines.data.datasets import read_image, read_mask
+    from engines.lab.data.datasets import read_image, read_mask
     for s in mined:
         img = read_image(s.image)
         m = read_mask(s.mask, img.shape[:2])

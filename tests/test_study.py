@@ -15,8 +15,8 @@ VOLATILE = {"latency_ms", "budget_misses", "annotated_frames", "annotation_skipp
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     """5 good clips of 1-3 s (one as MJPG/AVI), a corrupt file, and an AVI cut in half (truncated)."""
-    from engines.data.synthetic.clip import write_clip
-    from engines.data.synthetic.params import SynthParams
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
     root = tmp_path_factory.mktemp("archive")
     for k, (secs, codec) in enumerate([(1, "mp4v"), (2, "mp4v"), (1, "mjpg"), (3, "mp4v"), (1, "mp4v")]):
         ext = ".avi" if codec == "mjpg" else ".mp4"
@@ -128,7 +128,7 @@ def test_ray_gives_the_serial_results(serial, archive, tiny_model, tmp_path):
 
 
 def test_list_files_globs_and_refusals(archive, tiny_model, tmp_path):
-    from stream.qa.inputs import expand_inputs
+    from stream.lab.qa.inputs import expand_inputs
     lst = tmp_path / "inputs.txt"
     lst.write_text(f"# two procedures\n{archive / 'p0.mp4'}\n\n{archive / 'p2.avi'}\n")
     assert expand_inputs([str(lst)]) == ([archive / "p0.mp4", archive / "p2.avi"], True)
@@ -144,14 +144,14 @@ def test_list_files_globs_and_refusals(archive, tiny_model, tmp_path):
 @pytest.mark.parametrize("k, n, lo, hi", [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (26, 26, 0.8713, 1.0),
                                           (5, 10, 0.2366, 0.7634)])
 def test_wilson_interval(k, n, lo, hi):
-    from stream.qa.study_report import wilson
+    from engines.lab.evaluation.metrics import wilson
     assert wilson(k, n) == pytest.approx((lo, hi), abs=1e-4)
     assert wilson(0, 0) is None
 
 
 def test_pooled_metrics_sum_counts_not_rates():
-    from stream.qa.study import JobResult
-    from stream.qa.study_report import pooled
+    from stream.lab.qa.study import JobResult
+    from stream.lab.qa.study_report import pooled
     def res(name, detected, count, tp, fn, tn, fp, fas, secs):
         m = {"polyps": {"count": count, "detected": detected}, "frame_alert": {"tp": tp, "fn": fn, "tn": tn, "fp": fp},
              "false_alarms": {"count": fas}, "duration_s": secs}

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.evaluation.style_probe import (
+from engines.lab.evaluation.style_probe import (
     colour_features,
     cross_validated_auroc,
     texture_features,

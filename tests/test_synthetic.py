@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.data.synthetic import SceneRenderer, SynthParams
-from engines.data.synthetic.params import parse_size
-from engines.data.truth import load_truth
+from engines.synthetic import SceneRenderer, SynthParams
+from engines.synthetic.params import parse_size
+from engines.truth import load_truth
 
 P = SynthParams(seed=5, seconds=12, width=320, height=240, fps=25)
 

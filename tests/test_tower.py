@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from engines.data.mining import polyp_free_regions, polyp_regions, scope_outline, scope_view
-from engines.data.tower import CANVASES, tower_frame
+from engines.lab.data.mining import polyp_free_regions, polyp_regions, scope_outline, scope_view
+from engines.lab.data.tower import CANVASES, tower_frame
 
 
 def frame(h=300, w=360, polyp=True):

@@ -14,7 +14,7 @@ TINY = ["--set", "epochs=1", "--set", "batch_size=8", "--set", "input_size=64", 
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     root = tmp_path_factory.mktemp("data")
     (root / "pos" / "images").mkdir(parents=True)
     (root / "pos" / "masks").mkdir()
@@ -52,7 +52,7 @@ def test_train_export_evaluate_and_run(tiny_dataset, tmp_path, clip, endpoint):
     meta = read_onnx_metadata(out / "model.onnx")
     assert meta.model_id == "run" and meta.preprocess.input_width == 64 and meta.threshold == m["threshold"]
     assert "tools/train" in meta.training["command"]
-    from engines.training.recipe import load_recipe
+    from engines.lab.training.recipe import load_recipe
     assert meta.training["recipe_sha256"] == load_recipe(None, TINY[1::2]).digest() == m["recipe"]["sha256"]
     assert m["recipe"]["file"] == "" and m["recipe"]["settings"]["input_size"] == 64
     assert json.loads((out / "inputs.json").read_text())["data_fingerprint"] == m["data_fingerprint"]
@@ -108,7 +108,7 @@ def test_metadata_round_trip_and_missing_metadata(tmp_path, tiny_model):
 def test_multiclass_imagefolder_train_export_and_run(tmp_path, clip, endpoint):
     """Classification-only data with 3 class folders: C outputs, C x C confusion matrix, and the pipeline's
     frame score is the probability of the polyp class."""
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     root = tmp_path / "kvasir-v2-like"
     r = SceneRenderer(SynthParams(seed=9, seconds=60, width=320, height=240, fps=25))
     counts = {"polyps": 0, "normal-cecum": 0, "dyed-lifted": 0}
@@ -171,7 +171,7 @@ def test_protocol_training_leave_one_out_calibrates_resumes_and_evaluates(data_r
     assert set(rule["per_source"]) <= {"(pooled)", "kvasir", "cvc-colondb", "polypgen-A", "bkai-igh"}
     assert first["threshold"] == pytest.approx(min(max(max(rule["per_source"].values()), 0.02), 0.98))
     from engines.runtime.metadata import read_onnx_metadata
-    from engines.training.recipe import load_recipe
+    from engines.lab.training.recipe import load_recipe
     meta = read_onnx_metadata(out / "model.onnx")
     assert meta.training["recipe"] == str(tiny_recipe)
     assert meta.training["recipe_sha256"] == load_recipe(tiny_recipe).digest() == first["recipe"]["sha256"]

@@ -1,7 +1,7 @@
 
 import pytest
 
-from engines.data.truth import load_truth
+from engines.truth import load_truth
 from engines.errors import TruthError
 
 

@@ -59,8 +59,8 @@ def test_token_off_loopback_accepted_and_read_from_a_file(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def polyp_clip(tmp_path_factory) -> Path:
     """6 s at 480x360, 25 fps: the shipped model raises its alert on a polyp from about 1.6 s to 5 s."""
-    from engines.data.synthetic.clip import write_clip
-    from engines.data.synthetic.params import SynthParams
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
     out = tmp_path_factory.mktemp("webclip") / "clip.mp4"
     write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
     return out
@@ -288,7 +288,7 @@ def server_cfg(*sets: str):
 @pytest.fixture(scope="module")
 def polyp_image(tmp_path_factory) -> Path:
     """A frame with a polyp in view that the shipped model scores above its threshold."""
-    from engines.data.synthetic import SceneRenderer, SynthParams
+    from engines.synthetic import SceneRenderer, SynthParams
     f = SceneRenderer(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25)).render(60)
     assert f.polyps
     p = tmp_path_factory.mktemp("upload") / "polyp.png"

@@ -161,8 +161,6 @@ class FrameGraph:
     def _new_shape(self, shape: tuple[int, ...]) -> None:
         if shape == self.shape:
             return
-        import torch
-        h, w = shape[:2]
         self.shape, self.entries = shape, {}
         self._area = self._entry = None
         self.host_in = None                      # the staging buffers of a graph: made by the first capture

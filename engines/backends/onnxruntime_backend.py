@@ -15,6 +15,11 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")   # before onnxruntime is im
 class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
 
+    @classmethod
+    def from_config(cls, engine_cfg, model_path: Path, meta) -> "OnnxRuntimeBackend":
+        """Its options from the ``engine:`` section (the registry calls this; no caller branches on the name)."""
+        return cls(model_path, threads=engine_cfg.threads, spin=engine_cfg.spin_wait)
+
     def __init__(self, model_path: str | Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",),
                  spin: bool = True):
         self.model_path = Path(model_path)

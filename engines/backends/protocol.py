@@ -11,10 +11,14 @@ class Backend(Protocol):
     """``with Backend(...) as be: outputs = be.infer(batch)``.
 
     ``infer`` takes an Nx3xHxW float32 batch and returns {output name: numpy array}; nothing else of the
-    backend (tensors, sessions, streams) leaves it.
+    backend (tensors, sessions, streams) leaves it. ``from_config(engine_cfg, model_path, meta)`` builds the
+    backend's own options from the ``engine:`` section (the registry calls it).
     """
 
     name: str
+
+    @classmethod
+    def from_config(cls, engine_cfg, model_path, meta) -> "Backend": ...
 
     def open(self) -> "Backend": ...
 

@@ -61,8 +61,7 @@ def resolve_backend_name(name: str, engine_file: str | Path | None = None) -> st
     return "onnxruntime"
 
 
-def create_backend(name: str, factory_kwargs: dict) -> Backend:
-    """Instantiate (not open) the backend ``name`` with its keyword arguments."""
+def _backend_class(name: str):
     if name not in _REGISTRY:
         raise BackendError(f"engine.backend: expected one of {BACKEND_NAMES}, got {name!r}")
     mod, cls = _REGISTRY[name]
@@ -70,5 +69,16 @@ def create_backend(name: str, factory_kwargs: dict) -> Backend:
         module = importlib.import_module(mod)
     except ImportError as e:
         raise BackendError(f"backend {name!r} is not installed here ({e})") from None
-    factory: Callable[..., Backend] = getattr(module, cls)
+    return getattr(module, cls)
+
+
+def create_backend(name: str, factory_kwargs: dict) -> Backend:
+    """Instantiate (not open) the backend ``name`` with its keyword arguments."""
+    factory: Callable[..., Backend] = _backend_class(name)
     return factory(**factory_kwargs)
+
+
+def backend_from_config(name: str, engine_cfg, model_path: Path, meta) -> Backend:
+    """Instantiate (not open) the backend ``name`` for the ``engine:`` section: each backend builds its own options
+    (``from_config``), so no caller branches on a backend's name."""
+    return _backend_class(name).from_config(engine_cfg, model_path, meta)

@@ -39,6 +39,11 @@ def tensorrt_available() -> bool:
 class TensorRTBackend(BackendBase):
     name = "tensorrt"
 
+    @classmethod
+    def from_config(cls, engine_cfg, model_path: Path, meta) -> "TensorRTBackend":
+        """Its options from the ``engine:`` section (the registry calls this)."""
+        return cls(engine_cfg.engine_file, model_path, max_batch=engine_cfg.batch_size)
+
     def __init__(self, engine_path: str | Path, onnx_path: str | Path, max_batch: int = 1, unchecked: bool = False):
         """``max_batch``: the largest batch the caller will send (engine.batch_size), checked against the engine's
         profile at open. ``unchecked``: open an engine whose parity check is not (yet) recorded as passed: only

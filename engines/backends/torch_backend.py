@@ -23,6 +23,12 @@ def checkpoint_for(model_path: Path) -> Path:
 class TorchBackend(BackendBase):
     name = "torch"
 
+    @classmethod
+    def from_config(cls, engine_cfg, model_path: Path, meta) -> "TorchBackend":
+        """Its options from the ``engine:`` section and the model's metadata (the registry calls this)."""
+        return cls(model_path, device=engine_cfg.device, threads=engine_cfg.threads, model_id=meta.model_id,
+                   score_output=meta.score_output, heatmap_output=meta.heatmap_output)
+
     def __init__(self, model_path: str | Path, device: str = "auto", threads: int = 0, cuda_graph: bool = True,
                  fp16: bool = True, checkpoint: str | Path | None = None, score_output: str = "score",
                  heatmap_output: str = "heatmap", model_id: str = ""):

@@ -7,24 +7,14 @@ import time
 
 import numpy as np
 
-from engines.backends import create_backend, resolve_backend_name
+from engines.backends import backend_from_config, resolve_backend_name
 from engines.errors import ConfigError
-from engines.runtime.area_watch import BorderWatch
+from engines.runtime.area_watch import ActiveAreaTracker
 from engines.runtime.metadata import ModelMetadata, read_onnx_metadata
 from engines.runtime.model_files import resolve_model_path
 from engines.runtime.postprocess import frame_heatmap, to_result
 from engines.runtime.precision import choose_precision
-from engines.runtime.preprocess import (
-    ActiveArea,
-    Preprocessed,
-    _pyramid,
-    crop_to_input,
-    crop_to_input_at_depth,
-    find_active_area,
-    keep_mask,
-    normalise,
-    pyramid_depth,
-)
+from engines.runtime.preprocess import Preprocessed, crop_to_input, normalise, pyramid
 from engines.runtime.result import ModelResult
 
 log = logging.getLogger(__name__)
@@ -42,23 +32,12 @@ class Detector:
         self.spec = self.meta.preprocess
         log.info("model %s, precision %s (%s): %s", self.meta.model_id, self.precision.precision,
                  self.precision.reason, self.model_path)
-        kwargs = {"model_path": self.model_path, "threads": engine_cfg.threads}
-        if self.backend_name == "onnxruntime":
-            kwargs["spin"] = engine_cfg.spin_wait
-        elif self.backend_name == "torch":
-            kwargs.update(device=engine_cfg.device, model_id=self.meta.model_id,
-                          score_output=self.meta.score_output, heatmap_output=self.meta.heatmap_output)
-        elif self.backend_name == "tensorrt":
-            kwargs = {"engine_path": engine_cfg.engine_file, "onnx_path": self.model_path,
-                      "max_batch": engine_cfg.batch_size}
-        self.backend = create_backend(self.backend_name, kwargs)
-        self.area_watch = BorderWatch(preprocess_cfg.active_area_every, self.spec.border_threshold)
+        self.backend = backend_from_config(self.backend_name, engine_cfg, self.model_path, self.meta)
+        self.area = ActiveAreaTracker(self.spec, preprocess_cfg.active_area_every)
         self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")
         if engine_cfg.device_preprocess and not self.on_device:
             raise ConfigError(f"engine.device_preprocess: expected false with backend {self.backend_name!r} "
                               f"(only the torch and TensorRT backends preprocess on the device), got true")
-        self._area: ActiveArea | None = None
-        self._keep: tuple[ActiveArea, np.ndarray] | None = None
 
     def __enter__(self) -> "Detector":
         self.backend.open()
@@ -88,8 +67,7 @@ class Detector:
         t1 = time.monotonic_ns()
         run()
         t2 = time.monotonic_ns()
-        self._area = None
-        self.area_watch = BorderWatch(self.area_watch.every, self.spec.border_threshold)
+        self.area.reset()
         key = f"batch{batch}_" if batch else ""
         out = {f"{key}first_ms": round((t1 - t0) / 1e6, 2), f"{key}second_ms": round((t2 - t1) / 1e6, 2)}
         return out if batch else {"frame_shape": [h, w, 3], **out}
@@ -99,41 +77,11 @@ class Detector:
         return self.meta.model_id
 
     def preprocess(self, image: np.ndarray) -> Preprocessed:
-        """The shared preprocessing (``engines.runtime.preprocess.preprocess``) with the area kept between searches;
-        between them only the crop's region of the frame is halved (the same pixels, less work)."""
-        spec = self.spec
-        h, w = image.shape[:2]
-        if self._area is None or self.area_watch.due(image):
-            levels = _pyramid(image, max(spec.analysis_width, spec.input_width))
-            area = self._search(image, levels)
-            crop = crop_to_input(image, area, spec, levels)
-        else:
-            self.area_watch.skipped()
-            area = self._area
-            crop = crop_to_input_at_depth(image, area, spec, pyramid_depth(h, w, spec), self._keep_for(area))
-        return Preprocessed(tensor=normalise(crop, spec), area=area, frame_width=w, frame_height=h)
-
-    def _search(self, image: np.ndarray, levels: list[np.ndarray] | None) -> ActiveArea:
-        if levels is None:          # the pyramid the CPU path builds, so that both paths find the same area
-            levels = _pyramid(image, max(self.spec.analysis_width, self.spec.input_width))
-        self._area = find_active_area(image, self.spec, levels)
-        self.area_watch.searched(image, self._area)
-        return self._area
-
-    def _keep_for(self, area: ActiveArea) -> np.ndarray:
-        """The area's keep mask, drawn once per area (not once per frame)."""
-        if self._keep is None or self._keep[0] is not area:
-            self._keep = (area, keep_mask(area, self.spec))
-        return self._keep[1]
-
-    def _area_for(self, image: np.ndarray, levels: list[np.ndarray] | None = None) -> ActiveArea:
-        """The active area, searched again when ``BorderWatch`` says so (engines/runtime/area_watch.py: every
-        ``active_area_every`` frames, a new frame size, or the border lighting up). ``levels``: a pyramid already
-        built for the crop; without one (the device path), the same pyramid is built only when it searches."""
-        if self._area is None or self.area_watch.due(image):
-            return self._search(image, levels)
-        self.area_watch.skipped()
-        return self._area
+        """The shared preprocessing (``engines.runtime.preprocess.preprocess``) with the area kept between searches
+        (engines/runtime/area_watch.py)."""
+        crop, area = self.area.crop(image)
+        return Preprocessed(tensor=normalise(crop, self.spec), area=area, frame_width=image.shape[1],
+                            frame_height=image.shape[0])
 
     def detect_batch(self, images: list[np.ndarray], pool=None) -> list[ModelResult]:
         """Frames in order through one backend call (replay). Each frame gets exactly what ``detect`` would give
@@ -142,8 +90,8 @@ class Detector:
         spec = self.spec
         mapper = pool.map if pool is not None else map
         min_width = max(spec.analysis_width, spec.input_width)
-        levels = list(mapper(lambda im: _pyramid(im, min_width), images))
-        areas = [self._area_for(im, lv) for im, lv in zip(images, levels)]          # in order: the schedule
+        levels = list(mapper(lambda im: pyramid(im, min_width), images))
+        areas = [self.area.area_for(im, lv) for im, lv in zip(images, levels)]      # in order: the schedule
         tensors = list(mapper(lambda job: normalise(crop_to_input(job[0], job[1], spec, job[2]), spec),
                               zip(images, areas, levels)))
         t1 = time.monotonic_ns()
@@ -160,7 +108,7 @@ class Detector:
         """One HxWx3 uint8 BGR frame down through preprocessing, the backend and postprocessing, once.
         ``heatmap=True`` also returns the localisation heat map on the full frame (checks and reports, not live)."""
         if self.on_device:
-            area = self._area_for(image)
+            area = self.area.area_for(image)
             pre = Preprocessed(tensor=np.empty((1, 3, 0, 0), np.float32), area=area, frame_width=image.shape[1],
                                frame_height=image.shape[0])
             t1 = time.monotonic_ns()

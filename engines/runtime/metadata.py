@@ -80,7 +80,7 @@ def read_onnx_metadata(path: str | Path) -> ModelMetadata:
         raise ModelError(f"model {path}: not a readable ONNX file ({e})") from None
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
-        raise ModelError(f"model {path}: no {METADATA_KEY!r} metadata; export it with engines.build.export "
+        raise ModelError(f"model {path}: no {METADATA_KEY!r} metadata; export it with engines.compile.export "
                          f"or add the metadata (see docs/MODEL_CARD.md)")
     return ModelMetadata.from_json(props[METADATA_KEY], where=f"model {path}")
 

@@ -89,7 +89,7 @@ def _halve(img: np.ndarray) -> np.ndarray:
     return cv2.resize(img[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
 
 
-def _pyramid(image: np.ndarray, min_width: int) -> list[np.ndarray]:
+def pyramid(image: np.ndarray, min_width: int) -> list[np.ndarray]:
     """[image, image/2, image/4, ...] down to the last level at least ``min_width`` wide."""
     levels = [image]
     while levels[-1].shape[1] >= 2 * min_width and levels[-1].shape[0] >= 32:
@@ -100,7 +100,7 @@ def _pyramid(image: np.ndarray, min_width: int) -> list[np.ndarray]:
 def find_active_area(image: np.ndarray, spec: PreprocessSpec, _levels: list[np.ndarray] | None = None) -> ActiveArea:
     """Largest bright connected region of the frame, searched on a small copy (text strokes are opened away)."""
     h, w = image.shape[:2]
-    levels = _levels if _levels is not None else _pyramid(image, spec.analysis_width)
+    levels = _levels if _levels is not None else pyramid(image, spec.analysis_width)
     scale = w / spec.analysis_width
     sw, sh = spec.analysis_width, max(8, int(round(h / scale)))
     small = cv2.resize(levels[-1], (sw, sh), interpolation=cv2.INTER_LINEAR)
@@ -144,7 +144,7 @@ def crop_to_input(image: np.ndarray, area: ActiveArea, spec: PreprocessSpec,
 
 def crop_to_input_at_depth(image: np.ndarray, area: ActiveArea, spec: PreprocessSpec, depth: int,
                            keep: np.ndarray | None = None) -> np.ndarray:
-    """``crop_to_input(image, area, spec, _pyramid(image, ...))`` of a pyramid ``depth`` levels deep, to the pixel,
+    """``crop_to_input(image, area, spec, pyramid(image, ...))`` of a pyramid ``depth`` levels deep, to the pixel,
     halving only the crop's region of the frame instead of the whole frame (the live path between area searches:
     the border and the tower's text around the scope image are never halved). A pyramid level is an exact 2x2
     average of the one above it, so the level-k crop is the crop's aligned full-resolution region halved k times.
@@ -175,7 +175,7 @@ def crop_level(area: ActiveArea, spec: PreprocessSpec, n_levels: int) -> tuple[i
 
 
 def pyramid_depth(height: int, width: int, spec: PreprocessSpec) -> int:
-    """How many levels ``_pyramid`` builds for a frame of this size in the live path (Detector.preprocess)."""
+    """How many levels ``pyramid`` builds for a frame of this size in the live path (Detector.preprocess)."""
     n, min_width = 1, max(spec.analysis_width, spec.input_width)
     while width >= 2 * min_width and height >= 32:
         width, height, n = width // 2, height // 2, n + 1
@@ -202,7 +202,7 @@ def normalise(img_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 def preprocess(image: np.ndarray, spec: PreprocessSpec) -> Preprocessed:
     """The whole preprocessing of one full frame (HxWx3 uint8 BGR)."""
-    levels = _pyramid(image, max(spec.analysis_width, spec.input_width))
+    levels = pyramid(image, max(spec.analysis_width, spec.input_width))
     area = find_active_area(image, spec, levels)
     tensor = normalise(crop_to_input(image, area, spec, levels), spec)
     return Preprocessed(tensor=tensor, area=area, frame_width=image.shape[1], frame_height=image.shape[0])

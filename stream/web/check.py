@@ -18,7 +18,7 @@ import numpy as np
 from engines.errors import PolypwatchError
 from engines.runtime.detector import Detector
 from engines.runtime.media import KNOWN, Media, sniff
-from stream.alerts import AlertFilter
+from engines.runtime.alerts import AlertFilter
 from stream.detection import AlertState
 
 HEATMAP_GRID_WIDTH = 32          # the heat map in the JSON result: this many columns

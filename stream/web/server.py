@@ -1,4 +1,7 @@
-"""The HTTP server of ``polypwatch web`` (aiohttp): pages, the live WebSocket, uploads, reports, access token."""
+"""The HTTP server of ``polypwatch web`` (aiohttp): pages, the live WebSocket, uploads, reports, access token.
+
+Longer than 250 lines: one aiohttp application, its middleware and its route handlers, each a few lines; the work
+they hand off lives elsewhere (hub.py, check.py, reports.py)."""
 from __future__ import annotations
 
 import asyncio
