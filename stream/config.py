@@ -93,6 +93,12 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = ""                      # HOST:PORT of the Prometheus text endpoint ("" = off), e.g. 127.0.0.1:9464
+    allow_non_loopback: bool = False      # serving beyond loopback must be asked for explicitly
+
+
+@dataclass(frozen=True)
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -100,6 +106,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     extra: dict = field(default_factory=dict)   # sections owned by other processes (overlay, replay, ...)
 
 
@@ -127,6 +134,13 @@ def _check_cross(cfg: Config) -> None:
     from stream.endpoints import check_endpoint
     check_endpoint("publisher.endpoint", cfg.publisher.endpoint, cfg.publisher.allow_non_loopback)
     check_output_path("pipeline.detections_log", cfg.pipeline.detections_log)
+    if cfg.metrics.listen:
+        from stream.endpoints import is_loopback_host, parse_listen
+        host, _ = parse_listen("metrics.listen", cfg.metrics.listen)
+        if not cfg.metrics.allow_non_loopback and not is_loopback_host(host):
+            raise ConfigError(f"metrics.listen: {cfg.metrics.listen!r} is not a loopback address; set "
+                              f"metrics.allow_non_loopback: true to serve the metrics on the network "
+                              f"(docs/SECURITY.md)")
 
 
 def check_output_path(key: str, value: str) -> None:

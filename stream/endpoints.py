@@ -39,3 +39,12 @@ def check_endpoint(key: str, endpoint: str, allow_non_loopback: bool) -> None:
     if not allow_non_loopback and not is_loopback_endpoint(endpoint):
         raise ConfigError(f"{key}: {endpoint!r} is not a loopback address; set allow_non_loopback: true in the "
                           f"same section to expose detections on the network (see docs/SECURITY.md)")
+
+
+def parse_listen(key: str, text: str) -> tuple[str, int]:
+    """'HOST:PORT' (IPv6 as '[::1]:8080') -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise ConfigError(f"{key}: expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
+    return host, int(port)

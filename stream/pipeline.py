@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import json
 import logging
@@ -137,8 +138,12 @@ class Pipeline:
         self._open_outputs()
         beat = BeatClock(cfg.publisher.heartbeat_hz)
         t_end = time.monotonic_ns() + int(cfg.pipeline.max_seconds * 1e9) if cfg.pipeline.max_seconds else None
+        metrics = contextlib.nullcontext()
+        if cfg.metrics.listen:                                  # the hospital's monitoring (Prometheus text)
+            from stream.metrics import MetricsServer
+            metrics = MetricsServer(cfg.metrics, self)
         try:
-            with self.detector:
+            with self.detector, metrics:
                 self.publisher.status(self._status())           # "starting" while the path warms up
                 self._warm_up()
                 self.reader.start(source_open=True)

@@ -5,7 +5,7 @@ import time
 from array import array
 from collections import deque
 
-from stream.detection import STAGES, Detection
+from stream.detection import STAGES, AlertState, Detection
 from stream.latency import percentiles_ms
 
 RECENT = 300       # frames in the heartbeat's rolling window
@@ -19,6 +19,8 @@ class RunStats:
         self.recent: deque[int] = deque(maxlen=RECENT)
         self.recent_t: deque[int] = deque(maxlen=RECENT)
         self.processed = self.budget_misses = self.errors = 0
+        self.alert_episodes = 0            # alert OFF -> ON transitions (the live filter's episodes)
+        self._alert_on = False
         self.out_of_order = 0
         self._last_seq = -1
         self.t_start_ns = time.monotonic_ns()
@@ -31,6 +33,9 @@ class RunStats:
         self._last_seq = d.seq
         if d.error:
             self.errors += 1
+        on = d.alert is AlertState.ON
+        self.alert_episodes += on and not self._alert_on
+        self._alert_on = on
         prev = d.t_capture_ns
         for s in STAGES[1:]:
             t = d.times_ns.get(s)
@@ -61,7 +66,7 @@ class RunStats:
     def summary(self) -> dict:
         return {
             "processed": self.processed, "budget_misses": self.budget_misses, "errors": self.errors,
-            "out_of_order": self.out_of_order, "budget_ms": self.budget_ns / 1e6,
+            "out_of_order": self.out_of_order, "budget_ms": self.budget_ns / 1e6, "alert_episodes": self.alert_episodes,
             "seconds": round((time.monotonic_ns() - self.t_start_ns) / 1e9, 3),
             # throughput over the processing interval (first processed frame to last), not the start-up
             "processing_seconds": round((self.t_last_ns - self.t_first_ns) / 1e9, 3),

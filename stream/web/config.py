@@ -9,18 +9,9 @@ from pathlib import Path
 from engines.errors import ConfigError
 import stream.overlay.config  # noqa: F401  (the page follows the overlay: section's drawing rules)
 from stream.config import register_section
-from stream.endpoints import is_loopback_host
+from stream.endpoints import is_loopback_host, parse_listen
 
 MIN_TOKEN_CHARS = 16
-
-
-def parse_listen(key: str, text: str) -> tuple[str, int]:
-    """'HOST:PORT' (IPv6 as '[::1]:8080') -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not (0 <= int(port) <= 65535):
-        raise ConfigError(f"{key}: expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
-    return host, int(port)
 
 
 @dataclass(frozen=True)
