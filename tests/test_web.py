@@ -202,12 +202,14 @@ def test_a_stalled_viewer_slows_neither_the_pipeline_nor_other_viewers(polyp_cli
 
 
 # ------------------------------------------------------------------------------------------ the page in a browser
-def _ring(box, w, h, x0, y0):
-    """Screenshot pixel coordinates along the middle of a box outline drawn 3 px wide inside the box."""
+def _ring(box, w, h, x0, y0, scale: float = 1.0):
+    """Screenshot pixel coordinates along the middle of a box outline drawn 3 px wide inside the box, on a canvas
+    shown ``scale`` times its pixel size."""
     bx0, by0, bx1, by1 = (round(box[0] * w) + x0, round(box[1] * h) + y0, round(box[2] * w) + x0,
                           round(box[3] * h) + y0)
-    pts = [(x, by0 + 1) for x in range(bx0 + 4, bx1 - 4)] + [(x, by1 - 2) for x in range(bx0 + 4, bx1 - 4)]
-    pts += [(bx0 + 1, y) for y in range(by0 + 4, by1 - 4)] + [(bx1 - 2, y) for y in range(by0 + 4, by1 - 4)]
+    a, b, m = int(1.5 * scale), int(1.5 * scale) + 1, 4 + int(3 * scale)
+    pts = [(x, by0 + a) for x in range(bx0 + m, bx1 - m)] + [(x, by1 - b) for x in range(bx0 + m, bx1 - m)]
+    pts += [(bx0 + a, y) for y in range(by0 + m, by1 - m)] + [(bx1 - b, y) for y in range(by0 + m, by1 - m)]
     return np.array(pts)
 
 
@@ -237,9 +239,9 @@ def test_browser_draws_box_and_alert_border_then_offline_when_the_pipeline_is_ki
     info, shot, offline_s, shot_off, state_text = asyncio.run(scenario())
     r, v = info["r"], info["v"]
     x0, y0, w, h = round(r["x"]), round(r["y"]), round(r["width"]), round(r["height"])
-    assert (w, h) == (info["last"]["width"], info["last"]["height"])
+    assert abs(w / h - info["last"]["width"] / info["last"]["height"]) < 0.01       # scaled, at its aspect ratio
     canvas = shot[y0:y0 + h, x0:x0 + w].astype(int)
-    ring = _ring(v["boxes"][0], w, h, x0, y0)
+    ring = _ring(v["boxes"][0], w, h, x0, y0, w / info["last"]["width"])
     px = shot[ring[:, 1], ring[:, 0]].astype(int)
     green = (px[:, 1] > 200) & (px[:, 0] < 80) & (px[:, 2] < 80)         # BGR (0, 255, 0)
     assert green.mean() > 0.9, green.mean()
@@ -254,6 +256,41 @@ def test_browser_draws_box_and_alert_border_then_offline_when_the_pipeline_is_ki
     assert ((px_after[:, 1] > 200) & (px_after[:, 0] < 80) & (px_after[:, 2] < 80)).mean() < 0.2   # no stale box
     red = (after[..., 2] > 200) & (after[..., 1] < 60) & (after[..., 0] < 60)
     assert red.sum() > 500                                               # "DETECTOR OFFLINE" written across
+
+
+def test_the_picture_fills_the_window_and_the_sound_is_off_until_switched_on(stack):
+    """The video scales to the space it has at its own aspect ratio (two window sizes, boxes still on the polyp);
+    the sound toggle is off by default, and once on, a new alert episode gives exactly one cue."""
+    from browser import Browser
+
+    async def at(size):
+        async with Browser(size=size) as b:
+            await b.goto(stack["url"] + "/")
+            await b.wait_for("window.polypwatch.drawn > 3", 30)
+            off = await b.eval("JSON.stringify([window.polypwatch.sound, document.getElementById('sound').checked])")
+            await b.wait_for("window.polypwatch.alertShown", 40)
+            cues_off = await b.eval("window.polypwatch.cues")
+            await b.eval("window.polypwatch.pause()")
+            info = json.loads(await b.eval("JSON.stringify({r: document.getElementById('feed').getBoundingClientRect(), "
+                                           "v: window.polypwatch.verdict, last: window.polypwatch.last})"))
+            shot = await b.screenshot()
+            await b.eval("window.polypwatch.resume()")
+            await b.eval("document.getElementById('sound').click()")
+            await b.wait_for("!window.polypwatch.alertShown", 20)
+            await b.wait_for("window.polypwatch.alertShown", 20)
+            return json.loads(off), cues_off, await b.eval("window.polypwatch.cues"), info, shot
+    results = [asyncio.run(at(size)) for size in ((1000, 700), (1800, 1100))]
+    widths = []
+    for off, cues_off, cues_on, info, shot in results:
+        r, v, last = info["r"], info["v"], info["last"]
+        x0, y0, w, h = round(r["x"]), round(r["y"]), round(r["width"]), round(r["height"])
+        assert abs(w / h - last["width"] / last["height"]) < 0.01 and w > last["width"]      # 480x360 scaled up
+        assert off == [False, False] and cues_off == 0 and cues_on == 1
+        ring = _ring(v["boxes"][0], w, h, x0, y0, w / last["width"])
+        px = shot[ring[:, 1], ring[:, 0]].astype(int)
+        assert ((px[:, 1] > 200) & (px[:, 0] < 80) & (px[:, 2] < 80)).mean() > 0.8     # the box where it belongs
+        widths.append(w)
+    assert widths[1] > widths[0]
 
 
 # ------------------------------------------------------------------------------------------ in-process server

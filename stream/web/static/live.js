@@ -8,7 +8,9 @@ const canvas = document.getElementById("feed");
 const ctx = canvas.getContext("2d");
 const $ = (id) => document.getElementById(id);
 const pw = window.polypwatch = {style: null, last: null, verdict: null, display: "CONNECTING", drawn: 0,
-                                paused: false, rttMs: null, ageMs: null, connected: false};
+                                paused: false, rttMs: null, ageMs: null, connected: false,
+                                sound: false, cues: 0, alertShown: false};
+let audio = null, lastCueAt = -Infinity;
 let bitmap = null, lastMsgAt = 0, ws = null, retryMs = 250, shownTimes = [];
 
 function drawState(label, color, big) {
@@ -50,9 +52,38 @@ function draw() {
   }
   drawState(pw.paused ? display + " (PAUSED)" : display, COLORS[display] || "#f00",
             display === "OFFLINE" || display === "NO SIGNAL");
+  if (showAlert && !pw.alertShown) cue();          // the start of an alert episode on screen
+  pw.alertShown = !!showAlert;
   pw.display = display;
   const s = $("state"); s.textContent = display + (pw.paused ? " (paused)" : "");
   s.style.color = s.style.borderColor = COLORS[display] || "#f00";
+}
+
+// A short cue at the start of an alert episode: off until the user switches it on, at most one per
+// style.sound_min_interval_s, and never while the detector is STALE, NO SIGNAL or OFFLINE (only ACTIVE alerts cue).
+function cue() {
+  const minMs = 1000 * ((pw.style && pw.style.sound_min_interval_s) || 3);
+  const now = performance.now();
+  if (!pw.sound || now - lastCueAt < minMs) return;
+  lastCueAt = now; pw.cues += 1;
+  try {
+    audio = audio || new AudioContext();
+    const osc = audio.createOscillator(), gain = audio.createGain();
+    osc.frequency.value = 880; gain.gain.setValueAtTime(0.2, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+    osc.connect(gain).connect(audio.destination); osc.start(); osc.stop(audio.currentTime + 0.25);
+  } catch (e) { /* no audio device: the cue is counted, the box still shows the alert */ }
+}
+
+// The picture fills the space it has at its own aspect ratio (SD and 1080p alike); the canvas keeps the frame's
+// pixels, so boxes drawn on it stay registered to the image at every size.
+function fit() {
+  const view = $("view"), full = document.fullscreenElement === view;
+  const availW = full ? window.innerWidth : view.clientWidth;
+  const top = canvas.getBoundingClientRect().top + window.scrollY;
+  const availH = full ? window.innerHeight : Math.max(120, window.innerHeight - top - 16);
+  const s = Math.min(availW / canvas.width, availH / canvas.height);
+  canvas.style.width = `${Math.floor(canvas.width * s)}px`; canvas.style.height = `${Math.floor(canvas.height * s)}px`;
 }
 
 function fmt(x, unit) { return x === null || x === undefined ? "–" : `${Number(x).toFixed(1)}${unit || ""}`; }
@@ -85,7 +116,7 @@ async function onFrame(buf, recvAt) {
   let bmp;
   try { bmp = await createImageBitmap(blob); } catch (e) { send({type: "ack", seq: h.seq}); return; }
   if (!pw.paused) {
-    if (canvas.width !== h.width || canvas.height !== h.height) { canvas.width = h.width; canvas.height = h.height; }
+    if (canvas.width !== h.width || canvas.height !== h.height) { canvas.width = h.width; canvas.height = h.height; fit(); }
     if (bitmap) bitmap.close();
     bitmap = bmp; pw.last = h; pw.verdict = h.verdict;
     draw(); pw.drawn += 1;
@@ -132,7 +163,14 @@ setInterval(() => {                  // the page's own watchdog: silence never l
   if (pw.connected && performance.now() - lastMsgAt > SILENCE_MS) { pw.connected = false; draw(); panel({}); }
 }, 100);
 $("pause").onclick = () => { pw.paused = !pw.paused; $("pause").textContent = pw.paused ? "resume" : "pause"; draw(); };
+$("sound").checked = false;
+$("sound").onchange = () => { pw.sound = $("sound").checked; if (pw.sound && !audio) { try { audio = new AudioContext(); } catch (e) {} } };
+$("fullscreen").onclick = () => document.fullscreenElement ? document.exitFullscreen() : $("view").requestFullscreen();
+window.addEventListener("resize", fit);
+document.addEventListener("fullscreenchange", fit);
+pw.fit = fit;
 pw.pause = () => { pw.paused = true; draw(); };
 pw.resume = () => { pw.paused = false; draw(); };
+fit();
 draw();
 connect();
