@@ -99,6 +99,15 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class RecordConfig:
+    dir: str = ""                         # procedure records go here, one folder per run ("" = off)
+    max_mb: float = 2000.0                # the oldest procedures are removed past this size
+    thumb_width: int = 640                # gallery images are at most this wide
+
+    _ranges = {"max_mb": (1, 10**7), "thumb_width": (64, 7680)}
+
+
+@dataclass(frozen=True)
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -107,6 +116,7 @@ class Config:
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
     extra: dict = field(default_factory=dict)   # sections owned by other processes (overlay, replay, ...)
 
 

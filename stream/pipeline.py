@@ -52,6 +52,7 @@ class Pipeline:
         self.warmup: dict | None = None
         self.on_detection = None          # optional callback(detection, frame), e.g. replay's writers
         self.sequence_starts: tuple[int, ...] = ()   # replay: frame indices where a new recording starts
+        self.record = None                # the procedure record (record.dir), made when the run starts
         self._sequence = 0
 
     # ------------------------------------------------------------------ stages
@@ -93,6 +94,8 @@ class Pipeline:
             self._log_file.write(encode_detection(d)[1].decode() + "\n")
         if self.on_detection is not None:
             self.on_detection(d, frame)
+        if self.record is not None:
+            self.record.on_detection(d, frame.image)
 
     def _publish(self, d: Detection, frame) -> Detection:
         d = dataclasses.replace(d, times_ns={**d.times_ns, "publish": time.monotonic_ns()})
@@ -113,7 +116,8 @@ class Pipeline:
                       dropped=rs.dropped + rs.skipped, budget_misses=self.stats.budget_misses,
                       errors=self.stats.errors, budget_ms=self.cfg.pipeline.budget_ms,
                       latency_ms=self.stats.heartbeat_latency(), message=self.reader.last_error if self.state != "running" else "",
-                      source_fps=round(float(self.source.fps or 0.0), 3))
+                      source_fps=round(float(self.source.fps or 0.0), 3),
+                      record="" if self.record is None else ("error: " + self.record.error if self.record.error else "ok"))
 
     def _update_state(self) -> None:
         if self.reader.ended:
@@ -176,6 +180,9 @@ class Pipeline:
         return self.summary()
 
     def _open_outputs(self) -> None:
+        if self.cfg.record.dir:
+            from stream.record import ProcedureRecord
+            self.record = ProcedureRecord(self.cfg.record, self.reader.source_id, self.detector.model_id)
         if self.cfg.pipeline.detections_log:
             self._log_file = Path(self.cfg.pipeline.detections_log).open("w")
 
@@ -187,6 +194,8 @@ class Pipeline:
         self.publisher.close()
         if self._log_file is not None:
             self._log_file.close()
+        if self.record is not None:
+            self.record.close(self.summary())
 
     def summary(self) -> dict:
         rs = self.reader.stats()
@@ -198,6 +207,7 @@ class Pipeline:
                  published=self.publisher.sent, publish_dropped=self.publisher.dropped,
                  endpoint=self.publisher.endpoint, warmup=self.warmup,
                  frame_graph=getattr(self.detector.backend, "graph_status", None),
+                 record=None if self.record is None else self.record.report(),
                  threads={"onnxruntime": self.cfg.engine.threads, "opencv": cv2.getNumThreads()})
         return s
 

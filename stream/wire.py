@@ -44,6 +44,7 @@ class Status:
     latency_ms: dict = field(default_factory=dict)    # stage -> {p50, p95, p99, max, count}
     message: str = ""
     source_fps: float = 0.0         # the source's own frame rate (a file's, a device's); 0 = not known
+    record: str = ""                # the procedure record: "" off, "ok", or "error: ..." (a full disk, say)
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -131,9 +131,8 @@ class Hub:
     def style(self) -> dict:
         o = self.overlay
         return {"box_color": _rgb(o.box_color), "alert_color": _rgb(o.alert_color), "alert_style": o.alert_style,
-                "box_thickness": o.box_thickness, "max_age_ms": o.max_age_ms,
-                "heartbeat_timeout_ms": o.heartbeat_timeout_ms, "same_host": self.same_host,
-                "sound_min_interval_s": o.bell_min_interval_s}
+                "box_thickness": o.box_thickness, "max_age_ms": o.max_age_ms, "same_host": self.same_host,
+                "heartbeat_timeout_ms": o.heartbeat_timeout_ms, "sound_min_interval_s": o.bell_min_interval_s}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,0 +1,186 @@
+"""The procedure record (``record.dir``, off by default): per run a folder with the detection log, one gallery entry
+per alert episode (the frame at the episode's peak score with its boxes, start, end, duration, peak score) and the
+run summary, so that the endoscopist can see afterwards what the detector flagged.
+
+Written off the hot path: the pipeline thread only hands detections over (a bounded queue; when it is full the item
+is dropped and counted, never waited for) and keeps a reference to the episode's peak frame; a writer thread encodes
+and writes. A full or unwritable disk is reported (``error``, in the heartbeat and the summary) and never stops the
+live video. The oldest procedures are removed when the folder grows past ``record.max_mb``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engines.runtime.alerts import AlertState
+from stream.detection import Detection
+from stream.wire import encode_detection
+
+log = logging.getLogger(__name__)
+QUEUE_ITEMS = 512
+
+
+@dataclass
+class _Episode:
+    first: Detection
+    last: Detection
+    peak: Detection
+    image: np.ndarray                  # the frame at the peak score (a reference: frames are never changed)
+    frames: int = 1
+
+
+@dataclass
+class RecordStats:
+    episodes: int = 0
+    written: int = 0
+    dropped: int = 0                   # items the writer could not take in time (queue full)
+    pruned: list = field(default_factory=list)
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def prune(root: Path, max_bytes: int, keep: Path) -> list[str]:
+    """Remove the oldest procedure folders under ``root`` (never ``keep``) until it holds at most ``max_bytes``."""
+    gone = []
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and p != keep and (p / "procedure.json").is_file()),
+                     key=lambda p: p.name)
+    total = folder_bytes(root)
+    for p in folders:
+        if total <= max_bytes:
+            break
+        size = folder_bytes(p)
+        shutil.rmtree(p, ignore_errors=True)
+        total -= size
+        gone.append(p.name)
+    return gone
+
+
+class ProcedureRecord:
+    def __init__(self, cfg, source_id: str, model_id: str):
+        self.cfg = cfg
+        self.root = Path(cfg.dir)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source_id)[:40] or "source"
+        self.folder = self.root / f"{stamp}-{safe}"
+        self.stats = RecordStats()
+        self.error = ""
+        self._episode: _Episode | None = None
+        self._t0_ns: int | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_ITEMS)
+        self._thread = threading.Thread(target=self._write_loop, name="record", daemon=True)
+        self._log = None
+        self._queue.put(("start", {"source": source_id, "model_id": model_id,
+                                   "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the pipeline thread (cheap, never waits)
+    def on_detection(self, d: Detection, image: np.ndarray) -> None:
+        if self._t0_ns is None:
+            self._t0_ns = d.t_capture_ns
+        self._put(("det", d))
+        ep = self._episode
+        if d.alert is AlertState.ON:
+            if ep is None:
+                self._episode = _Episode(d, d, d, image)
+            else:
+                ep.last, ep.frames = d, ep.frames + 1
+                if d.score > ep.peak.score:
+                    ep.peak, ep.image = d, image
+        elif ep is not None:
+            self._end_episode()
+
+    def _end_episode(self) -> None:
+        ep, self._episode = self._episode, None
+        self.stats.episodes += 1
+        self._put(("episode", (self.stats.episodes, ep, self._t0_ns)))
+
+    def _put(self, item) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.stats.dropped += 1
+
+    def close(self, summary: dict) -> dict:
+        """End the episode in flight, write the summary, stop the writer; returns what the record did."""
+        if self._episode is not None:
+            self._end_episode()
+        self._queue.put(("summary", summary))
+        self._queue.put(None)
+        self._thread.join(30)
+        return self.report()
+
+    def report(self) -> dict:
+        return {"folder": str(self.folder), "episodes": self.stats.episodes, "written": self.stats.written,
+                "dropped": self.stats.dropped, "pruned": self.stats.pruned, "error": self.error}
+
+    # ------------------------------------------------------------------ the writer thread
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            try:
+                self._write(*item)
+                self.stats.written += 1
+            except OSError as e:                       # full or unwritable disk: said, never fatal
+                if not self.error:
+                    log.error("procedure record: %s", e)
+                self.error = f"{type(e).__name__}: {e.strerror or e}"
+        if self._log is not None:
+            try:
+                self._log.close()
+            except OSError:
+                pass
+
+    def _write(self, kind: str, payload) -> None:
+        if kind == "start":
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "procedure.json").write_text(json.dumps(payload, indent=1))
+            self._log = (self.folder / "detections.jsonl").open("w")
+            self.stats.pruned += prune(self.root, int(self.cfg.max_mb * 1e6), self.folder)
+        elif kind == "det":
+            if self._log is None:
+                raise OSError(f"{self.folder}: the record could not be started")
+            self._log.write(encode_detection(payload)[1].decode() + "\n")
+        elif kind == "episode":
+            self._write_episode(*payload)
+        elif kind == "summary":
+            if self._log is not None:
+                self._log.flush()
+            (self.folder / "summary.json").write_text(json.dumps({**payload, "record": self.report()}, indent=1))
+
+    def _write_episode(self, n: int, ep: _Episode, t0_ns: int) -> None:
+        img = ep.image
+        h, w = img.shape[:2]
+        scale = min(1.0, self.cfg.thumb_width / w)
+        thumb = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 \
+            else img.copy()
+        th, tw = thumb.shape[:2]
+        for b in ep.peak.boxes:
+            cv2.rectangle(thumb, (round(b.x0 * tw), round(b.y0 * th)), (round(b.x1 * tw) - 1, round(b.y1 * th) - 1),
+                          (0, 255, 0), max(2, tw // 240))
+        name = f"episode-{n:04d}.jpg"
+        ok, buf = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            raise OSError(f"{name}: JPEG encoding failed")
+        (self.folder / name).write_bytes(buf.tobytes())
+        s = lambda d: round((d.t_capture_ns - t0_ns) / 1e9, 3)  # noqa: E731
+        entry = {"episode": n, "image": name, "start_s": s(ep.first), "end_s": s(ep.last),
+                 "duration_s": round(s(ep.last) - s(ep.first), 3), "frames": ep.frames,
+                 "first_frame": ep.first.frame_index, "last_frame": ep.last.frame_index,
+                 "peak_score": round(ep.peak.score, 4), "peak_frame": ep.peak.frame_index,
+                 "boxes": [[round(v, 4) for v in b.to_list()] for b in ep.peak.boxes]}
+        with (self.folder / "episodes.jsonl").open("a") as f:
+            f.write(json.dumps(entry) + "\n")

@@ -1,0 +1,76 @@
+"""The procedure record (record.dir): one gallery entry per alert episode with its box, written off the hot path; a
+record that cannot be written is reported and the run goes on; the oldest procedures are pruned past the limit."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from stream.config import load_config
+from stream.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def polyp_clip(tmp_path_factory) -> Path:
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
+    out = tmp_path_factory.mktemp("recclip") / "clip.mp4"
+    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
+    return out
+
+
+def run(clip: Path, *sets: str) -> dict:
+    cfg = load_config(None, ["capture.pace=false", "publisher.endpoint=tcp://127.0.0.1:*", "engine.backend=onnxruntime",
+                             *sets])
+    return Pipeline(cfg, source=str(clip)).run()
+
+
+def episodes_in(log: Path) -> list[tuple[int, int]]:
+    out, start, prev = [], None, None
+    for line in log.read_text().splitlines():
+        d = json.loads(line)
+        if d["alert"] == "on" and start is None:
+            start = d["frame_index"]
+        if d["alert"] != "on" and start is not None:
+            out.append((start, prev))
+            start = None
+        prev = d["frame_index"]
+    return out + ([(start, prev)] if start is not None else [])
+
+
+def test_one_gallery_entry_per_alert_episode_each_with_its_box(polyp_clip, tmp_path):
+    s = run(polyp_clip, f"record.dir={tmp_path / 'rec'}", "alerts.min_hits=2", "alerts.window=3", "alerts.min_misses=2")
+    (folder,) = [p for p in (tmp_path / "rec").iterdir()]
+    expected = episodes_in(folder / "detections.jsonl")
+    assert s["processed"] == 150 and len((folder / "detections.jsonl").read_text().splitlines()) == 150
+    entries = [json.loads(x) for x in (folder / "episodes.jsonl").read_text().splitlines()]
+    assert expected and [(e["first_frame"], e["last_frame"]) for e in entries] == expected
+    for e in entries:
+        img = cv2.imread(str(folder / e["image"]))
+        assert img is not None and img.shape[1] == 480 and e["boxes"] and e["peak_score"] >= 0.5
+        assert e["first_frame"] <= e["peak_frame"] <= e["last_frame"] and e["duration_s"] >= 0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["record"]["episodes"] == len(entries) and summary["record"]["error"] == ""
+    assert s["record"]["dropped"] == 0
+
+
+def test_a_record_that_cannot_be_written_is_reported_and_the_run_goes_on(polyp_clip, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    s = run(polyp_clip, f"record.dir={blocker / 'rec'}")
+    assert s["processed"] == 150                                   # every frame, the record notwithstanding
+    assert s["record"]["error"].startswith(("FileExistsError", "NotADirectoryError"))
+
+
+def test_the_oldest_procedures_are_pruned_past_the_limit(polyp_clip, tmp_path):
+    root = tmp_path / "rec"
+    for name in ("20260101-000000-a", "20260102-000000-b", "20260103-000000-c"):
+        (root / name).mkdir(parents=True)
+        (root / name / "procedure.json").write_text("{}")
+        (root / name / "detections.jsonl").write_bytes(b"x" * 600_000)
+    s = run(polyp_clip, f"record.dir={root}", "record.max_mb=1.0")
+    assert s["record"]["pruned"] == ["20260101-000000-a", "20260102-000000-b"]
+    left = sorted(p.name for p in root.iterdir())
+    assert left[0] == "20260103-000000-c" and len(left) == 2
