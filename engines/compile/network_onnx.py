@@ -21,6 +21,7 @@ import numpy as np
 from engines.backends.engine_sidecar import sha256_file
 from engines.errors import PolypwatchError
 from engines.runtime.metadata import read_onnx_metadata
+from engines.runtime.precision import twin_path
 
 log = logging.getLogger(__name__)
 TENSORRT_TWIN_SUFFIX = ".int8-trt.onnx"
@@ -32,9 +33,7 @@ class NetworkError(PolypwatchError):
 
 def tensorrt_twin(model_path: Path) -> Path:
     """Where ``tools/quantize --for tensorrt`` writes the symmetric int8 Q/DQ twin of ``model_path``."""
-    name = model_path.name
-    stem = name[:-len(".onnx")] if name.endswith(".onnx") else model_path.stem
-    return model_path.with_name(stem + TENSORRT_TWIN_SUFFIX)
+    return twin_path(model_path, TENSORRT_TWIN_SUFFIX)
 
 
 def scores(onnx_path: Path, x: np.ndarray) -> np.ndarray:

@@ -28,11 +28,16 @@ class PrecisionChoice:
         return {"precision": self.precision, "precision_reason": self.reason, "model_file": str(self.model_path)}
 
 
-def int8_twin(model_path: Path) -> Path:
-    """Where the INT8 twin of an fp32 model file lies."""
+def twin_path(model_path: Path, suffix: str) -> Path:
+    """A file beside an fp32 model named after it: MODEL.onnx -> MODEL<suffix>."""
     name = model_path.name
     stem = name[:-len(".onnx")] if name.endswith(".onnx") else model_path.stem
-    return model_path.with_name(stem + TWIN_SUFFIX)
+    return model_path.with_name(stem + suffix)
+
+
+def int8_twin(model_path: Path) -> Path:
+    """Where the INT8 twin of an fp32 model file lies."""
+    return twin_path(model_path, TWIN_SUFFIX)
 
 
 def is_int8_file(model_path: Path) -> bool:

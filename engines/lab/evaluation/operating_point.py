@@ -47,7 +47,7 @@ class Sequence:
 
 
 def alert_on(scores: np.ndarray, threshold: float, k: int, n: int) -> np.ndarray:
-    """Per frame, whether the live alert filter (``stream.alerts.AlertFilter``) is on."""
+    """Per frame, whether the live alert filter (``engines.runtime.alerts.AlertFilter``) is on."""
     f = AlertFilter(threshold, 0.8 * threshold, n, k, n - 1)
     return np.array([f.update(float(s)) is AlertState.ON for s in scores], bool)
 
