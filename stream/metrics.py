@@ -9,34 +9,26 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.endpoints import parse_listen
+from stream.latency import LatencyHistogram
 from stream.wire import STATES
 
 log = logging.getLogger(__name__)
-LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.033, 0.05, 0.1, 0.25, 1.0)
 LABELS = ("model", "precision", "site")
 
 
-def _histogram(name: str, doc: str, labels: tuple[str, ...], values_ns_by_key: dict[str, np.ndarray],
+def _histogram(name: str, doc: str, labels: tuple[str, ...], hists: dict[str, LatencyHistogram],
                key_label: str, base: list[str]) -> HistogramMetricFamily:
     h = HistogramMetricFamily(name, doc, labels=[*labels, key_label])
-    for key, ns in values_ns_by_key.items():
-        s = ns / 1e9
-        counts = np.searchsorted(np.sort(s), LATENCY_BUCKETS_S, side="right") if len(s) else [0] * len(LATENCY_BUCKETS_S)
-        buckets = [(repr(b), int(c)) for b, c in zip(LATENCY_BUCKETS_S, counts)] + [("+Inf", int(len(s)))]
-        h.add_metric([*base, key], buckets, float(s.sum()))
+    for key, hist in hists.items():
+        count, total_ns = hist.count, hist.sum_ns       # read first: the pipeline thread may add while we read
+        buckets = [(repr(b), min(int(c), count)) for b, c in hist.buckets()] + [("+Inf", count)]
+        h.add_metric([*base, key], buckets, total_ns / 1e9)
     return h
-
-
-def _copy(values) -> np.ndarray:
-    """A copy of a growing array('q') of nanoseconds: the pipeline thread appends to it while a scrape reads, and an
-    array whose buffer is exported cannot grow (the slice is copied under the GIL; only the copy is exported)."""
-    return np.frombuffer(values[:], np.int64)
 
 
 class PipelineCollector(Collector):
@@ -75,9 +67,9 @@ class PipelineCollector(Collector):
         budget.add_metric(base, st.budget_ns / 1e9)
         yield budget
         yield _histogram("polypwatch_stage_seconds", "time spent in each stage of a frame", LABELS,
-                         {k: _copy(v) for k, v in st.stage.items()}, "stage", base)
+                         dict(st.stage), "stage", base)
         yield _histogram("polypwatch_capture_to_seconds", "time from capture to the end of each stage", LABELS,
-                         {k: _copy(v) for k, v in st.all.items()}, "stage", base)
+                         dict(st.all), "stage", base)
 
 
 class MetricsServer:

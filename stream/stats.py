@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import time
-from array import array
 from collections import deque
 
 from stream.detection import STAGES, AlertState, Detection
-from stream.latency import percentiles_ms
+from stream.latency import LatencyHistogram, percentiles_ms
 
 RECENT = 300       # frames in the heartbeat's rolling window
 
@@ -14,8 +13,9 @@ RECENT = 300       # frames in the heartbeat's rolling window
 class RunStats:
     def __init__(self, budget_ms: float):
         self.budget_ns = int(budget_ms * 1e6)
-        self.all: dict[str, array] = {s: array("q") for s in STAGES[1:]}     # capture -> end of stage
-        self.stage: dict[str, array] = {s: array("q") for s in STAGES[1:]}   # duration of the stage itself
+        # constant memory over a run of days: histograms, not every frame's figures
+        self.all = {s: LatencyHistogram() for s in STAGES[1:]}       # capture -> end of stage
+        self.stage = {s: LatencyHistogram() for s in STAGES[1:]}     # duration of the stage itself
         self.recent: deque[int] = deque(maxlen=RECENT)
         self.recent_t: deque[int] = deque(maxlen=RECENT)
         self.processed = self.budget_misses = self.errors = 0
@@ -41,8 +41,8 @@ class RunStats:
             t = d.times_ns.get(s)
             if t is None:
                 continue
-            self.all[s].append(t - d.t_capture_ns)
-            self.stage[s].append(t - prev)
+            self.all[s].add(t - d.t_capture_ns)
+            self.stage[s].add(t - prev)
             prev = t
         total = d.latency_ns("publish")
         if total is not None:
@@ -72,6 +72,6 @@ class RunStats:
             "processing_seconds": round((self.t_last_ns - self.t_first_ns) / 1e9, 3),
             "fps": round((self.processed - 1) * 1e9 / (self.t_last_ns - self.t_first_ns), 2)
             if self.processed > 1 and self.t_last_ns > self.t_first_ns else None,
-            "capture_to": {s: percentiles_ms(v) for s, v in self.all.items()},
-            "stage": {s: percentiles_ms(v) for s, v in self.stage.items()},
+            "capture_to": {s: h.percentiles_ms() for s, h in self.all.items()},
+            "stage": {s: h.percentiles_ms() for s, h in self.stage.items()},
         }

@@ -70,3 +70,19 @@ def test_each_sequence_is_scored_against_every_negative_of_the_set():
     neg = {"count": 0, "specificity": None, "score_p50": None, "score_p95": None, "score_max": None}
     text = table({"sources": {"cvc": m}, "unseen_normals": neg, "tower_test": neg, "synthetic_negatives": neg})
     assert "| cvc/13 | 3 | 1 | 0.600 / 0.333 |" in text
+
+
+def test_the_run_latency_histogram_is_within_one_percent_in_constant_memory():
+    from stream.latency import LATENCY_BUCKETS_S, LatencyHistogram
+    rng = np.random.default_rng(3)
+    v = rng.lognormal(np.log(15e6), 0.4, 50_000).astype(np.int64)
+    h = LatencyHistogram()
+    size = len(h.bins)
+    for x in v.tolist():
+        h.add(x)
+    exact, approx = percentiles_ms(v), h.percentiles_ms()
+    assert len(h.bins) == size and approx["count"] == len(v) and approx["max"] == exact["max"]
+    for k in ("p50", "p95", "p99", "p99_9"):
+        assert abs(approx[k] - exact[k]) <= 0.011 * exact[k], (k, approx[k], exact[k])
+    assert h.buckets() == [(b, int((v <= round(b * 1e9)).sum())) for b in LATENCY_BUCKETS_S]
+    assert h.sum_ns == int(v.sum())

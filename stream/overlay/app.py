@@ -13,7 +13,7 @@ import numpy as np
 
 from engines.errors import ConfigError
 from stream.detection import Detection
-from stream.latency import percentiles_ms
+from stream.latency import LatencyHistogram
 from stream.overlay.draw import render
 from stream.overlay.receiver import Receiver
 from stream.overlay.state import DetectorView
@@ -82,7 +82,7 @@ class Overlay:
                                  curve=(cfg.curve_secret_key, cfg.curve_server_key) if cfg.curve_secret_key else None)
         self.reader = None if self.frames_mode else LatestFrameReader(make_source(cfg.video), pace=True)
         self.stop_event = threading.Event()
-        self.latencies: list[int] = []
+        self.latencies = LatencyHistogram()        # constant memory over a long run
         self.displays: Counter[str] = Counter()
         self.drawn = self.redrawn = self.boxes_drawn = 0
         self.alert_frames = 0
@@ -119,7 +119,7 @@ class Overlay:
         self.boxes_drawn += n
         self.alert_frames += int(shown)
         self.displays[verdict.display.value] += 1
-        self.latencies.append(t_draw - frame.t_capture_ns)
+        self.latencies.add(t_draw - frame.t_capture_ns)
         if self._log is not None:
             d = verdict.detection
             self._log.write(json.dumps({
@@ -189,7 +189,7 @@ class Overlay:
                 "reconnects": self.receiver.reconnects,
                 "output_fps": (self.cfg.output_fps or self.output.source_fps) if self.output else None,
                 "output_unrecorded_frames": self.output.unrecorded if self.output else 0,
-                "capture_to_draw_ms": percentiles_ms(self.latencies)}
+                "capture_to_draw_ms": self.latencies.percentiles_ms()}
 
 
 def format_summary(s: dict) -> str:
