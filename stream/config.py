@@ -104,7 +104,7 @@ class RecordConfig:
     max_mb: float = 2000.0                # the oldest procedures are removed past this size
     thumb_width: int = 640                # gallery images are at most this wide
 
-    _ranges = {"max_mb": (1, 10**7), "thumb_width": (64, 7680)}
+    _ranges = {"max_mb": (0.01, 10**7), "thumb_width": (64, 7680)}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ run summary, so that the endoscopist can see afterwards what the detector flagge
 Written off the hot path: the pipeline thread only hands detections over (a bounded queue; when it is full the item
 is dropped and counted, never waited for) and keeps a reference to the episode's peak frame; a writer thread encodes
 and writes. A full or unwritable disk is reported (``error``, in the heartbeat and the summary) and never stops the
-live video. The oldest procedures are removed when the folder grows past ``record.max_mb``.
+live video. The oldest procedures are removed when the folder grows past ``record.max_mb``: at the start and whenever
+this run's writing takes it past the limit. When this procedure alone is over the limit its record stops (said as
+``error``; the summary is still written) rather than removing what it has recorded.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ class RecordStats:
     written: int = 0
     dropped: int = 0                   # items the writer could not take in time (queue full)
     pruned: list = field(default_factory=list)
+    skipped: int = 0                   # items not written because this procedure alone reached record.max_mb
 
 
 def folder_bytes(path: Path) -> int:
@@ -80,6 +83,9 @@ class ProcedureRecord:
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_ITEMS)
         self._thread = threading.Thread(target=self._write_loop, name="record", daemon=True)
         self._log = None
+        self._max_bytes = int(cfg.max_mb * 1e6)
+        self._root_bytes = 0               # the writer's running estimate of the folder's size
+        self._full = False
         self._queue.put(("start", {"source": source_id, "model_id": model_id,
                                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
         self._thread.start()
@@ -122,7 +128,8 @@ class ProcedureRecord:
 
     def report(self) -> dict:
         return {"folder": str(self.folder), "episodes": self.stats.episodes, "written": self.stats.written,
-                "dropped": self.stats.dropped, "pruned": self.stats.pruned, "error": self.error}
+                "dropped": self.stats.dropped, "skipped": self.stats.skipped, "pruned": self.stats.pruned,
+                "error": self.error}
 
     # ------------------------------------------------------------------ the writer thread
     def _write_loop(self) -> None:
@@ -149,17 +156,43 @@ class ProcedureRecord:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / "procedure.json").write_text(json.dumps(payload, indent=1))
             self._log = (self.folder / "detections.jsonl").open("w")
-            self.stats.pruned += prune(self.root, int(self.cfg.max_mb * 1e6), self.folder)
+            self._make_room()
         elif kind == "det":
             if self._log is None:
                 raise OSError(f"{self.folder}: the record could not be started")
-            self._log.write(encode_detection(payload)[1].decode() + "\n")
+            if self._room_for(1):
+                line = encode_detection(payload)[1].decode() + "\n"
+                self._log.write(line)
+                self._root_bytes += len(line)
         elif kind == "episode":
-            self._write_episode(*payload)
+            if self._room_for(1):
+                self._write_episode(*payload)
         elif kind == "summary":
             if self._log is not None:
                 self._log.flush()
             (self.folder / "summary.json").write_text(json.dumps({**payload, "record": self.report()}, indent=1))
+
+    def _make_room(self) -> None:
+        """Prune the oldest procedures; then measure the folder again."""
+        if self._log is not None:
+            self._log.flush()                          # what is written counts
+        self.stats.pruned += prune(self.root, self._max_bytes, self.folder)
+        self._root_bytes = folder_bytes(self.root)
+
+    def _room_for(self, items: int) -> bool:
+        """False once this procedure alone has reached record.max_mb (its record stops; nothing else is removed)."""
+        if self._full:
+            self.stats.skipped += items
+            return False
+        if self._root_bytes > self._max_bytes:
+            self._make_room()
+            if self._root_bytes > self._max_bytes:
+                self._full = True
+                self.error = f"record.max_mb ({self.cfg.max_mb:g} MB) reached by this procedure alone: its record stops here"
+                log.error("procedure record: %s", self.error)
+                self.stats.skipped += items
+                return False
+        return True
 
     def _write_episode(self, n: int, ep: _Episode, t0_ns: int) -> None:
         img = ep.image
@@ -176,11 +209,14 @@ class ProcedureRecord:
         if not ok:
             raise OSError(f"{name}: JPEG encoding failed")
         (self.folder / name).write_bytes(buf.tobytes())
+        self._root_bytes += len(buf)
         s = lambda d: round((d.t_capture_ns - t0_ns) / 1e9, 3)  # noqa: E731
         entry = {"episode": n, "image": name, "start_s": s(ep.first), "end_s": s(ep.last),
                  "duration_s": round(s(ep.last) - s(ep.first), 3), "frames": ep.frames,
                  "first_frame": ep.first.frame_index, "last_frame": ep.last.frame_index,
                  "peak_score": round(ep.peak.score, 4), "peak_frame": ep.peak.frame_index,
                  "boxes": [[round(v, 4) for v in b.to_list()] for b in ep.peak.boxes]}
+        line = json.dumps(entry) + "\n"
         with (self.folder / "episodes.jsonl").open("a") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write(line)
+        self._root_bytes += len(line)

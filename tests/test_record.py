@@ -74,3 +74,26 @@ def test_the_oldest_procedures_are_pruned_past_the_limit(polyp_clip, tmp_path):
     assert s["record"]["pruned"] == ["20260101-000000-a", "20260102-000000-b"]
     left = sorted(p.name for p in root.iterdir())
     assert left[0] == "20260103-000000-c" and len(left) == 2
+
+
+def test_a_long_run_prunes_the_oldest_procedures_as_it_writes(polyp_clip, tmp_path):
+    root = tmp_path / "rec"
+    for name in ("20260101-000000-a", "20260102-000000-b", "20260103-000000-c"):
+        (root / name).mkdir(parents=True)
+        (root / name / "procedure.json").write_text("{}")
+        (root / name / "detections.jsonl").write_bytes(b"x" * 330_000)
+    s = run(polyp_clip, f"record.dir={root}", "record.max_mb=1.0")      # 0.99 MB at the start: nothing to prune
+    assert s["record"]["pruned"] == ["20260101-000000-a"] and s["record"]["error"] == ""
+    assert s["record"]["skipped"] == 0
+    assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) <= 1_000_000 + 50_000
+
+
+def test_a_procedure_alone_over_the_limit_stops_its_record_and_the_run_goes_on(polyp_clip, tmp_path):
+    root = tmp_path / "rec"
+    s = run(polyp_clip, f"record.dir={root}", "record.max_mb=0.02")
+    (folder,) = list(root.iterdir())
+    assert s["processed"] == 150 and s["record"]["skipped"] > 0
+    assert s["record"]["error"].startswith("record.max_mb (0.02 MB) reached by this procedure alone")
+    assert len((folder / "detections.jsonl").read_text().splitlines()) < 150
+    summary = json.loads((folder / "summary.json").read_text())     # the summary is still written
+    assert summary["record"]["error"] == s["record"]["error"]
