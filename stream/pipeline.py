@@ -117,7 +117,8 @@ class Pipeline:
                       errors=self.stats.errors, budget_ms=self.cfg.pipeline.budget_ms,
                       latency_ms=self.stats.heartbeat_latency(), message=self.reader.last_error if self.state != "running" else "",
                       source_fps=round(float(self.source.fps or 0.0), 3),
-                      record="" if self.record is None else ("error: " + self.record.error if self.record.error else "ok"))
+                      record="" if self.record is None else ("error: " + self.record.error if self.record.error else "ok"),
+                      procedure="" if self.record is None else self.record.folder.name)
 
     def _update_state(self) -> None:
         if self.reader.ended:

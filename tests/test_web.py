@@ -486,3 +486,75 @@ def test_check_page_in_a_browser(polyp_image, tmp_path):
 def test_configs_web_yaml_lists_the_defaults():
     defaults = web_cfg().extra["web"]
     assert load_config(ROOT / "configs" / "web.yaml").extra["web"] == defaults
+
+
+# ------------------------------------------------------------------------------------------ procedure records
+def test_procedures_are_listed_with_their_galleries_and_served_read_only(polyp_clip, tmp_path):
+    from stream.pipeline import Pipeline
+    root = tmp_path / "rec"
+    cfg = load_config(None, ["capture.pace=false", "publisher.endpoint=tcp://127.0.0.1:*", "engine.backend=onnxruntime",
+                             f"record.dir={root}", "engine.threads=1"])
+    Pipeline(cfg, source=str(polyp_clip)).run()
+    (name,) = [p.name for p in root.iterdir()]
+    entries = [json.loads(x) for x in (root / name / "episodes.jsonl").read_text().splitlines()]
+    (tmp_path / "secret.txt").write_text("outside the record")
+    (root / "20990101-000000-link").symlink_to(root / name)               # a linked folder is not a procedure
+    (root / name / "episode-9999.jpg").symlink_to(tmp_path / "secret.txt")
+
+    async def fn(url):
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/api/procedures") as r:
+                listing = await r.json()
+            async with s.get(url + f"/api/procedures/{name}") as r:
+                one = await r.json()
+            async with s.get(url + "/procedures/") as r:
+                page = await r.text()
+            async with s.get(url + f"/procedures/{name}") as r:
+                gallery = await r.text()
+            async with s.get(url + f"/procedures/files/{name}/{entries[0]['image']}") as r:
+                jpg = (r.status, r.content_type, await r.read())
+            out = {}
+            for path in (f"/procedures/files/{name}/../../secret.txt", f"/procedures/files/{name}/%2e%2e",
+                         f"/procedures/files/{name}/episode-9999.jpg", "/procedures/files/20990101-000000-link/summary.json",
+                         f"/procedures/files/{name}/..%2F..%2Fsecret.txt", "/api/procedures/..", "/procedures/current"):
+                async with s.get(url + path) as r:
+                    out[path] = (r.status, await r.text())
+            return listing, one, page, gallery, jpg, out
+    listing, one, page, gallery, jpg, out = asyncio.run(_serve(server_cfg(f"record.dir={root}", "web.uploads=false"), fn))
+    assert [p["name"] for p in listing["procedures"]] == [name] and listing["procedures"][0]["finished"]
+    assert listing["procedures"][0]["episodes"] == len(entries) >= 1 and listing["current"] == ""
+    assert [e["image"] for e in one["gallery"]] == [e["image"] for e in entries] and one["frames"] == 150
+    assert f'href="/procedures/{name}"' in page
+    assert gallery.count('class="episode"') == len(entries) and entries[0]["image"] in gallery
+    assert jpg[0] == 200 and jpg[1] == "image/jpeg" and cv2.imdecode(np.frombuffer(jpg[2], np.uint8), 1) is not None
+    for path, (status, body) in out.items():
+        assert status == 404 and "outside the record" not in body, (path, status)
+
+
+@needs_chromium
+def test_the_live_page_shows_the_current_procedures_alerts(polyp_clip, endpoint, tmp_path):
+    from browser import Browser
+    root = tmp_path / "rec"
+    port = free_port()
+    web = start_web(port, endpoint, "--set", f"record.dir={root}")
+    pipe = start_pipeline(polyp_clip, endpoint, "--set", f"record.dir={root}")
+    try:
+        async def scenario():
+            async with Browser() as b:
+                await b.goto(f"http://127.0.0.1:{port}/")
+                await b.wait_for("window.polypwatch.drawn > 3", 30)
+                await b.wait_for("document.querySelectorAll('#thumbs img').length >= 1 && "
+                                 "[...document.querySelectorAll('#thumbs img')].every(i => i.complete && i.naturalWidth > 0)",
+                                 40)
+                return json.loads(await b.eval(
+                    "JSON.stringify({n: document.querySelectorAll('#thumbs img').length, "
+                    "shown: !document.getElementById('strip').hidden, "
+                    "w: document.querySelector('#thumbs img').naturalWidth, "
+                    "link: document.getElementById('gallery').getAttribute('href'), p: window.polypwatch.procedure})"))
+        info = asyncio.run(scenario())
+    finally:
+        stop(pipe)
+        stop(web)
+    (name,) = [p.name for p in root.iterdir()]
+    assert info["p"]["name"] == name and info["link"] == f"/procedures/{name}" and not info["p"]["finished"]
+    assert info["shown"] and info["n"] == min(8, info["p"]["episodes"]) and info["w"] == 480

@@ -66,6 +66,7 @@ def status_json(s: Status | None) -> dict:
     return {"state": s.state, "model_id": s.model_id, "backend": s.backend, "source": s.source, "fps": s.fps,
             "processed": s.processed, "dropped": s.dropped, "budget_ms": s.budget_ms,
             "budget_misses": s.budget_misses, "errors": s.errors, "message": s.message,
+            "record": s.record, "procedure": s.procedure,
             "capture_to_publish_ms": {k: lat.get(k) for k in ("p50", "p99", "max") if k in lat}}
 
 

@@ -58,6 +58,6 @@ def index_html(reports: list[dict], files_prefix: str) -> str:
     body = "\n".join(rows) or "<tr><td colspan=3>no report.html under this folder yet</td></tr>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>polypwatch QA reports</title>
 <link rel="stylesheet" href="/static/style.css"></head><body>
-<nav><a href="/">live</a> <a href="/check">check an image or clip</a> <a href="/reports/">QA reports</a></nav>
+<nav><a href="/">live</a> <a href="/check">check an image or clip</a> <a href="/reports/">QA reports</a> <a href="/procedures/">procedures</a></nav>
 <h1>QA reports</h1><table class="list"><tr><th>report</th><th>kind</th><th></th></tr>
 {body}</table><p><a href="{files_prefix}/">browse the folder</a></p></body></html>"""

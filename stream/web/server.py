@@ -9,6 +9,7 @@ import base64
 import hmac
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from stream.web.check import Checker, CheckLimits, UploadError
 from stream.endpoints import is_loopback_host
 from stream.web.config import parse_listen
 from stream.web.hub import Hub, Outgoing, Viewer
+from stream.web.procedures import NoSuchProcedure, describe, gallery_html, list_html, list_procedures, procedure_folder
 from stream.web.reports import find_reports, index_html
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ CHECKER = web.AppKey("checker", object)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 CHECK_SLOTS = web.AppKey("check_slots", asyncio.Semaphore)
 PENDING = web.AppKey("pending_checks", list)
+PROCEDURE_FILE = re.compile(r"(episode-\d{4,6}\.jpg|detections\.jsonl|episodes\.jsonl|summary\.json|procedure\.json)")
 MAX_PENDING_CHECKS = 4          # uploads being read or checked at once; more are refused (503)
 
 
@@ -45,7 +48,7 @@ def _token_middleware(token: str):
             return await handler(request)
         given = request.query.get("token")
         if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-            if request.method == "GET" and request.path in ("/", "/check", "/reports/"):
+            if request.method == "GET" and request.path in ("/", "/check", "/reports/", "/procedures/"):
                 query = request.query.copy()
                 query.popall("token")
                 resp = web.HTTPFound(str(request.rel_url.with_query(query)))   # keep it out of the address bar
@@ -195,6 +198,65 @@ async def reports_index(request: web.Request) -> web.Response:
     return web.Response(text=index_html(reports, "/reports/files"), content_type="text/html")
 
 
+# ---------------------------------------------------------------------------------------------- procedure records
+def _record_root(request: web.Request) -> Path | None:
+    d = request.app[CFG].record.dir
+    return Path(d) if d else None
+
+
+def _current(request: web.Request) -> str:
+    status = (request.app[HUB].last_state or {}).get("status") or {}
+    return str(status.get("procedure") or "")
+
+
+async def _procedure(request: web.Request) -> dict:
+    root, name = _record_root(request), request.match_info["name"]
+    if name == "current":
+        name = _current(request)
+    if root is None:
+        raise web.HTTPNotFound(text="no procedure record configured (record.dir)")
+    try:
+        folder = procedure_folder(root, name)
+    except NoSuchProcedure:
+        raise web.HTTPNotFound(text=f"no procedure {name!r} under record.dir") from None
+    return await asyncio.get_running_loop().run_in_executor(None, describe, folder, True)
+
+
+async def api_procedures(request: web.Request) -> web.Response:
+    root = _record_root(request)
+    procs = [] if root is None else await asyncio.get_running_loop().run_in_executor(None, list_procedures, root)
+    return web.json_response({"record_dir": root is not None, "current": _current(request), "procedures": procs})
+
+
+async def api_procedure(request: web.Request) -> web.Response:
+    return web.json_response(await _procedure(request))
+
+
+async def procedures_page(request: web.Request) -> web.Response:
+    root = _record_root(request)
+    if root is None:
+        return web.Response(status=404, text="no procedure record configured (record.dir)")
+    procs = await asyncio.get_running_loop().run_in_executor(None, list_procedures, root)
+    return web.Response(text=list_html(procs), content_type="text/html")
+
+
+async def procedure_file(request: web.Request) -> web.FileResponse:
+    """A gallery image or the detection log of one procedure: one file name, directly in that folder."""
+    root, name, file = _record_root(request), request.match_info["name"], request.match_info["file"]
+    try:
+        folder = procedure_folder(root, name) if root is not None else None
+    except NoSuchProcedure:
+        folder = None
+    path = None if folder is None or not PROCEDURE_FILE.fullmatch(file) else folder / file
+    if path is None or path.is_symlink() or not path.is_file():
+        raise web.HTTPNotFound(text="no such file in this procedure's record")
+    return web.FileResponse(path)
+
+
+async def procedure_page(request: web.Request) -> web.Response:
+    return web.Response(text=gallery_html(await _procedure(request)), content_type="text/html")
+
+
 # ---------------------------------------------------------------------------------------------- the app
 def make_app(cfg) -> web.Application:
     w = cfg.extra["web"]
@@ -216,6 +278,11 @@ def make_app(cfg) -> web.Application:
     app.router.add_static("/static", STATIC, follow_symlinks=False)
     if w.reports_dir:
         app.router.add_static("/reports/files", Path(w.reports_dir), show_index=True, follow_symlinks=False)
+    app.router.add_get("/api/procedures", api_procedures)
+    app.router.add_get("/api/procedures/{name}", api_procedure)
+    app.router.add_get("/procedures/", procedures_page)
+    app.router.add_get("/procedures/files/{name}/{file}", procedure_file)
+    app.router.add_get("/procedures/{name}", procedure_page)
 
     async def on_startup(app: web.Application) -> None:
         app[CHECK_SLOTS] = asyncio.Semaphore(1)

@@ -86,10 +86,40 @@ function fit() {
   canvas.style.width = `${Math.floor(canvas.width * s)}px`; canvas.style.height = `${Math.floor(canvas.height * s)}px`;
 }
 
+// The current procedure's alert episodes (record.dir): the newest first, each the frame at the episode's peak.
+const STRIP_MAX = 8;
+let stripKey = "";
+async function strip() {
+  const st = (pw.last && pw.last.status) || pw.status || {};
+  if (!st.procedure) { $("strip").hidden = true; return; }
+  let d;
+  try {
+    const r = await fetch("/api/procedures/current");
+    if (!r.ok) return;
+    d = await r.json();
+  } catch (e) { return; }
+  pw.procedure = d;
+  $("strip").hidden = false;
+  $("gallery").href = "/procedures/" + encodeURIComponent(d.name);
+  $("recnote").textContent = (st.record || "").startsWith("error") ? st.record : `${d.episodes} alert episodes`;
+  const key = d.name + ":" + d.episodes;
+  if (key === stripKey) return;
+  stripKey = key;
+  const box = $("thumbs"); box.textContent = "";
+  for (const e of d.gallery.slice(-STRIP_MAX).reverse()) {
+    const a = document.createElement("a"), img = document.createElement("img"), cap = document.createElement("span");
+    a.href = img.src = `/procedures/files/${encodeURIComponent(d.name)}/${encodeURIComponent(e.image)}`;
+    a.target = "_blank"; img.alt = `alert episode ${e.episode}`;
+    cap.textContent = `${Math.floor(e.start_s / 60)}:${(e.start_s % 60).toFixed(0).padStart(2, "0")} · ${e.duration_s.toFixed(1)} s · ${e.peak_score.toFixed(2)}`;
+    a.append(img, cap); box.append(a);
+  }
+}
+
 function fmt(x, unit) { return x === null || x === undefined ? "–" : `${Number(x).toFixed(1)}${unit || ""}`; }
 
 function panel(h) {
   const st = h.status || {}, c = st.capture_to_publish_ms || {};
+  if (h.status) pw.status = h.status;
   $("model").textContent = st.model_id || "–"; $("backend").textContent = st.backend || "–";
   $("source").textContent = st.source || "–"; $("fps").textContent = fmt(st.fps);
   $("dropped").textContent = st.dropped ?? "–";
@@ -159,6 +189,7 @@ function connect() {
 }
 
 setInterval(() => send({type: "ping", t: performance.now()}), 1000);
+setInterval(strip, 3000);
 setInterval(() => {                  // the page's own watchdog: silence never looks like "no polyp"
   if (pw.connected && performance.now() - lastMsgAt > SILENCE_MS) { pw.connected = false; draw(); panel({}); }
 }, 100);
@@ -169,6 +200,7 @@ $("fullscreen").onclick = () => document.fullscreenElement ? document.exitFullsc
 window.addEventListener("resize", fit);
 document.addEventListener("fullscreenchange", fit);
 pw.fit = fit;
+pw.strip = strip;
 pw.pause = () => { pw.paused = true; draw(); };
 pw.resume = () => { pw.paused = false; draw(); };
 fit();

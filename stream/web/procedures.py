@@ -1,0 +1,119 @@
+"""The procedure records (``record.dir``) for the browser: the current procedure's alert episodes and the list of
+past procedures, each with its gallery. Read-only; a folder name from a request is checked before it is used."""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}")
+MAX_LISTED = 500
+
+
+class NoSuchProcedure(LookupError):
+    pass
+
+
+def procedure_folder(root: Path, name: str) -> Path:
+    """The folder of procedure ``name`` directly under ``root``; anything else (a path, a link, '..') is refused."""
+    if not NAME.fullmatch(name) or ".." in name:
+        raise NoSuchProcedure(name)
+    p = root / name
+    if p.is_symlink() or not (p / "procedure.json").is_file():
+        raise NoSuchProcedure(name)
+    return p
+
+
+def _json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def episodes(folder: Path) -> list[dict]:
+    """The gallery entries written so far (a line being written is skipped)."""
+    out = []
+    try:
+        lines = (folder / "episodes.jsonl").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(e, dict) and NAME.fullmatch(str(e.get("image", ""))):
+            out.append(e)
+    return out
+
+
+def describe(folder: Path, with_episodes: bool = False) -> dict:
+    proc = _json(folder / "procedure.json", {})
+    summary = _json(folder / "summary.json", None)
+    eps = episodes(folder)
+    d = {"name": folder.name, "source": proc.get("source", ""), "model_id": proc.get("model_id", ""),
+         "started_utc": proc.get("started_utc", ""), "episodes": len(eps), "finished": summary is not None,
+         "frames": (summary or {}).get("processed"), "seconds": (summary or {}).get("seconds"),
+         "record_error": ((summary or {}).get("record") or {}).get("error", "")}
+    if with_episodes:
+        d["gallery"] = eps
+    return d
+
+
+def list_procedures(root: Path) -> list[dict]:
+    """Every procedure under ``root``, newest first (the folder names start with the UTC start time)."""
+    if not root.is_dir():
+        return []
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME.fullmatch(p.name)
+                      and (p / "procedure.json").is_file()), key=lambda p: p.name, reverse=True)
+    return [describe(p) for p in folders[:MAX_LISTED]]
+
+
+def _when(d: dict) -> str:
+    return html.escape(d["started_utc"].replace("T", " ").replace("Z", " UTC") or d["name"])
+
+
+def list_html(procs: list[dict]) -> str:
+    rows = []
+    for d in procs:
+        href = html.escape(f"/procedures/{d['name']}", quote=True)
+        state = "recording" if not d["finished"] else f"{d['frames']} frames, {d['seconds'] or 0:.0f} s"
+        rows.append(f"<tr><td><a href=\"{href}\">{_when(d)}</a></td><td>{html.escape(d['source'])}</td>"
+                    f"<td>{d['episodes']}</td><td>{html.escape(state)}</td>"
+                    f"<td>{html.escape(d['record_error'])}</td></tr>")
+    body = "\n".join(rows) or "<tr><td colspan=5>no procedure recorded yet (record.dir)</td></tr>"
+    return _page("Procedures", f"""<table class="list"><tr><th>started</th><th>source</th><th>alert episodes</th>
+<th></th><th></th></tr>
+{body}</table>""")
+
+
+def gallery_html(d: dict) -> str:
+    figs = []
+    for e in d["gallery"]:
+        src = html.escape(f"/procedures/files/{d['name']}/{e['image']}", quote=True)
+        cap = (f"#{e.get('episode')} · {_clock(e.get('start_s'))}–{_clock(e.get('end_s'))} "
+               f"({e.get('duration_s', 0):.1f} s) · peak {e.get('peak_score', 0):.3f}")
+        figs.append(f'<figure class="episode"><a href="{src}"><img src="{src}" loading="lazy"></a>'
+                    f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+    status = "still recording" if not d["finished"] else f"{d['frames']} frames, {d['seconds'] or 0:.0f} s"
+    err = f'<p id="error">{html.escape(d["record_error"])}</p>' if d["record_error"] else ""
+    return _page(f"Procedure {_when(d)}", f"""<p>Source {html.escape(d['source'])} · model {html.escape(d['model_id'])}
+· {status} · {d['episodes']} alert episodes (the frame at each episode's peak score, with its boxes).</p>{err}
+<div class="gallery">{''.join(figs) or '<p>no alert episode in this procedure</p>'}</div>
+<p><a href="/procedures/files/{html.escape(d['name'], quote=True)}/detections.jsonl">detection log</a> ·
+<a href="/procedures/">all procedures</a></p>""")
+
+
+def _clock(s) -> str:
+    s = float(s or 0)
+    return f"{int(s // 60)}:{s % 60:04.1f}"
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>polypwatch · {html.escape(title)}</title>
+<link rel="stylesheet" href="/static/style.css"></head><body>
+<nav><a href="/">live</a> <a href="/check">check an image or clip</a> <a href="/reports/">QA reports</a>
+<a href="/procedures/">procedures</a></nav>
+<h1>{html.escape(title)}</h1>{body}</body></html>"""
