@@ -129,3 +129,21 @@ def test_replay_counts_the_frames_it_decoded_not_the_containers_claim(tiny_model
     assert 0 < m["frames"] == m["processed"] < 60
     assert m["warning"].startswith(f"the container says 60 frames, {m['frames']} were decoded")
     assert f"{m['frames']} frames, processed {m['processed']}" in r.stdout
+
+
+def test_the_report_shows_one_gallery_entry_per_alert_episode(tmp_path):
+    """The procedure record's gallery for a recording: the shipped model on a clip with a polyp."""
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
+    clip = tmp_path / "polyp.mp4"
+    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), clip)
+    r = run_cli("replay", str(clip), "--out", str(tmp_path / "qa"), "--no-video", "--set", "engine.threads=1")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "qa" / "metrics.json").read_text())
+    page = (tmp_path / "qa" / "report.html").read_text()
+    dets = [json.loads(x) for x in (tmp_path / "qa" / "detections.jsonl").read_text().splitlines()]
+    assert m["alert_episodes"] >= 1 and page.count('<figure class="episode">') == m["alert_episodes"]
+    for fig in page.split('<figure class="episode">')[1:]:
+        caption = fig.split("<figcaption>")[1].split("</figcaption>")[0]
+        peak = int(caption.split("at frame ")[1].split(" ")[0])
+        assert dets[peak]["alert"] == "on" and dets[peak]["boxes"] and "polyp in view" in caption

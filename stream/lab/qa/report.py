@@ -101,7 +101,7 @@ def _read_frame(inp: ReplayInput, index: int) -> np.ndarray | None:
     return img if ok else None
 
 
-def _thumb(inp: ReplayInput, index: int, det: Detection | None, caption: str) -> str:
+def _thumb(inp: ReplayInput, index: int, det: Detection | None, caption: str, cls: str = "") -> str:
     img = _read_frame(inp, index)
     if img is None:
         return ""
@@ -116,7 +116,35 @@ def _thumb(inp: ReplayInput, index: int, det: Detection | None, caption: str) ->
     img = cv2.resize(img, (240, int(240 * h / w)), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
     uri = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
-    return f'<figure><img src="{uri}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    attr = f' class="{cls}"' if cls else ""
+    return f'<figure{attr}><img src="{uri}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+MAX_GALLERY = 60
+
+
+def _episode_gallery(inp: ReplayInput, dets: list[Detection]) -> tuple[str, int]:
+    """The procedure record's gallery for a recording: one entry per alert episode, the frame at its peak score
+    with the detector's boxes, its start, end, duration and peak score (at most MAX_GALLERY entries)."""
+    ok = sorted((d for d in dets if not d.error), key=lambda d: d.frame_index)
+    eps = alert_episodes(ok, inp.sequence_starts)
+    figs, i = [], 0
+    for k, e in enumerate(eps[:MAX_GALLERY], 1):
+        while i < len(ok) and ok[i].frame_index < e.first:
+            i += 1
+        j = i
+        while j < len(ok) and ok[j].frame_index <= e.last:
+            j += 1
+        peak = max(ok[i:j], key=lambda d: d.score)
+        kind = ""
+        if inp.truth is not None:
+            kind = " · polyp in view" if any(inp.truth.frames[f] for f in range(e.first, e.last + 1)
+                                             if f < len(inp.truth.frames)) else " · false alarm"
+        t0, t1 = e.first / inp.fps, (e.last + 1) / inp.fps
+        figs.append(_thumb(inp, peak.frame_index, peak, f"#{k} {t0:.1f}–{t1:.1f} s ({t1 - t0:.1f} s) · peak "
+                                                        f"{peak.score:.3f} at frame {peak.frame_index}{kind}", "episode"))
+        i = j
+    return "".join(figs), len(eps)
 
 
 def _fmt(v) -> str:
@@ -153,6 +181,7 @@ def write_report(path: Path, inp: ReplayInput, dets: list[Detection], metrics: d
             i = (a + b) // 2
             thumbs.append(_thumb(inp, i, by_index.get(i), f"false alarm, frames {a}-{b}"))
     roc = _roc(inp, dets)
+    gallery, n_eps = _episode_gallery(inp, dets)
     if inp.truth is None:
         no_roc = "No ROC: this recording has no ground truth (frame and polyp figures need one)."
         no_thumbs = ("No ground truth: missed polyps and false alarms cannot be told apart from true alerts; the alert "
@@ -176,6 +205,11 @@ Research software, not a medical device.</p>
 <h2>Score over time</h2><img src="{_timeline(inp, dets, threshold)}">
 <h2>ROC and latency</h2>{f'<img src="{roc}">' if roc else f'<p class="note">{no_roc}</p>'}
 <img src="{_latency(dets, metrics['budget_ms'])}">
+<h2>Alert episodes</h2>
+<p class="note">One entry per alert episode, as the procedure record keeps them: the frame at the episode's peak score
+with the detector's boxes (green){' and the truth (white)' if inp.truth is not None else ''}.
+{f'The first {MAX_GALLERY} of {n_eps}.' if n_eps > MAX_GALLERY else ''}</p>
+{gallery or '<p class="note">No alert in this recording.</p>'}
 <h2>Missed polyps and false alarms</h2>
 <p class="note">White: truth box. Green: detector boxes.</p>
 {''.join(thumbs) or f'<p class="note">{no_thumbs}</p>'}
