@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stream.lab.bench.procs import Proc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]          # the repository (stream/lab/bench/ -> .)
 
 
 def free_endpoint() -> str:

@@ -1,31 +1,27 @@
-"""tools/soak: the pipeline and the overlay on a looping generated clip for a bounded time, sampling memory
-(RSS of each process), latency and drops from the heartbeat; reports whether memory stays flat and the
-tail stays within budget."""
+"""tools/soak: a whole procedure's processes for a bounded time on a looping generated clip: the pipeline (with the
+procedure record and the metrics endpoint on), the overlay, the web server and one real browser client (headless
+Chromium with the live page open). Every ``--sample-s`` it samples each process's memory and open files, the record's
+disk use, the heartbeat (fps, drops, the recent latency tail), the browser's frames (sent, acknowledged, dropped by
+the server) and a metrics scrape. Says whether memory and file handles stay flat and the tail does not grow
+(stream.lab.bench.soak_report); the figures go in soak.json."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import zmq
 
 from engines.errors import CheckFailed
+from stream.lab.bench.headless import HeadlessPage
 from stream.lab.bench.procs import Proc
 from stream.lab.bench.scenarios import ROOT, free_endpoint, make_clip
+from stream.lab.bench.soak_probe import folder_mb, open_fds, rss_mb, scrape, session_rss_mb
+from stream.lab.bench.soak_report import markdown, summarise
 from stream.wire import Status, decode
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -33,50 +29,64 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--sample-s", type=float, default=10.0, help="sampling period (default 10 s)")
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--record-max-mb", type=float, default=500.0, help="record.max_mb of the run (default 500)")
+    ap.add_argument("--no-browser", action="store_true", help="no browser client (the web server still runs)")
     ap.add_argument("--out", default="out/soak")
 
 
+def _port() -> int:
+    return int(free_endpoint().rsplit(":", 1)[1])
+
+
 def run(args) -> int:
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
     clip = make_clip(out, args.fps, (w, h), 20.0, seed=31)
-    ep = free_endpoint()
+    ep, web_port, metrics_port = free_endpoint(), _port(), _port()
+    record = out / "record"
     budget = 1000 / args.fps
-    ov = Proc("overlay", ["-m", "stream", "overlay", "--summary-json", str(out / "overlay.json"),
-                          "--set", f"overlay.endpoint={ep}", "--set", f"overlay.latency_log={out / 'draw.jsonl'}"], str(ROOT))
+    procs = {"overlay": Proc("overlay", ["-m", "stream", "overlay", "--summary-json", str(out / "overlay.json"),
+                                         "--set", f"overlay.endpoint={ep}"], str(ROOT)),
+             "web": Proc("web", ["-m", "stream", "web", "--listen", f"127.0.0.1:{web_port}", "--connect", ep,
+                                 "--set", f"record.dir={record}"], str(ROOT))}
     time.sleep(1.5)
-    pl = Proc("pipeline", ["-m", "stream", "run", "--source", str(clip.path), "--summary-json", str(out / "pipeline.json"),
-                           "--set", f"publisher.endpoint={ep}", "--set", "capture.loop=true",
-                           "--set", "publisher.send_frames=true", "--set", "publisher.frame_encoding=raw",
-                           "--set", "engine.backend=onnxruntime", "--set", f"pipeline.budget_ms={budget:.1f}"], str(ROOT))
+    procs["pipeline"] = Proc("pipeline", [
+        "-m", "stream", "run", "--source", str(clip.path), "--summary-json", str(out / "pipeline.json"),
+        "--set", f"publisher.endpoint={ep}", "--set", "capture.loop=true", "--set", "publisher.send_frames=true",
+        "--set", "publisher.frame_encoding=raw", "--set", "engine.backend=onnxruntime",
+        "--set", f"pipeline.budget_ms={budget:.1f}", "--set", f"record.dir={record}",
+        "--set", f"record.max_mb={args.record_max_mb}", "--set", f"metrics.listen=127.0.0.1:{metrics_port}"], str(ROOT))
+    time.sleep(2.0)
+    page = None if args.no_browser else HeadlessPage(f"http://127.0.0.1:{web_port}/")
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"status")
     sub.connect(ep)
     samples, last = [], None
     t0 = time.monotonic()
     next_sample = t0 + args.sample_s
-    while time.monotonic() - t0 < args.minutes * 60:
-        if sub.poll(200):
-            msg = decode(sub.recv_multipart())
-            if isinstance(msg, Status):
-                last = msg
-        if time.monotonic() >= next_sample and last is not None:
-            lat = last.latency_ms.get("capture_to_publish", {})
-            samples.append({"t_s": round(time.monotonic() - t0, 1), "rss_pipeline_mb": rss_mb(pl.p.pid),
-                            "rss_overlay_mb": rss_mb(ov.p.pid), "state": last.state, "fps": last.fps,
-                            "processed": last.processed, "dropped": last.dropped, "budget_misses": last.budget_misses,
-                            "p99_recent_ms": lat.get("p99"), "max_recent_ms": lat.get("max")})
-            print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
-            next_sample += args.sample_s
-    pl.stop()
-    pres = pl.wait(30)
-    time.sleep(0.5)
-    ov.stop()
-    ores = ov.wait(30)
-    sub.close(0)
+    try:
+        while time.monotonic() - t0 < args.minutes * 60:
+            if sub.poll(200):
+                msg = decode(sub.recv_multipart())
+                if isinstance(msg, Status):
+                    last = msg
+            if time.monotonic() >= next_sample and last is not None:
+                samples.append(_sample(t0, procs, page, last, record, web_port, metrics_port))
+                print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
+                next_sample += args.sample_s
+    finally:
+        if page is not None:
+            page.close()
+        results = {}
+        for name in ("pipeline", "web", "overlay"):
+            procs[name].stop()
+            results[name] = procs[name].wait(30).__dict__
+            time.sleep(0.3)
+        sub.close(0)
     report = summarise(samples, budget)
-    report.update(minutes=args.minutes, clip=clip.path.name, codec=clip.codec, processes=[pres.__dict__, ores.__dict__])
+    report.update(minutes=args.minutes, clip=clip.path.name, codec=clip.codec, size=args.size, fps=args.fps,
+                  browser="headless chromium" if page is not None else "none", processes=results)
     for name in ("pipeline", "overlay"):
         p = out / f"{name}.json"
         if p.is_file():
@@ -84,36 +94,29 @@ def run(args) -> int:
     report["samples"] = samples
     (out / "soak.json").write_text(json.dumps(report, indent=1))
     print(markdown(report))
-    if not (report["memory_flat"] and report["tail_within_budget"]):
-        raise CheckFailed(f"memory flat: {report['memory_flat']}, latency tail within budget: "
-                          f"{report['tail_within_budget']} (soak.json)")
+    if not report["ok"]:
+        raise CheckFailed(f"soak: {'; '.join(report['failed'])} (soak.json)")
     return 0
 
 
-def summarise(samples: list[dict], budget_ms: float) -> dict:
-    if len(samples) < 4:
-        return {"memory_flat": False, "tail_within_budget": False, "note": "too few samples"}
-    q = max(1, len(samples) // 4)
-    first, last = samples[q:2 * q], samples[-q:]             # skip warm-up; compare the 2nd quarter with the last
-    def avg(rows, k):
-        vals = [r[k] for r in rows if r[k] is not None]
-        return sum(vals) / len(vals) if vals else None
-    growth = {k: round(avg(last, k) - avg(first, k), 1) for k in ("rss_pipeline_mb", "rss_overlay_mb")}
-    worst_p99 = max(r["p99_recent_ms"] or 0 for r in samples)
-    return {"rss_growth_mb": growth, "memory_flat": all(abs(v) < 20 for v in growth.values()),
-            "worst_recent_p99_ms": worst_p99, "budget_ms": round(budget_ms, 1),
-            "tail_within_budget": worst_p99 <= budget_ms,
-            "dropped_total": samples[-1]["dropped"], "processed_total": samples[-1]["processed"],
-            "budget_misses_total": samples[-1]["budget_misses"]}
-
-
-def markdown(r: dict) -> str:
-    lines = ["| t (s) | pipeline RSS MB | overlay RSS MB | fps | processed | dropped | over budget | p99 recent (ms) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for s in r.get("samples", []):
-        lines.append(f"| {s['t_s']} | {s['rss_pipeline_mb']:.0f} | {s['rss_overlay_mb']:.0f} | {s['fps']} | {s['processed']} "
-                     f"| {s['dropped']} | {s['budget_misses']} | {s['p99_recent_ms']} |")
-    lines.append(f"\nRSS growth (2nd quarter -> last quarter): {r.get('rss_growth_mb')}; memory flat: {r.get('memory_flat')}; "
-                 f"worst recent p99 {r.get('worst_recent_p99_ms')} ms vs budget {r.get('budget_ms')} ms: "
-                 f"{'within' if r.get('tail_within_budget') else 'OVER'}")
-    return "\n".join(lines)
+def _sample(t0: float, procs: dict, page, last: Status, record: Path, web_port: int, metrics_port: int) -> dict:
+    lat = last.latency_ms.get("capture_to_publish", {})
+    s = {"t_s": round(time.monotonic() - t0, 1)}
+    for name, p in procs.items():
+        s[f"rss_{name}_mb"] = rss_mb(p.p.pid)
+        s[f"fds_{name}"] = open_fds(p.p.pid)
+    s["rss_browser_mb"] = session_rss_mb(page.pid) if page is not None and page.alive() else None
+    viewer = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/state", timeout=5) as r:
+            viewers = json.loads(r.read()).get("viewers") or []
+        viewer = viewers[0] if viewers else {}
+    except (OSError, ValueError):
+        pass
+    scraped, scrape_ms = scrape(f"http://127.0.0.1:{metrics_port}/metrics", "polypwatch_frames_processed_total")
+    s.update(record_mb=folder_mb(record), record=last.record, state=last.state, fps=last.fps,
+             processed=last.processed, dropped=last.dropped, budget_misses=last.budget_misses,
+             p99_recent_ms=lat.get("p99"), max_recent_ms=lat.get("max"),
+             browser_sent=viewer.get("sent"), browser_acked=viewer.get("acked"), browser_dropped=viewer.get("dropped"),
+             metrics_processed=scraped, metrics_scrape_ms=scrape_ms)
+    return s

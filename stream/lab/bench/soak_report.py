@@ -1,0 +1,74 @@
+"""A soak run's verdict from its samples: memory and open files flat, the latency tail not growing, the browser
+client still fed, the metrics endpoint answering; and the table for docs/RELIABILITY.md."""
+from __future__ import annotations
+
+import statistics
+
+PROCESSES = ("pipeline", "overlay", "web", "browser")
+MEMORY_GROWTH_MB = 20.0          # between the 2nd quarter and the last (the 1st is warm-up)
+TAIL_GROWTH_MS = 3.0             # the median recent p99 of the last quarter over the 2nd's
+
+
+def _avg(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _median(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarise(samples: list[dict], budget_ms: float) -> dict:
+    if len(samples) < 8:
+        return {"ok": False, "failed": ["too few samples"]}
+    q = len(samples) // 4
+    second, last = samples[q:2 * q], samples[-q:]
+    rep: dict = {"budget_ms": round(budget_ms, 1), "samples_n": len(samples)}
+    failed = []
+
+    def growth(key: str) -> float | None:
+        a, b = _avg(second, key), _avg(last, key)
+        return None if a is None or b is None else round(b - a, 1)
+    rep["rss_growth_mb"] = {p: growth(f"rss_{p}_mb") for p in PROCESSES}
+    rep["fds_growth"] = {p: growth(f"fds_{p}") for p in PROCESSES if p != "browser"}
+    failed += [f"{p} memory grew {g} MB" for p, g in rep["rss_growth_mb"].items() if g is not None and g > MEMORY_GROWTH_MB]
+    failed += [f"{p} open files grew by {g}" for p, g in rep["fds_growth"].items() if g is not None and g >= 1]
+    tail = {"second_quarter_median_p99_ms": _median(second, "p99_recent_ms"),
+            "last_quarter_median_p99_ms": _median(last, "p99_recent_ms"),
+            "worst_recent_p99_ms": max((r.get("p99_recent_ms") or 0) for r in samples)}
+    rep["tail"] = tail
+    if tail["second_quarter_median_p99_ms"] is None or tail["last_quarter_median_p99_ms"] is None:
+        failed.append("no latency figures")
+    elif tail["last_quarter_median_p99_ms"] - tail["second_quarter_median_p99_ms"] > TAIL_GROWTH_MS:
+        failed.append("the latency tail grew")
+    first, end = samples[0], samples[-1]
+    span = end["t_s"] - first["t_s"]
+    rep["totals"] = {k: end.get(k) for k in ("processed", "dropped", "budget_misses", "browser_sent", "browser_acked",
+                                              "browser_dropped", "record_mb")}
+    rep["record_errors"] = sorted({r["record"] for r in samples if str(r.get("record", "")).startswith("error")})
+    if end.get("browser_acked") is not None and first.get("browser_acked") is not None and span > 0:
+        rep["browser_fps"] = round((end["browser_acked"] - first["browser_acked"]) / span, 2)
+        if _avg(last, "browser_acked") is None or last[-1]["browser_acked"] == last[0]["browser_acked"]:
+            failed.append("the browser client stopped receiving frames")
+    if any(r.get("metrics_processed") is None for r in samples):
+        failed.append("a metrics scrape failed")
+    rep["failed"], rep["ok"] = failed, not failed
+    return rep
+
+
+def markdown(r: dict) -> str:
+    lines = ["| t (min) | RSS pipeline / overlay / web / browser (MB) | open files p / o / w | record MB | fps | "
+             "dropped | over budget | p99 recent (ms) | browser frames acked |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    rows = r.get("samples", [])
+    step = max(1, len(rows) // 12)
+    for s in rows[::step] + ([rows[-1]] if rows and (len(rows) - 1) % step else []):
+        rss = " / ".join("–" if s.get(f"rss_{p}_mb") is None else f"{s[f'rss_{p}_mb']:.0f}" for p in PROCESSES)
+        fds = " / ".join(str(s.get(f"fds_{p}")) for p in ("pipeline", "overlay", "web"))
+        lines.append(f"| {s['t_s'] / 60:.1f} | {rss} | {fds} | {s['record_mb']} | {s['fps']} | {s['dropped']} "
+                     f"| {s['budget_misses']} | {s['p99_recent_ms']} | {s.get('browser_acked')} |")
+    lines.append(f"\nmemory growth (2nd quarter -> last, MB): {r.get('rss_growth_mb')}; open files: {r.get('fds_growth')}; "
+                 f"tail: {r.get('tail')}; browser {r.get('browser_fps')} fps; "
+                 f"{'OK' if r.get('ok') else 'FAILED: ' + '; '.join(r.get('failed', []))}")
+    return "\n".join(lines)
