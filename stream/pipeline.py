@@ -108,6 +108,11 @@ class Pipeline:
             self.publisher.frame(FrameMessage(frame.seq, frame.t_capture_ns, frame.source, img, frame.index))
         return d
 
+    @property
+    def site(self) -> str:
+        """The site a site model was commissioned for (polypwatch adapt); '' for a shipped model."""
+        return str(self.detector.meta.training.get("site_adaptation", {}).get("site", ""))
+
     def _status(self) -> Status:
         rs = self.reader.stats()
         return Status(state=self.state, t_ns=time.monotonic_ns(), source=self.reader.source_id,
@@ -118,7 +123,7 @@ class Pipeline:
                       latency_ms=self.stats.heartbeat_latency(), message=self.reader.last_error if self.state != "running" else "",
                       source_fps=round(float(self.source.fps or 0.0), 3),
                       record="" if self.record is None else ("error: " + self.record.error if self.record.error else "ok"),
-                      procedure="" if self.record is None else self.record.folder.name)
+                      procedure="" if self.record is None else self.record.folder.name, site=self.site)
 
     def _update_state(self) -> None:
         if self.reader.ended:
@@ -201,7 +206,7 @@ class Pipeline:
     def summary(self) -> dict:
         rs = self.reader.stats()
         s = self.stats.summary()
-        s.update(source=self.reader.source_id, model_id=self.detector.model_id, backend=self.detector.backend_name,
+        s.update(source=self.reader.source_id, model_id=self.detector.model_id, site=self.site, backend=self.detector.backend_name,
                  **self.detector.precision.record(),
                  read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
                  reopen_attempts=rs.reopen_attempts,
@@ -214,7 +219,7 @@ class Pipeline:
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"source {s['source']}  model {s['model_id']}  backend {s['backend']}  precision {s['precision']} "
+    lines = [f"source {s['source']}  model {s['model_id']}{'  site ' + s['site'] if s.get('site') else ''}  backend {s['backend']}  precision {s['precision']} "
              f"({s['precision_reason']})",
              f"frames read {s['read']}, processed {s['processed']}, dropped {s['dropped']} "
              f"(+{s['skipped_by_source']} skipped by the source), over the {s['budget_ms']:.0f} ms budget "

@@ -46,6 +46,7 @@ class Status:
     source_fps: float = 0.0         # the source's own frame rate (a file's, a device's); 0 = not known
     record: str = ""                # the procedure record: "" off, "ok", or "error: ..." (a full disk, say)
     procedure: str = ""             # the current procedure's folder name under record.dir ("" when off)
+    site: str = ""                  # the site a site model was commissioned for ("" for a shipped model)
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

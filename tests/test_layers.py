@@ -23,6 +23,7 @@ LAYERS = (("engines", "engines.errors", "engines.settings"),
           ("engines.compile",),
           ("engines.lab.evaluation",),
           ("engines.lab.training",),
+          ("engines.lab.site",),                                          # commissioning a new hospital
           ("stream.lab",))
 LAB_FROM = 3
 TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",

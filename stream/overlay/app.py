@@ -99,12 +99,19 @@ class Overlay:
             sys.stderr.flush()
             self._last_bell = now
 
+    def caption(self) -> str:
+        """'model <id>', and the site of a site model, from the latest heartbeat ('' before one arrives)."""
+        s = self.view.status
+        if s is None or not s.model_id:
+            return ""
+        return f"model {s.model_id}" + (f" | site {s.site}" if s.site else "")
+
     def _draw(self, frame: FrameMessage, out: _Output, new: bool, record: bool = True) -> None:
         img = frame.image.copy()
         now = time.monotonic_ns()
         verdict = self.view.verdict(frame.t_capture_ns, now)
         latency_ms = (now - frame.t_capture_ns) / 1e6 if new else None
-        n, shown = render(img, verdict, self.cfg, latency_ms)
+        n, shown = render(img, verdict, self.cfg, latency_ms, self.caption())
         t_draw = time.monotonic_ns()
         out.show(img, record)
         if self.on_draw is not None:

@@ -66,9 +66,24 @@ def draw_state(img: np.ndarray, verdict: Verdict, latency_ms: float | None, show
         cv2.putText(img, big, (bx, by), cv2.FONT_HERSHEY_SIMPLEX, s2, color, th * 2, cv2.LINE_AA)
 
 
-def render(img: np.ndarray, verdict: Verdict, cfg, latency_ms: float | None = None) -> tuple[int, bool]:
+def draw_caption(img: np.ndarray, caption: str) -> None:
+    """Which model (and site) runs, small, along the bottom edge (outside the endoscope's active area)."""
+    if not caption:
+        return
+    h, w = img.shape[:2]
+    scale = max(0.35, h / 1080 * 0.7)
+    th = max(1, int(round(scale * 1.5)))
+    (tw, tht), base = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
+    pad = int(6 * scale) + 1
+    x0, y1 = w - tw - 2 * pad, h - pad
+    cv2.rectangle(img, (x0 - pad, y1 - tht - base - pad), (w - pad, h - 1), (0, 0, 0), -1)
+    cv2.putText(img, caption, (x0, y1 - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (200, 200, 200), th, cv2.LINE_AA)
+
+
+def render(img: np.ndarray, verdict: Verdict, cfg, latency_ms: float | None = None, caption: str = "") -> tuple[int, bool]:
     """Draw everything in place; returns (boxes drawn, alert shown)."""
     n = draw_boxes(img, verdict, cfg.box_color, cfg.box_thickness)
     shown = draw_alert(img, verdict, cfg.alert_style, cfg.alert_color)
     draw_state(img, verdict, latency_ms, cfg.show_latency)
+    draw_caption(img, caption)
     return n, shown

@@ -63,11 +63,11 @@ def status_json(s: Status | None) -> dict:
     if s is None:
         return {"state": None}
     lat = s.latency_ms.get("capture_to_publish", {}) if isinstance(s.latency_ms, dict) else {}
-    return {"state": s.state, "model_id": s.model_id, "backend": s.backend, "source": s.source, "fps": s.fps,
-            "processed": s.processed, "dropped": s.dropped, "budget_ms": s.budget_ms,
-            "budget_misses": s.budget_misses, "errors": s.errors, "message": s.message,
-            "record": s.record, "procedure": s.procedure,
-            "capture_to_publish_ms": {k: lat.get(k) for k in ("p50", "p99", "max") if k in lat}}
+    c2p = {k: lat.get(k) for k in ("p50", "p99", "max") if k in lat}
+    return {"state": s.state, "model_id": s.model_id, "site": s.site, "backend": s.backend, "source": s.source,
+            "fps": s.fps, "processed": s.processed, "dropped": s.dropped, "budget_ms": s.budget_ms, "record": s.record,
+            "budget_misses": s.budget_misses, "errors": s.errors, "message": s.message, "procedure": s.procedure,
+            "capture_to_publish_ms": c2p}
 
 
 class Viewer:
@@ -135,7 +135,6 @@ class Hub:
                 "box_thickness": o.box_thickness, "max_age_ms": o.max_age_ms, "same_host": self.same_host,
                 "heartbeat_timeout_ms": o.heartbeat_timeout_ms, "sound_min_interval_s": o.bell_min_interval_s}
 
-    # ------------------------------------------------------------------ lifecycle
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         w = self.web

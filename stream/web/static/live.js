@@ -120,7 +120,7 @@ function fmt(x, unit) { return x === null || x === undefined ? "–" : `${Number
 function panel(h) {
   const st = h.status || {}, c = st.capture_to_publish_ms || {};
   if (h.status) pw.status = h.status;
-  $("model").textContent = st.model_id || "–"; $("backend").textContent = st.backend || "–";
+  $("model").textContent = st.model_id || "–"; $("site").textContent = st.site || (st.model_id ? "none (shipped model)" : "–"); $("backend").textContent = st.backend || "–";
   $("source").textContent = st.source || "–"; $("fps").textContent = fmt(st.fps);
   $("dropped").textContent = st.dropped ?? "–";
   $("c2pp").textContent = c.p50 !== undefined ? `${fmt(c.p50)} / ${fmt(c.p99, " ms")}` : "–";

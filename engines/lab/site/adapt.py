@@ -1,0 +1,208 @@
+"""``polypwatch adapt``: a site model from a hospital's polyp-free footage (the successor of batch-norm statistics
+and a threshold, which moved the trade between sensitivity and specificity but not the ranking).
+
+1. The footage is read and checked (engines/lab/site/footage.py): several recordings, enough frames, one tower.
+2. Frames the stock model scores at or over its threshold are set aside for review (a polyp the report missed must
+   not be learned as normal): shown in the report, trained on only when the engineer says they looked
+   (``include_set_aside``).
+3. Cross-validation by recording: for each group of recordings, the model fine-tuned on the others scores it. The
+   site threshold comes from those held-out scores by the rule of engines/lab/site/operating.py, and the report's
+   figures are these held-out ones (a model scores its own training frames near 0: figures on them mean nothing).
+4. The site model: fine-tuned on every recording, with the site threshold, written as a new file with its INT8 twin,
+   its metadata (site, footage hashes, date, before and after) and a report; a file is never overwritten unless it is
+   an earlier site model and ``replace`` is asked.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engines.errors import ConfigError, ModelError
+from engines.lab.site.commission import FinetuneConfig, check_network, finetune, scores, trunk
+from engines.lab.site.footage import FootageError, Recording, read_footage
+from engines.lab.site.kit import SiteKit, kit_path, load_kit
+from engines.lab.site.operating import footage_figures, site_threshold
+from engines.runtime.alerts import AlertsConfig
+from engines.runtime.metadata import read_onnx_metadata
+from engines.runtime.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+SHIPPED = Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    site: str
+    per_recording: int = 200          # frames spread over each recording
+    min_recordings: int = 2
+    min_frames: int = 150
+    folder_fps: float = 25.0          # a folder of frames is a recording at this rate
+    include_set_aside: bool = False   # the engineer looked at the set-aside frames: none shows a polyp
+    max_set_aside_share: float = 0.5  # more: not polyp-free footage, or a tower this model cannot serve
+    groups: int = 5                   # cross-validation groups of recordings (at most)
+    replace: bool = False             # overwrite an earlier SITE model at --out
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+
+    def __post_init__(self) -> None:
+        if not SITE_NAME.fullmatch(self.site):
+            raise ConfigError(f"--site: expected 1-40 of a-z, 0-9 and '-' (starting with a letter or digit), "
+                              f"got {self.site!r}")
+        if self.per_recording < 10 or self.min_recordings < 2:
+            raise ConfigError(f"--frames-per-recording: expected at least 10, got {self.per_recording}")
+
+
+def check_out(out: Path, model: Path, replace: bool) -> None:
+    """A site model never overwrites a shipped model, the model it comes from, or anything but an earlier site model."""
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out: expected a path ending in .onnx, got {out}")
+    if out.resolve() == model.resolve():
+        raise ConfigError(f"--out: {out} is the model being commissioned; write the site model to a new file")
+    if out.resolve().parent == SHIPPED:
+        raise ConfigError(f"--out: {out} is in the shipped models' folder ({SHIPPED}); site models live elsewhere")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out: {out.parent} is not a folder")
+    if out.exists():
+        try:
+            earlier_site = "site_adaptation" in read_onnx_metadata(out).training
+        except ModelError:
+            earlier_site = False
+        if not (replace and earlier_site):
+            raise ConfigError(f"--out: {out} exists; a site model is written to a new file" +
+                              (" (--replace overwrites an earlier site model only)" if replace else
+                               " (--replace overwrites an earlier site model)"))
+
+
+def footage_hash(path: Path) -> str:
+    """sha256 of a video file, or of a folder's frame names and contents in order."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def set_aside(stock: np.ndarray, threshold: float) -> np.ndarray:
+    """Frames the stock model scores at or over its threshold, and their neighbours in the recording."""
+    hit = stock >= threshold
+    return hit | np.r_[hit[1:], False] | np.r_[False, hit[:-1]]
+
+
+@dataclass
+class SiteData:
+    recs: list[Recording]
+    f16: list[np.ndarray]             # per recording
+    stock: list[np.ndarray]           # stock model's scores per recording
+    aside: list[np.ndarray]           # set aside for review, per recording
+    minutes: list[float]
+    inputs_sample: np.ndarray         # a few model inputs (export parity)
+
+
+def load_site(net, meta, paths, opts: AdaptOptions) -> SiteData:
+    recs = read_footage(paths, opts.per_recording, meta.preprocess, opts.min_recordings, opts.min_frames)
+    f16, stock, aside, minutes = [], [], [], []
+    sample = None
+    for r in recs:
+        x = np.stack([preprocess(img, meta.preprocess).tensor[0] for img in r.frames])
+        sample = x[:4] if sample is None else sample
+        f = trunk(net, x)
+        f16.append(f)
+        s = scores(net, f)
+        stock.append(s)
+        aside.append(set_aside(s, meta.threshold))
+        span = (r.indices[-1] - r.indices[0] + 1) if len(r.indices) > 1 else 1
+        minutes.append(span / opts.folder_fps / 60)
+    share = float(np.concatenate(aside).mean())
+    if share > opts.max_set_aside_share:
+        raise FootageError(f"--polyp-free: the stock model scores {share:.0%} of these frames (with neighbours) at or "
+                           f"over its threshold: this is not polyp-free footage, or a tower this model cannot serve. "
+                           f"Look at them with polypwatch site-check before commissioning")
+    return SiteData(recs, f16, stock, aside, minutes, sample)
+
+
+def groups_of(n: int, k: int) -> list[list[int]]:
+    k = min(n, k)
+    return [list(range(g, n, k)) for g in range(k)]
+
+
+def cross_validate(net, kit: SiteKit, site: SiteData, opts: AdaptOptions) -> list[np.ndarray]:
+    """Per recording: its frames scored by the model fine-tuned on the other groups' recordings."""
+    held: list[np.ndarray | None] = [None] * len(site.recs)
+    for gi, group in enumerate(groups_of(len(site.recs), opts.groups)):
+        train = [_train_frames(site, i, opts) for i in range(len(site.recs)) if i not in group]
+        tuned = finetune(net, np.concatenate(train), kit, dataclasses.replace(opts.finetune, seed=opts.finetune.seed + gi))
+        for i in group:
+            held[i] = scores(tuned, site.f16[i])
+        log.info("cross-validation: group %d of %d done", gi + 1, min(len(site.recs), opts.groups))
+    return held
+
+
+def _train_frames(site: SiteData, i: int, opts: AdaptOptions) -> np.ndarray:
+    return site.f16[i] if opts.include_set_aside else site.f16[i][~site.aside[i]]
+
+
+def _kept(site: SiteData, per: list[np.ndarray], opts: AdaptOptions) -> list[np.ndarray]:
+    """The scores of the frames that count as polyp-free (set-aside ones only once the engineer confirmed them)."""
+    return [s if opts.include_set_aside else s[~a] for s, a in zip(per, site.aside)]
+
+
+def figures(net, kit: SiteKit, site: SiteData, meta, opts: AdaptOptions) -> tuple[dict, list[np.ndarray]]:
+    held = cross_validate(net, kit, site, opts)
+    kept_held, kept_stock = _kept(site, held, opts), _kept(site, site.stock, opts)
+    chosen = site_threshold(kept_held, site.minutes, opts.alerts)
+    if chosen is None:
+        raise ModelError(f"site {opts.site}: even at 0.995 the commissioned model is not quiet on the held-out "
+                         f"recordings ({footage_figures(kept_held, site.minutes, 0.995, opts.alerts)}): this tower is "
+                         f"unfit for this model; nothing was written")
+    t = chosen["threshold"]
+    return {"site_threshold": t, "rule": "lowest threshold >= 0.5 with held-out specificity >= 0.97 and <= 0.5 alert "
+                                         "episodes per minute (engines/lab/site/operating.py)",
+            "stock": {"at_stock_threshold": footage_figures(kept_stock, site.minutes, meta.threshold, opts.alerts),
+                      "check_positives_sensitivity": _sens(scores(net, kit.check), meta.threshold)},
+            "threshold_only": _threshold_only(kept_stock, site, opts),
+            "commissioned_held_out": chosen,
+            "set_aside": {"frames": int(sum(a.sum() for a in site.aside)), "trained_on": opts.include_set_aside}}, held
+
+
+def _threshold_only(kept_stock, site: SiteData, opts: AdaptOptions) -> dict | None:
+    """What a new threshold alone would do (the stock model's scores under the same rule): the comparison."""
+    return site_threshold(kept_stock, site.minutes, opts.alerts)
+
+
+def _sens(s: np.ndarray, t: float) -> float | None:
+    return round(float((s >= t).mean()), 4) if len(s) else None
+
+
+def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path) -> dict:
+    """Commission ``model`` at the tower of ``paths``; writes ``out`` (+ .pt, INT8 twin, .commission.json/.html)."""
+    from engines.lab.site.model import load_model
+    model, out = Path(model), Path(out)
+    check_out(out, model, opts.replace)
+    net, meta = load_model(model)
+    check_network(net)
+    kit = load_kit(kit_path(model), meta.model_id)
+    site = load_site(net, meta, paths, opts)
+    report, held = figures(net, kit, site, meta, opts)
+    t = report["site_threshold"]
+    final = finetune(net, np.concatenate([_train_frames(site, i, opts) for i in range(len(site.recs))]), kit,
+                     opts.finetune)
+    report["commissioned_check_positives_sensitivity"] = _sens(scores(final, kit.check), t)
+    report.update(site=opts.site, commissioned_from=meta.model_id, model_path=str(model), method="last stage and head fine-tuned "
+                  f"({opts.finetune.steps} steps, lr {opts.finetune.lr}) with the site's frames as negatives beside the "
+                  f"kit's evidence ({kit.describe()})", date_utc=datetime.datetime.now(datetime.timezone.utc)
+                  .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  footage=[{"path": str(r.path), "sha256": footage_hash(r.path), "frames_used": len(r.frames),
+                            "size": list(r.size)} for r in site.recs])
+    from engines.lab.site.write import write_site_model
+    return write_site_model(final, meta, report, site, held, out)

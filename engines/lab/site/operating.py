@@ -1,0 +1,55 @@
+"""The site's operating point, by a rule written down before any site was scored (docs/EXPERIMENTS.md,
+"Commissioning protocol"): on the site's polyp-free frames scored by models that did not train on their recording
+(a cross-validation by recording), the LOWEST threshold, not under FLOOR, at which
+
+1. the frames' specificity is at least MIN_SPECIFICITY, and
+2. the live alert filter (the configured k-of-n and hysteresis) raises at most MAX_EPISODES_PER_MINUTE alert
+   episodes per minute of footage.
+
+It may lower the model's threshold at a quiet tower as well as raise it at a noisy one."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from engines.runtime.alerts import AlertFilter, AlertsConfig, AlertState
+
+FLOOR = 0.5                      # never below even odds: boxes are outlined at min(threshold, 0.5)
+CEILING = 0.995
+MIN_SPECIFICITY = 0.97           # a margin over the 0.95 asked on held-out recordings
+MAX_EPISODES_PER_MINUTE = 0.5    # one false alert episode per two minutes of polyp-free withdrawal at most
+GRID = np.round(np.arange(FLOOR, CEILING + 1e-9, 0.005), 3)
+
+
+def episodes(scores: np.ndarray, threshold: float, alerts: AlertsConfig) -> tuple[int, int]:
+    """(alert episodes, frames with the alert on) of the live filter over one recording's scores in order."""
+    f = AlertFilter.from_config(dataclasses.replace(alerts, on_threshold=threshold, off_threshold=0.0), threshold)
+    n = on_frames = 0
+    was = False
+    for s in scores:
+        on = f.update(float(s)) is AlertState.ON
+        n += on and not was
+        on_frames += on
+        was = on
+    return n, on_frames
+
+
+def footage_figures(scores_by_recording: list[np.ndarray], minutes: list[float], threshold: float,
+                    alerts: AlertsConfig) -> dict:
+    allv = np.concatenate(scores_by_recording) if scores_by_recording else np.zeros(0)
+    eps = [episodes(s, threshold, alerts) for s in scores_by_recording]
+    total_min = sum(minutes)
+    return {"threshold": round(float(threshold), 4), "frames": int(len(allv)),
+            "specificity": round(float((allv < threshold).mean()), 4) if len(allv) else None,
+            "episodes": sum(e[0] for e in eps), "alert_on_frames": sum(e[1] for e in eps),
+            "episodes_per_minute": round(sum(e[0] for e in eps) / total_min, 3) if total_min > 0 else None}
+
+
+def site_threshold(scores_by_recording: list[np.ndarray], minutes: list[float], alerts: AlertsConfig) -> dict | None:
+    """The rule above; None when no threshold up to CEILING meets it (the tower cannot be made quiet)."""
+    for t in GRID:
+        fig = footage_figures(scores_by_recording, minutes, float(t), alerts)
+        if fig["specificity"] >= MIN_SPECIFICITY and (fig["episodes_per_minute"] or 0) <= MAX_EPISODES_PER_MINUTE:
+            return fig
+    return None
