@@ -86,3 +86,23 @@ def test_the_run_latency_histogram_is_within_one_percent_in_constant_memory():
         assert abs(approx[k] - exact[k]) <= 0.011 * exact[k], (k, approx[k], exact[k])
     assert h.buckets() == [(b, int((v <= round(b * 1e9)).sum())) for b in LATENCY_BUCKETS_S]
     assert h.sum_ns == int(v.sum())
+
+
+def test_the_soak_verdict_sees_memory_files_and_the_tail_grow():
+    from stream.lab.bench.soak_report import summarise
+
+    def samples(rss=lambda i: 200.0, fds=lambda i: 20, p99=lambda i: 25.0):
+        return [{"t_s": 10.0 * i, "rss_pipeline_mb": rss(i), "rss_overlay_mb": 90.0, "rss_web_mb": 400.0,
+                 "rss_browser_mb": 900.0, "fds_pipeline": fds(i), "fds_overlay": 10, "fds_web": 17,
+                 "p99_recent_ms": p99(i), "processed": 300 * i, "dropped": 0, "budget_misses": 0, "record": "ok",
+                 "browser_sent": 250 * i, "browser_acked": 250 * i, "browser_dropped": 0, "record_mb": 0.1 * i,
+                 "metrics_processed": 300.0 * i} for i in range(40)]
+    assert summarise(samples(), 33.3)["ok"]
+    assert summarise(samples(rss=lambda i: 200.0 + 2 * i), 33.3)["failed"] == ["pipeline memory grew 40.0 MB"]
+    assert summarise(samples(fds=lambda i: 20 + i // 10), 33.3)["failed"] == ["pipeline open files grew by 2.0"]
+    assert summarise(samples(p99=lambda i: 25.0 + i / 4), 33.3)["failed"] == ["the latency tail grew"]
+    stalled = samples()
+    for s in stalled[30:]:
+        s["browser_acked"] = stalled[30]["browser_acked"]
+    assert "the browser client stopped receiving frames" in summarise(stalled, 33.3)["failed"]
+    assert summarise(samples()[:5], 33.3)["failed"] == ["too few samples"]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from engines.errors import CheckFailed, ConfigError
 from stream.lab.bench.report import table, targets
-from stream.lab.bench.scenarios import make_clip, median_rows, pipeline, pipeline_with_overlay, python_module
+from stream.lab.bench.scenarios import (make_clip, median_rows, pipeline, pipeline_recorded, pipeline_with_overlay,
+                                        python_module)
 
 
 def environment() -> dict:
@@ -34,7 +35,7 @@ def environment() -> dict:
 SCENARIOS = ("live_1080p30", "live_1080p60", "live_1080p30_torch_cpu", "overlay_1080p30", "replay_1080p30",
              "replay_1080p30_batched", "decode_1080p30", "model_alone_cpu", "baseline_live_1080p30",
              "baseline_fast_1080p30", "model_alone_cpu_int8", "live_1080p30_int8", "live_1080p60_int8",
-             "replay_1080p30_int8")
+             "replay_1080p30_int8", "live_1080p30_record_metrics")
 CUDA_SCENARIOS = ("live_1080p60_torch_cuda", "replay_1080p30_cuda_batched", "model_alone_cuda")
 GPU_REPORT = ("live_1080p60_torch_cuda", "model_alone_cuda", "replay_1080p30_cuda_batched", "decode_1080p30")
 CUDA_LIVE = ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"]
@@ -96,6 +97,7 @@ def run(args) -> int:
                                                         ["--device", "cpu", "--precision", "int8", *alone],
                                                         positional_clip=False),
         "live_1080p30_int8": lambda k: pipeline(c30, work, f"live30-int8-{k}", ort8),
+        "live_1080p30_record_metrics": lambda k: pipeline_recorded(c30, work, f"live30-recorded-{k}", ort),
         "live_1080p60_int8": lambda k: pipeline(c60, work, f"live60-int8-{k}", ort8),
         "replay_1080p30_int8": lambda k: pipeline(c30, work, f"replay30-int8-{k}", ort8, pace=False),
         "decode_1080p30": lambda k: python_module(c30, work, f"decode30-{k}", "stream.lab.bench.decode", []),

@@ -72,6 +72,11 @@ def targets(rows: dict[str, Row]) -> list[str]:
     if bp and lp:
         line("p99 latency ≤ half the baseline loop's (1080p30, live)", f"{lp} vs {bp} ms = {lp / bp:.2f}x", lp <= bp / 2)
     out += int8_targets(fig, line)
+    for q in ("p50", "p99"):
+        on, off = fig("live_1080p30_record_metrics", "capture_to_publish_ms", q), fig("live_1080p30", "capture_to_publish_ms", q)
+        if on and off:
+            line(f"record and metrics on: capture→publish {q} within 5% of off (1080p30 live)",
+                 f"{on} vs {off} ms = {on / off:.3f}x", on <= 1.05 * off)
     return out
 
 

@@ -81,6 +81,36 @@ def pipeline(clip: Clip, work: Path, name: str, extra: list[str], pace: bool = T
     return row
 
 
+def pipeline_recorded(clip: Clip, work: Path, name: str, extra: list[str]) -> Row:
+    """The live pipeline with the procedure record (record.dir) and the metrics endpoint on, scraped once a second
+    (a hospital's Prometheus scrapes every 15 s or so: this is the heavier case)."""
+    import threading
+    import urllib.request
+    port = int(free_endpoint().rsplit(":", 1)[1])
+    record = work / f"{name}-record"
+    shutil.rmtree(record, ignore_errors=True)
+    done = threading.Event()
+    scrapes = [0, 0]
+
+    def scrape() -> None:
+        while not done.wait(1.0):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    r.read()
+                scrapes[0] += 1
+            except OSError:
+                scrapes[1] += 1
+    t = threading.Thread(target=scrape, daemon=True)
+    t.start()
+    try:
+        row = pipeline(clip, work, name, extra + [f"record.dir={record}", f"metrics.listen=127.0.0.1:{port}"])
+    finally:
+        done.set()
+        t.join(5)
+    row.figures["metrics_scrapes"] = {"ok": scrapes[0], "failed": scrapes[1]}
+    return row
+
+
 def pipeline_with_overlay(clip: Clip, work: Path, name: str, extra: list[str]) -> Row:
     ep = free_endpoint()
     ov_summary, pl_summary = work / f"{name}-overlay.json", work / f"{name}.json"
