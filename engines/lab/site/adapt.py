@@ -44,7 +44,7 @@ class AdaptOptions:
     per_recording: int = 200          # frames spread over each recording
     min_recordings: int = 2
     min_frames: int = 150
-    folder_fps: float = 25.0          # a folder of frames is a recording at this rate
+    folder_fps: float = 25.0          # a folder of frames is a recording at this rate (a video has its own)
     include_set_aside: bool = False   # the engineer looked at the set-aside frames: none shows a polyp
     max_set_aside_share: float = 0.5  # more: not polyp-free footage, or a tower this model cannot serve
     groups: int = 5                   # cross-validation groups of recordings (at most)
@@ -122,7 +122,7 @@ def load_site(net, meta, paths, opts: AdaptOptions) -> SiteData:
         stock.append(s)
         aside.append(set_aside(s, meta.threshold))
         span = (r.indices[-1] - r.indices[0] + 1) if len(r.indices) > 1 else 1
-        minutes.append(span / opts.folder_fps / 60)
+        minutes.append(span / (r.fps or opts.folder_fps) / 60)
     share = float(np.concatenate(aside).mean())
     if share > opts.max_set_aside_share:
         raise FootageError(f"--polyp-free: the stock model scores {share:.0%} of these frames (with neighbours) at or "

@@ -27,6 +27,7 @@ class Recording:
     indices: list[int]                                # their frame numbers in the recording
     size: tuple[int, int]                              # width, height
     area: tuple[float, float, float, float]            # median active area, as shares of the frame
+    fps: float = 0.0                                   # a video's own frame rate; 0 for a folder of frames
 
     @property
     def name(self) -> str:
@@ -54,7 +55,7 @@ def _read_folder(folder: Path, per_recording: int) -> tuple[list[np.ndarray], li
     return frames, pick.tolist()
 
 
-def _read_video(path: Path, per_recording: int) -> tuple[list[np.ndarray], list[int]]:
+def _read_video(path: Path, per_recording: int) -> tuple[list[np.ndarray], list[int], float]:
     media = sniff_file(path)
     if media is None or media.kind != "video":
         raise SourceError(f"{path}: not a video or a folder of frames (its first bytes are no known container)")
@@ -62,6 +63,7 @@ def _read_video(path: Path, per_recording: int) -> tuple[list[np.ndarray], list[
     if not cap.isOpened():
         raise SourceError(f"{path}: the video cannot be opened")
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     step = max(1, n // per_recording) if n > 0 else 1
     frames, idx, i = [], [], 0
     while len(frames) < per_recording:
@@ -75,14 +77,14 @@ def _read_video(path: Path, per_recording: int) -> tuple[list[np.ndarray], list[
     cap.release()
     if not frames:
         raise SourceError(f"{path}: no frame could be decoded")
-    return frames, idx
+    return frames, idx, fps if 1 <= fps <= 240 else 0.0
 
 
 def read_recording(path: str | Path, per_recording: int, spec: PreprocessSpec) -> Recording:
     p = Path(path)
     if not p.exists():
         raise SourceError(f"{p}: no such file or folder")
-    frames, idx = _read_folder(p, per_recording) if p.is_dir() else _read_video(p, per_recording)
+    frames, idx, fps = (*_read_folder(p, per_recording), 0.0) if p.is_dir() else _read_video(p, per_recording)
     sizes = {(f.shape[1], f.shape[0]) for f in frames}
     if len(sizes) > 1:
         raise FootageError(f"{p}: frames of several sizes {sorted(sizes)}: one recording comes from one tower")
@@ -92,7 +94,7 @@ def read_recording(path: str | Path, per_recording: int, spec: PreprocessSpec) -
         a = find_active_area(f, spec)
         areas.append((a.x0 / w, a.y0 / h, a.x1 / w, a.y1 / h))
     area = tuple(float(v) for v in np.median(np.array(areas), axis=0).round(3))
-    return Recording(p, frames, idx, (w, h), area)
+    return Recording(p, frames, idx, (w, h), area, fps)
 
 
 def tower_groups(recs: list[Recording]) -> list[list[Recording]]:

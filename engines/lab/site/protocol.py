@@ -28,7 +28,7 @@ def site_footage(root: Path, site: str, work: Path) -> tuple[list[Path], list[Pa
         seqs = sorted((d for d in (base / "negative").iterdir() if d.is_dir()), key=lambda d: int(re.sub(r"\D", "", d.name)))
         return seqs, _images(base / "positive")
     if site == "kvasir":
-        frames = _images(root / "kvasir-normal")
+        frames = _images(root / "kvasir-normal" / "images")
         order = np.random.default_rng(0).permutation(len(frames))
         recs = []
         for k in range(8):                         # 8 pseudo-recordings of 100: halves are recordings 0-3 and 4-7
