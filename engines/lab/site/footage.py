@@ -14,6 +14,7 @@ from engines.runtime.media import sniff_file
 from engines.runtime.preprocess import PreprocessSpec, find_active_area
 
 AREA_TOLERANCE = 0.08          # the active area's edges, as a share of the frame, may differ this much within a tower
+SIZE_TOLERANCE = 0.05          # frame sides may differ this much within a tower (stills cropped by hand; SD vs HD do not)
 
 
 class FootageError(ConfigError):
@@ -85,16 +86,20 @@ def read_recording(path: str | Path, per_recording: int, spec: PreprocessSpec) -
     if not p.exists():
         raise SourceError(f"{p}: no such file or folder")
     frames, idx, fps = (*_read_folder(p, per_recording), 0.0) if p.is_dir() else _read_video(p, per_recording)
-    sizes = {(f.shape[1], f.shape[0]) for f in frames}
-    if len(sizes) > 1:
-        raise FootageError(f"{p}: frames of several sizes {sorted(sizes)}: one recording comes from one tower")
-    w, h = sizes.pop()
+    sizes = sorted({(f.shape[1], f.shape[0]) for f in frames})
+    w, h = (int(np.median([f.shape[1] for f in frames])), int(np.median([f.shape[0] for f in frames])))
+    if any(not _close((sw, sh), (w, h)) for sw, sh in sizes):
+        raise FootageError(f"{p}: frames of several sizes {sizes[:2]}...{sizes[-1:]}: one recording comes from one tower")
     areas = []
     for f in frames[:: max(1, len(frames) // 20)]:
-        a = find_active_area(f, spec)
-        areas.append((a.x0 / w, a.y0 / h, a.x1 / w, a.y1 / h))
+        a, fh, fw = find_active_area(f, spec), f.shape[0], f.shape[1]
+        areas.append((a.x0 / fw, a.y0 / fh, a.x1 / fw, a.y1 / fh))
     area = tuple(float(v) for v in np.median(np.array(areas), axis=0).round(3))
     return Recording(p, frames, idx, (w, h), area, fps)
+
+
+def _close(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return all(abs(x - y) <= SIZE_TOLERANCE * max(x, y) for x, y in zip(a, b))
 
 
 def tower_groups(recs: list[Recording]) -> list[list[Recording]]:
@@ -103,7 +108,7 @@ def tower_groups(recs: list[Recording]) -> list[list[Recording]]:
     for r in recs:
         for g in groups:
             ref = g[0]
-            if ref.size == r.size and max(abs(a - b) for a, b in zip(ref.area, r.area)) <= AREA_TOLERANCE:
+            if _close(ref.size, r.size) and max(abs(a - b) for a, b in zip(ref.area, r.area)) <= AREA_TOLERANCE:
                 g.append(r)
                 break
         else:

@@ -13,7 +13,10 @@ import numpy as np
 
 from engines.errors import ConfigError
 
-SITES = ("polypgen-A", "polypgen-B", "kvasir")
+SITES = ("polypgen-A-hd", "polypgen-A-sd", "polypgen-B", "kvasir")
+# PolypGen-A's polyp-free sequences come from two towers (seq1-3 960x540, seq4-7 720x576): two sites
+A_TOWERS = {"polypgen-A-hd": ("seq1_neg", "seq2_neg", "seq3_neg"), "polypgen-A-sd": ("seq4_neg", "seq5_neg", "seq6_neg",
+                                                                                    "seq7_neg")}
 
 
 def _images(folder: Path) -> list[Path]:
@@ -24,8 +27,10 @@ def _images(folder: Path) -> list[Path]:
 def site_footage(root: Path, site: str, work: Path) -> tuple[list[Path], list[Path]]:
     """(the site's polyp-free recordings in the protocol's order, its polyp frames)."""
     if site.startswith("polypgen-"):
-        base = root / "polypgen-ab" / f"centre_{site[-1]}"
+        base = root / "polypgen-ab" / f"centre_{site[9]}"
         seqs = sorted((d for d in (base / "negative").iterdir() if d.is_dir()), key=lambda d: int(re.sub(r"\D", "", d.name)))
+        if site in A_TOWERS:
+            seqs = [d for d in seqs if d.name in A_TOWERS[site]]
         return seqs, _images(base / "positive")
     if site == "kvasir":
         frames = _images(root / "kvasir-normal" / "images")
@@ -46,6 +51,9 @@ def site_footage(root: Path, site: str, work: Path) -> tuple[list[Path], list[Pa
 def split_of(recs: list[Path], site: str, split: int) -> tuple[list[Path], list[Path]]:
     if site == "kvasir":
         a, b = recs[:4], recs[4:]
+    elif len(recs) == 3:                          # polypgen-A-hd: commission on two, test on the third
+        a, b = ([recs[0], recs[2]], [recs[1]]) if split == 1 else ([recs[1], recs[2]], [recs[0]])
+        return a, b
     else:
         a, b = recs[0::2], recs[1::2]
     return (a, b) if split == 1 else (b, a)
@@ -83,7 +91,7 @@ def run_split(model: Path, root: Path, site: str, split: int, out: Path) -> dict
     from engines.runtime.alerts import AlertsConfig
     recs, positives = site_footage(root, site, out / "footage")
     comm, test = split_of(recs, site, split)
-    opts = AdaptOptions(site=f"{site.lower()}-s{split}", min_frames=100, include_set_aside=True)
+    opts = AdaptOptions(site=f"{site.lower()}-s{split}", min_frames=50, include_set_aside=True)
     target = out / f"{site}-split{split}.onnx"
     for p in out.glob(f"{site}-split{split}.*"):
         p.unlink()
