@@ -46,7 +46,7 @@ class AdaptOptions:
     min_frames: int = 150
     folder_fps: float = 25.0          # a folder of frames is a recording at this rate (a video has its own)
     include_set_aside: bool = False   # the engineer looked at the set-aside frames: none shows a polyp
-    max_set_aside_share: float = 0.5  # more: not polyp-free footage, or a tower this model cannot serve
+    max_set_aside_share: float = 0.5  # more, unconfirmed: not polyp-free footage, or a tower this model cannot serve
     groups: int = 5                   # cross-validation groups of recordings (at most)
     replace: bool = False             # overwrite an earlier SITE model at --out
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -124,10 +124,10 @@ def load_site(net, meta, paths, opts: AdaptOptions) -> SiteData:
         span = (r.indices[-1] - r.indices[0] + 1) if len(r.indices) > 1 else 1
         minutes.append(span / (r.fps or opts.folder_fps) / 60)
     share = float(np.concatenate(aside).mean())
-    if share > opts.max_set_aside_share:
+    if share > opts.max_set_aside_share and not opts.include_set_aside:
         raise FootageError(f"--polyp-free: the stock model scores {share:.0%} of these frames (with neighbours) at or "
                            f"over its threshold: this is not polyp-free footage, or a tower this model cannot serve. "
-                           f"Look at them with polypwatch site-check before commissioning")
+                           f"Look at them with polypwatch site-check; if none shows a polyp, --include-set-aside")
     return SiteData(recs, f16, stock, aside, minutes, sample)
 
 
