@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.errors import ConfigError
+from engines.errors import ConfigError, PolypwatchError
 
 SITES = ("polypgen-A-hd", "polypgen-A-sd", "polypgen-B", "kvasir")
 # PolypGen-A's polyp-free sequences come from two towers (seq1-3 960x540, seq4-7 720x576): two sites
@@ -96,17 +96,23 @@ def run_split(model: Path, root: Path, site: str, split: int, out: Path) -> dict
     for p in out.glob(f"{site}-split{split}.*"):
         p.unlink()
     t0 = time.monotonic()
-    report = adapt(model, [str(r) for r in comm], opts, target)
-    wall = time.monotonic() - t0
     stock, meta = load_model(model)
-    tuned, tmeta = load_model(target)
     alerts = AlertsConfig()
-    row = {"site": site, "split": split, "commissioned_on": [r.name for r in comm], "tested_on": [r.name for r in test],
-           "commission_wall_s": round(wall, 1), "site_threshold": tmeta.threshold,
-           "before": evaluate(stock, meta, meta.threshold, test, positives, alerts),
-           "after": evaluate(tuned, tmeta, tmeta.threshold, test, positives, alerts),
-           "commission_report": {k: report[k] for k in ("stock", "threshold_only", "commissioned_held_out",
-                                                        "commissioned_check_positives_sensitivity", "set_aside")}}
+    row = {"site": site, "split": split, "commissioned_on": [r.name for r in comm], "tested_on": [r.name for r in test]}
+    try:
+        report = adapt(model, [str(r) for r in comm], opts, target)
+    except PolypwatchError as e:                 # a refusal is a result: commissioning said no for this footage
+        row.update(refused=str(e), commission_wall_s=round(time.monotonic() - t0, 1),
+                   before=evaluate(stock, meta, meta.threshold, test, positives, alerts))
+        row["conditions"] = {"commissioned": False}
+        return row
+    wall = time.monotonic() - t0
+    tuned, tmeta = load_model(target)
+    keep = ("stock", "threshold_only", "commissioned_held_out", "commissioned_check_positives_sensitivity", "set_aside")
+    row.update(commission_wall_s=round(wall, 1), site_threshold=tmeta.threshold,
+               before=evaluate(stock, meta, meta.threshold, test, positives, alerts),
+               after=evaluate(tuned, tmeta, tmeta.threshold, test, positives, alerts),
+               commission_report={k: report[k] for k in keep})
     only = report.get("threshold_only")
     row["threshold_only"] = evaluate(stock, meta, only["threshold"], test, positives, alerts) if only else None
     a, b = row["after"], row["before"]
@@ -126,9 +132,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [run_split(Path(args.model), Path(args.data_root), args.site, s, out) for s in args.splits]
-    (out / f"protocol-{args.site}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    rows = []
+    for s in args.splits:
+        rows.append(run_split(Path(args.model), Path(args.data_root), args.site, s, out))
+        (out / f"protocol-{args.site}.json").write_text(json.dumps(rows, indent=1) + "\n")
     for r in rows:
+        if "refused" in r:
+            print(f"{r['site']} split {r['split']}: commissioning REFUSED: {r['refused']} | before {r['before']}")
+            continue
         b, a, t = r["before"], r["after"], r["threshold_only"] or {}
         print(f"{r['site']} split {r['split']}: before t={b['threshold']} AUROC {b['auroc']} sens {b['sensitivity']} "
               f"spec {b['specificity']} ep/min {b['episodes_per_minute']} | threshold only t={t.get('threshold')} "
