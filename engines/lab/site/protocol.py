@@ -13,10 +13,13 @@ import numpy as np
 
 from engines.errors import ConfigError, PolypwatchError
 
-SITES = ("polypgen-A-hd", "polypgen-A-sd", "polypgen-B", "kvasir")
-# PolypGen-A's polyp-free sequences come from two towers (seq1-3 960x540, seq4-7 720x576): two sites
-A_TOWERS = {"polypgen-A-hd": ("seq1_neg", "seq2_neg", "seq3_neg"), "polypgen-A-sd": ("seq4_neg", "seq5_neg", "seq6_neg",
-                                                                                    "seq7_neg")}
+SITES = ("polypgen-A-hd", "polypgen-A-sd", "polypgen-B", "polypgen-B-full", "polypgen-B-panel", "kvasir")
+# Each centre's polyp-free sequences come from two towers (docs/EXPERIMENTS.md, session 17 amendments): PolypGen-A
+# seq1-3 960x540 and seq4-7 720x576; PolypGen-B seq8-10 the whole frame and seq11-15 a screen with the picture at right
+TOWERS = {"polypgen-A-hd": ("seq1_neg", "seq2_neg", "seq3_neg"),
+          "polypgen-A-sd": ("seq4_neg", "seq5_neg", "seq6_neg", "seq7_neg"),
+          "polypgen-B-full": ("seq8_neg", "seq9_neg", "seq10_neg"),
+          "polypgen-B-panel": ("seq11_neg", "seq12_neg", "seq14_neg", "seq15_neg")}
 
 
 def _images(folder: Path) -> list[Path]:
@@ -29,8 +32,8 @@ def site_footage(root: Path, site: str, work: Path) -> tuple[list[Path], list[Pa
     if site.startswith("polypgen-"):
         base = root / "polypgen-ab" / f"centre_{site[9]}"
         seqs = sorted((d for d in (base / "negative").iterdir() if d.is_dir()), key=lambda d: int(re.sub(r"\D", "", d.name)))
-        if site in A_TOWERS:
-            seqs = [d for d in seqs if d.name in A_TOWERS[site]]
+        if site in TOWERS:
+            seqs = [d for d in seqs if d.name in TOWERS[site]]
         return seqs, _images(base / "positive")
     if site == "kvasir":
         frames = _images(root / "kvasir-normal" / "images")
@@ -51,7 +54,7 @@ def site_footage(root: Path, site: str, work: Path) -> tuple[list[Path], list[Pa
 def split_of(recs: list[Path], site: str, split: int) -> tuple[list[Path], list[Path]]:
     if site == "kvasir":
         a, b = recs[:4], recs[4:]
-    elif len(recs) == 3:                          # polypgen-A-hd: commission on two, test on the third
+    elif len(recs) == 3:                          # three sequences: commission on two, test on the third
         a, b = ([recs[0], recs[2]], [recs[1]]) if split == 1 else ([recs[1], recs[2]], [recs[0]])
         return a, b
     else:
