@@ -32,7 +32,8 @@ def _epilog() -> str:
     lines = []
     for group in GROUPS:
         lines.append(f"{group}:")
-        lines += [f"  {c.name:<16}{c.help}" for c in COMMANDS if c.group == group]
+        width = max(len(c.name) for c in COMMANDS) + 2
+        lines += [f"  {c.name:<{width}}{c.help}" for c in COMMANDS if c.group == group]
     lines.append("exit codes: 0 ok, 1 other error, 2 configuration or usage, 3 source or data, 4 model, "
                  "5 a check failed, 130 interrupted")
     return "\n".join(lines)
