@@ -56,8 +56,11 @@ class AdaptOptions:
         if not SITE_NAME.fullmatch(self.site):
             raise ConfigError(f"--site: expected 1-40 of a-z, 0-9 and '-' (starting with a letter or digit), "
                               f"got {self.site!r}")
-        if self.per_recording < 10 or self.min_recordings < 2:
+        if self.per_recording < 10:
             raise ConfigError(f"--frames-per-recording: expected at least 10, got {self.per_recording}")
+        if self.min_recordings < 2:
+            raise ConfigError(f"min_recordings: expected at least 2 (one recording is held out at a time), "
+                              f"got {self.min_recordings}")
 
 
 def check_out(out: Path, model: Path, replace: bool) -> None:
@@ -170,14 +173,9 @@ def figures(net, kit: SiteKit, site: SiteData, meta, opts: AdaptOptions) -> tupl
                                          "episodes per minute (engines/lab/site/operating.py)",
             "stock": {"at_stock_threshold": footage_figures(kept_stock, site.minutes, meta.threshold, opts.alerts),
                       "check_positives_sensitivity": _sens(scores(net, kit.check), meta.threshold)},
-            "threshold_only": _threshold_only(kept_stock, site, opts),
+            "threshold_only": site_threshold(kept_stock, site.minutes, opts.alerts),   # a new threshold alone
             "commissioned_held_out": chosen,
             "set_aside": {"frames": int(sum(a.sum() for a in site.aside)), "trained_on": opts.include_set_aside}}, held
-
-
-def _threshold_only(kept_stock, site: SiteData, opts: AdaptOptions) -> dict | None:
-    """What a new threshold alone would do (the stock model's scores under the same rule): the comparison."""
-    return site_threshold(kept_stock, site.minutes, opts.alerts)
 
 
 def _sens(s: np.ndarray, t: float) -> float | None:
