@@ -106,3 +106,34 @@ def test_the_soak_verdict_sees_memory_files_and_the_tail_grow():
         s["browser_acked"] = stalled[30]["browser_acked"]
     assert "the browser client stopped receiving frames" in summarise(stalled, 33.3)["failed"]
     assert summarise(samples()[:5], 33.3)["failed"] == ["too few samples"]
+
+
+def test_bench_runs_compared_rows_in_turns_and_reports_the_median_of_the_turns_ratios():
+    """tools/bench: the record+metrics row and its "off" row run in turns; the target is the median turn ratio."""
+    from stream.lab.bench.cli import groups, run_groups
+    from stream.lab.bench.report import targets
+    from stream.lab.bench.scenarios import Row
+
+    assert groups(["live_1080p30", "decode_1080p30", "live_1080p30_record_metrics"]) == [
+        ("live_1080p30", "live_1080p30_record_metrics"), ("decode_1080p30",)]
+    assert groups(["live_1080p30_record_metrics"]) == [("live_1080p30_record_metrics",)]
+    order = []
+    p99 = {"off": [15.0, 18.0, 15.5], "on": [15.3, 18.5, 17.0]}       # drift: turn 2 is slow for both
+
+    def scenario(kind):
+        def fn(k):
+            order.append((kind, k))
+            return Row("", "clip", {"capture_to_publish_ms": {"p50": 10.0, "p99": p99[kind][k]}},
+                       [{"cpu_percent": 50.0, "peak_rss_mb": 200.0}])
+        return fn
+    rows = run_groups({"live_1080p30": scenario("off"), "live_1080p30_record_metrics": scenario("on")},
+                      ["live_1080p30", "live_1080p30_record_metrics"], 3)
+    assert order == [("off", 0), ("on", 0), ("off", 1), ("on", 1), ("off", 2), ("on", 2)]
+    paired = rows["live_1080p30_record_metrics"].figures["paired_ratio"]
+    assert paired["p99_each"] == [1.02, 1.028, 1.097] and paired["p99"] == 1.028 and paired["turns"] == 3
+    lines = [t for t in targets(rows) if "record and metrics" in t]
+    assert len(lines) == 2 and lines[1].endswith("met") and "median of 3 turns" in lines[1]
+    p99["on"] = [16.0, 19.0, 17.0]
+    rows = run_groups({"live_1080p30": scenario("off"), "live_1080p30_record_metrics": scenario("on")},
+                      ["live_1080p30", "live_1080p30_record_metrics"], 3)
+    assert [t for t in targets(rows) if "p99 within 5%" in t][0].endswith("MISSED")

@@ -531,6 +531,37 @@ def test_procedures_are_listed_with_their_galleries_and_served_read_only(polyp_c
         assert status == 404 and "outside the record" not in body, (path, status)
 
 
+def test_the_strip_reads_only_the_newest_episodes_of_a_long_procedure(tmp_path):
+    """A box that runs for days: the live strip's poll (?last=8) reads the end of episodes.jsonl, whatever its length,
+    and a line still being written is not shown."""
+    from stream.web.procedures import TAIL_BLOCK, describe, episodes
+    root = tmp_path / "rec"
+    folder = root / "20261206-080000-tower"
+    folder.mkdir(parents=True)
+    (folder / "procedure.json").write_text(json.dumps({"source": "tower", "model_id": "m"}))
+    lines = [json.dumps({"episode": n, "image": f"episode-{n:04d}.jpg", "start_s": n, "end_s": n + 1,
+                         "duration_s": 1.0, "peak_score": 0.9}) for n in range(1, 3001)]
+    (folder / "episodes.jsonl").write_text("\n".join(lines) + '\n{"episode": 3001, "ima')       # being written
+    assert (folder / "episodes.jsonl").stat().st_size > 3 * TAIL_BLOCK
+    assert [e["episode"] for e in episodes(folder, 8)] == list(range(2993, 3001))
+    assert len(episodes(folder)) == 3000 and episodes(folder, 5000)[0]["episode"] == 1
+    assert describe(folder)["episodes"] == 3000 and "gallery" not in describe(folder)
+
+    async def fn(url):
+        async with aiohttp.ClientSession() as s:
+            got = {}
+            for q in ("?last=8", "", "?last=0", "?last=x", "?last=1001"):
+                async with s.get(url + f"/api/procedures/{folder.name}{q}") as r:
+                    got[q] = (r.status, await r.json() if r.status == 200 else await r.text())
+            return got
+    got = asyncio.run(_serve(server_cfg(f"record.dir={root}", "web.uploads=false"), fn))
+    assert got["?last=8"][0] == 200 and got["?last=8"][1]["episodes"] == 3000
+    assert [e["episode"] for e in got["?last=8"][1]["gallery"]] == list(range(2993, 3001))
+    assert len(got[""][1]["gallery"]) == 3000
+    for q in ("?last=0", "?last=x", "?last=1001"):
+        assert got[q][0] == 400 and "last: expected a whole number 1..1000" in got[q][1], q
+
+
 @needs_chromium
 def test_the_live_page_shows_the_current_procedures_alerts(polyp_clip, endpoint, tmp_path):
     from browser import Browser

@@ -32,13 +32,25 @@ def _json(path: Path, default):
         return default
 
 
-def episodes(folder: Path) -> list[dict]:
-    """The gallery entries written so far (a line being written is skipped)."""
+TAIL_BLOCK = 64 * 1024
+
+
+def _tail_lines(path: Path, n: int) -> list[bytes]:
+    """The last ``n`` complete lines of a file, read back from its end (a line being written is left out)."""
+    with path.open("rb") as f:
+        end = f.seek(0, 2)
+        buf = b""
+        while end > 0 and buf.count(b"\n") <= n:
+            start = max(0, end - TAIL_BLOCK)
+            f.seek(start)
+            buf = f.read(end - start) + buf
+            end = start
+    lines = buf.split(b"\n")[:-1]          # after the last newline: nothing, or a line not finished yet
+    return lines[1:][-n:] if end > 0 else lines[-n:]     # the first may be cut when the file was not read whole
+
+
+def _entries(lines) -> list[dict]:
     out = []
-    try:
-        lines = (folder / "episodes.jsonl").read_text().splitlines()
-    except OSError:
-        return out
     for line in lines:
         try:
             e = json.loads(line)
@@ -49,12 +61,28 @@ def episodes(folder: Path) -> list[dict]:
     return out
 
 
-def describe(folder: Path, with_episodes: bool = False) -> dict:
+def episodes(folder: Path, last: int | None = None) -> list[dict]:
+    """The gallery entries written so far (a line being written is skipped); with ``last``, only the newest ones,
+    read from the end of the file: the live strip's poll costs the same after a day of episodes as after one."""
+    path = folder / "episodes.jsonl"
+    try:
+        if last is not None:
+            return _entries(_tail_lines(path, last))
+        return _entries(path.read_bytes().split(b"\n"))
+    except OSError:
+        return []
+
+
+def describe(folder: Path, with_episodes: bool = False, last: int | None = None) -> dict:
+    """A procedure's summary; ``with_episodes``: its gallery (all, or the ``last`` newest). The count of episodes
+    is the newest entry's number (the record numbers them 1, 2, ...), so only the end of the file is read."""
     proc = _json(folder / "procedure.json", {})
     summary = _json(folder / "summary.json", None)
-    eps = episodes(folder)
+    eps = episodes(folder, last if with_episodes else 1)
+    newest = eps[-1].get("episode") if eps else 0
+    count = newest if isinstance(newest, int) and not isinstance(newest, bool) and newest >= 0 else len(eps)
     d = {"name": folder.name, "source": proc.get("source", ""), "model_id": proc.get("model_id", ""),
-         "started_utc": proc.get("started_utc", ""), "episodes": len(eps), "finished": summary is not None,
+         "started_utc": proc.get("started_utc", ""), "episodes": count, "finished": summary is not None,
          "frames": (summary or {}).get("processed"), "seconds": (summary or {}).get("seconds"),
          "record_error": ((summary or {}).get("record") or {}).get("error", "")}
     if with_episodes:

@@ -34,6 +34,7 @@ EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 CHECK_SLOTS = web.AppKey("check_slots", asyncio.Semaphore)
 PENDING = web.AppKey("pending_checks", list)
 PROCEDURE_FILE = re.compile(r"(episode-\d{4,6}\.jpg|detections\.jsonl|episodes\.jsonl|summary\.json|procedure\.json)")
+MAX_LAST = 1000                 # /api/procedures/NAME?last=N: the newest N episodes (the live strip asks for 8)
 MAX_PENDING_CHECKS = 4          # uploads being read or checked at once; more are refused (503)
 
 
@@ -219,7 +220,11 @@ async def _procedure(request: web.Request) -> dict:
         folder = procedure_folder(root, name)
     except NoSuchProcedure:
         raise web.HTTPNotFound(text=f"no procedure {name!r} under record.dir") from None
-    return await asyncio.get_running_loop().run_in_executor(None, describe, folder, True)
+    last = request.query.get("last")
+    if last is not None and not (last.isdigit() and 1 <= int(last) <= MAX_LAST):
+        raise web.HTTPBadRequest(text=f"last: expected a whole number 1..{MAX_LAST} (the newest episodes), got {last!r}")
+    return await asyncio.get_running_loop().run_in_executor(None, describe, folder, True,
+                                                            None if last is None else int(last))
 
 
 async def api_procedures(request: web.Request) -> web.Response:

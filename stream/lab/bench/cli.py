@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from dataclasses import asdict
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from engines.errors import CheckFailed, ConfigError
 from stream.lab.bench.report import table, targets
-from stream.lab.bench.scenarios import (make_clip, median_rows, pipeline, pipeline_recorded, pipeline_with_overlay,
+from stream.lab.bench.scenarios import (Row, make_clip, median_rows, pipeline, pipeline_recorded, pipeline_with_overlay,
                                         python_module)
 
 
@@ -39,6 +40,8 @@ SCENARIOS = ("live_1080p30", "live_1080p60", "live_1080p30_torch_cpu", "overlay_
 CUDA_SCENARIOS = ("live_1080p60_torch_cuda", "replay_1080p30_cuda_batched", "model_alone_cuda")
 GPU_REPORT = ("live_1080p60_torch_cuda", "model_alone_cuda", "replay_1080p30_cuda_batched", "decode_1080p30")
 CUDA_LIVE = ["engine.backend=torch", "engine.device=cuda", "engine.device_preprocess=true"]
+# rows compared by a ratio run in turns (off, on, off, on, ...) so that the machine's drift over minutes hits both
+INTERLEAVED = (("live_1080p30", "live_1080p30_record_metrics"),)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -54,6 +57,52 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--gpu-report", metavar="OUT", help="the whole GPU table into OUT (gpu_report.md/.json): the "
                     "live 1080p60 row (--repeats runs, medians), the stage breakdown, the model-alone floor, GPU "
                     "replay against decode-only; refuses without CUDA; exit 5 when a row failed or a figure is missing")
+
+
+def groups(selected: list[str]) -> list[tuple[str, ...]]:
+    """The selected scenarios in order, the members of an INTERLEAVED pair together when both are selected."""
+    out: list[tuple[str, ...]] = []
+    for name in selected:
+        pair = next((p for p in INTERLEAVED if name in p and all(m in selected for m in p)), None)
+        if pair is None:
+            out.append((name,))
+        elif pair not in out:
+            out.append(pair)
+    return out
+
+
+def run_groups(scenarios: dict, selected: list[str], repeats: int) -> dict[str, Row]:
+    """Every selected scenario ``repeats`` times (an interleaved pair in turns); medians per scenario, and for a
+    pair the on/off ratio of each turn (``paired_ratio``: the median of the turns' ratios, and each)."""
+    rows: dict[str, Row] = {}
+    for group in groups(selected):
+        runs: dict[str, list[Row]] = {n: [] for n in group}
+        for k in range(repeats):
+            for name in group:
+                print(f"[{name}] run {k + 1}/{repeats}", file=sys.stderr, flush=True)
+                r = scenarios[name](k)
+                r.scenario = name
+                runs[name].append(r)
+        for name in group:
+            rows[name] = median_rows(runs[name])
+        if len(group) == 2:
+            rows[group[1]].figures["paired_ratio"] = paired_ratio(runs[group[0]], runs[group[1]])
+    return rows
+
+
+def paired_ratio(off: list[Row], on: list[Row]) -> dict:
+    """capture→publish p50/p99 of each "on" run over the "off" run just before it; the median of those ratios."""
+    out: dict = {"turns": 0}
+    for q in ("p50", "p99"):
+        ratios = []
+        for a, b in zip(off, on):
+            x, y = (r.figures.get("capture_to_publish_ms", {}).get(q) for r in (a, b))
+            if x and y:
+                ratios.append(round(y / x, 3))
+        out[q] = round(statistics.median(ratios), 3) if ratios else None
+        out[f"{q}_each"] = ratios
+        out["turns"] = max(out["turns"], len(ratios))
+    return out
 
 
 def run(args) -> int:
@@ -115,17 +164,7 @@ def run(args) -> int:
                                                                 "stream.lab.bench.model_alone", ["--device", "cuda", *alone],
                                                                 positional_clip=False)
     assert set(scenarios) == set(names), "SCENARIOS must list every scenario"
-    rows = {}
-    for name, fn in scenarios.items():
-        if only and name not in only:
-            continue
-        runs = []
-        for k in range(args.repeats):
-            print(f"[{name}] run {k + 1}/{args.repeats}", file=sys.stderr, flush=True)
-            r = fn(k)
-            r.scenario = name
-            runs.append(r)
-        rows[name] = median_rows(runs)
+    rows = run_groups(scenarios, [n for n in scenarios if not only or n in only], args.repeats)
     md = table(list(rows.values()))
     tg = targets(rows)
     command = "tools/bench " + " ".join(sys.argv[1:])

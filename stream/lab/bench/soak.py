@@ -20,7 +20,7 @@ from stream.lab.bench.headless import HeadlessPage
 from stream.lab.bench.procs import Proc
 from stream.lab.bench.scenarios import ROOT, free_endpoint, make_clip
 from stream.lab.bench.soak_probe import folder_mb, open_fds, rss_mb, scrape, session_rss_mb
-from stream.lab.bench.soak_report import markdown, summarise
+from stream.lab.bench.soak_report import markdown, summarise, web_memory
 from stream.wire import Status, decode
 
 
@@ -31,6 +31,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--record-max-mb", type=float, default=500.0, help="record.max_mb of the run (default 500)")
     ap.add_argument("--no-browser", action="store_true", help="no browser client (the web server still runs)")
+    ap.add_argument("--web-alone", action="store_true",
+                    help="the web server alone for a compressed procedure: frames from a publisher in this process, "
+                         "the real record writing an alert episode every --episode-s, one client that acknowledges "
+                         "frames and polls the strip like the page (stream.lab.bench.web_soak)")
+    ap.add_argument("--episode-s", type=float, default=2.0, help="--web-alone: seconds between alert episodes (default 2)")
     ap.add_argument("--out", default="out/soak")
 
 
@@ -39,6 +44,8 @@ def _port() -> int:
 
 
 def run(args) -> int:
+    if args.web_alone:
+        return run_web_alone(args)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
@@ -96,6 +103,17 @@ def run(args) -> int:
     print(markdown(report))
     if not report["ok"]:
         raise CheckFailed(f"soak: {'; '.join(report['failed'])} (soak.json)")
+    return 0
+
+
+def run_web_alone(args) -> int:
+    from stream.lab.bench.web_soak import run as web_soak
+    report = web_soak(args)
+    report.update(web_memory(report["samples"]))
+    Path(args.out, "web_soak.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=1))
+    if not report["ok"]:
+        raise CheckFailed(f"web soak: {'; '.join(report['failed'])} ({args.out}/web_soak.json)")
     return 0
 
 

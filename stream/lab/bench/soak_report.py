@@ -6,6 +6,8 @@ import statistics
 
 PROCESSES = ("pipeline", "overlay", "web", "browser")
 MEMORY_GROWTH_MB = 20.0          # between the 2nd quarter and the last (the 1st is warm-up)
+WEB_GROWTH_MB = 5.0              # --web-alone: the server alone, where nothing else moves its memory
+WEB_SLOPE_MB_H = 2.0
 TAIL_GROWTH_MS = 3.0             # the median recent p99 of the last quarter over the 2nd's
 
 
@@ -72,3 +74,39 @@ def markdown(r: dict) -> str:
                  f"tail: {r.get('tail')}; browser {r.get('browser_fps')} fps; "
                  f"{'OK' if r.get('ok') else 'FAILED: ' + '; '.join(r.get('failed', []))}")
     return "\n".join(lines)
+
+
+def slope_per_hour(rows: list[dict], key: str) -> float | None:
+    """Least-squares slope of ``key`` against time, per hour."""
+    pts = [(r["t_s"] / 3600, r[key]) for r in rows if r.get(key) is not None]
+    if len(pts) < 3:
+        return None
+    mt, mv = sum(t for t, _ in pts) / len(pts), sum(v for _, v in pts) / len(pts)
+    den = sum((t - mt) ** 2 for t, _ in pts)
+    return round(sum((t - mt) * (v - mv) for t, v in pts) / den, 2) if den else None
+
+
+def web_memory(samples: list[dict]) -> dict:
+    """``tools/soak --web-alone``: the web server's memory and open files after the first quarter (warm-up), and
+    the client still fed. Flat: growth from the 2nd quarter to the last within WEB_GROWTH_MB and the slope of the
+    second half within WEB_SLOPE_MB_H."""
+    if len(samples) < 8:
+        return {"ok": False, "failed": ["too few samples"]}
+    q = len(samples) // 4
+    second, last, half = samples[q:2 * q], samples[-q:], samples[len(samples) // 2:]
+    growth = round(_avg(last, "rss_web_mb") - _avg(second, "rss_web_mb"), 2)
+    fds = round(_avg(last, "fds_web") - _avg(second, "fds_web"), 2)
+    rep = {"rss_web_mb_first_last": [samples[0]["rss_web_mb"], samples[-1]["rss_web_mb"]],
+           "rss_growth_mb": growth, "slope_mb_per_h_after_warmup": slope_per_hour(samples[q:], "rss_web_mb"),
+           "slope_mb_per_h_second_half": slope_per_hour(half, "rss_web_mb"), "fds_growth": fds}
+    failed = []
+    if growth > WEB_GROWTH_MB:
+        failed.append(f"web server memory grew {growth} MB")
+    if (rep["slope_mb_per_h_second_half"] or 0) > WEB_SLOPE_MB_H:
+        failed.append(f"web server memory still growing {rep['slope_mb_per_h_second_half']} MB/h")
+    if fds >= 1:
+        failed.append(f"web server open files grew by {fds}")
+    if last[-1]["client_frames"] == last[0]["client_frames"]:
+        failed.append("the client stopped receiving frames")
+    rep["failed"], rep["ok"] = failed, not failed
+    return rep

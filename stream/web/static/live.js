@@ -94,7 +94,7 @@ async function strip() {
   if (!st.procedure) { $("strip").hidden = true; return; }
   let d;
   try {
-    const r = await fetch("/api/procedures/current");
+    const r = await fetch(`/api/procedures/current?last=${STRIP_MAX}`);
     if (!r.ok) return;
     d = await r.json();
   } catch (e) { return; }
