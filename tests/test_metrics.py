@@ -137,3 +137,19 @@ def test_bench_runs_compared_rows_in_turns_and_reports_the_median_of_the_turns_r
     rows = run_groups({"live_1080p30": scenario("off"), "live_1080p30_record_metrics": scenario("on")},
                       ["live_1080p30", "live_1080p30_record_metrics"], 3)
     assert [t for t in targets(rows) if "p99 within 5%" in t][0].endswith("MISSED")
+
+
+def test_the_web_alone_soak_says_whether_the_servers_memory_is_flat():
+    from stream.lab.bench.soak_report import web_memory
+
+    def samples(rss=lambda i: 409.5, fds=lambda i: 16, frames=lambda i: 300 * i):
+        return [{"t_s": 10.0 * i, "rss_web_mb": rss(i), "fds_web": fds(i), "client_frames": frames(i)}
+                for i in range(72)]
+    assert web_memory(samples())["ok"]
+    assert web_memory(samples(rss=lambda i: 409.5 + (2.6 if i > 60 else 0)))["ok"]        # one step, not a slope
+    grew = web_memory(samples(rss=lambda i: 409.0 + 0.25 * i))                                # 90 MB/h
+    assert not grew["ok"] and grew["slope_mb_per_h_after_warmup"] == 90.0
+    assert any(f.startswith("web server memory grew") for f in grew["failed"])
+    assert web_memory(samples(fds=lambda i: 16 + i // 30))["failed"] == ["web server open files grew by 1.33"]
+    assert web_memory(samples(frames=lambda i: min(i, 40) * 300))["failed"] == ["the client stopped receiving frames"]
+    assert web_memory(samples()[:5])["failed"] == ["too few samples"]

@@ -77,13 +77,11 @@ def markdown(r: dict) -> str:
 
 
 def slope_per_hour(rows: list[dict], key: str) -> float | None:
-    """Least-squares slope of ``key`` against time, per hour."""
+    """Theil-Sen slope of ``key`` against time, per hour: the median of the slopes between every two samples, so
+    that one step (a new thread's allocator arena) is not read as a trend, while a steady growth is."""
     pts = [(r["t_s"] / 3600, r[key]) for r in rows if r.get(key) is not None]
-    if len(pts) < 3:
-        return None
-    mt, mv = sum(t for t, _ in pts) / len(pts), sum(v for _, v in pts) / len(pts)
-    den = sum((t - mt) ** 2 for t, _ in pts)
-    return round(sum((t - mt) * (v - mv) for t, v in pts) / den, 2) if den else None
+    slopes = [(v2 - v1) / (t2 - t1) for i, (t1, v1) in enumerate(pts) for t2, v2 in pts[i + 1:] if t2 > t1]
+    return round(statistics.median(slopes), 2) if len(pts) >= 3 and slopes else None
 
 
 def web_memory(samples: list[dict]) -> dict:
