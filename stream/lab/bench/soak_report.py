@@ -33,6 +33,7 @@ def summarise(samples: list[dict], budget_ms: float) -> dict:
         a, b = _avg(second, key), _avg(last, key)
         return None if a is None or b is None else round(b - a, 1)
     rep["rss_growth_mb"] = {p: growth(f"rss_{p}_mb") for p in PROCESSES}
+    rep["rss_slope_mb_per_h"] = {p: slope_per_hour(samples[q:], f"rss_{p}_mb") for p in PROCESSES}    # after warm-up
     rep["fds_growth"] = {p: growth(f"fds_{p}") for p in PROCESSES if p != "browser"}
     failed += [f"{p} memory grew {g} MB" for p, g in rep["rss_growth_mb"].items() if g is not None and g > MEMORY_GROWTH_MB]
     failed += [f"{p} open files grew by {g}" for p, g in rep["fds_growth"].items() if g is not None and g >= 1]
@@ -70,7 +71,8 @@ def markdown(r: dict) -> str:
         fds = " / ".join(str(s.get(f"fds_{p}")) for p in ("pipeline", "overlay", "web"))
         lines.append(f"| {s['t_s'] / 60:.1f} | {rss} | {fds} | {s['record_mb']} | {s['fps']} | {s['dropped']} "
                      f"| {s['budget_misses']} | {s['p99_recent_ms']} | {s.get('browser_acked')} |")
-    lines.append(f"\nmemory growth (2nd quarter -> last, MB): {r.get('rss_growth_mb')}; open files: {r.get('fds_growth')}; "
+    lines.append(f"\nmemory growth (2nd quarter -> last, MB): {r.get('rss_growth_mb')}; slope after the first quarter "
+                 f"(Theil-Sen, MB/h): {r.get('rss_slope_mb_per_h')}; open files: {r.get('fds_growth')}; "
                  f"tail: {r.get('tail')}; browser {r.get('browser_fps')} fps; "
                  f"{'OK' if r.get('ok') else 'FAILED: ' + '; '.join(r.get('failed', []))}")
     return "\n".join(lines)
