@@ -153,3 +153,21 @@ def test_the_web_alone_soak_says_whether_the_servers_memory_is_flat():
     assert web_memory(samples(fds=lambda i: 16 + i // 30))["failed"] == ["web server open files grew by 1.33"]
     assert web_memory(samples(frames=lambda i: min(i, 40) * 300))["failed"] == ["the client stopped receiving frames"]
     assert web_memory(samples()[:5])["failed"] == ["too few samples"]
+
+
+def test_the_soak_tells_our_cpu_from_the_machines():
+    """A slower stretch: did our processes use more CPU, or did the machine have less to give?"""
+    from stream.lab.bench.soak_report import cpu_by_stretch
+
+    def sample(i):
+        # the machine busy 60% of its 2 cores, 90% from minute 5 (someone else); our processes the same throughout
+        return {"t_s": 10.0 * i, "p99_recent_ms": 12.0 if i < 30 else 20.0, "cpu_pipeline_s": 0.7 * 10 * i,
+                "cpu_overlay_s": 0.1 * 10 * i, "cpu_web_s": 0.2 * 10 * i,
+                "cpu_machine_s": {"busy": sum(2 * 10 * (60.0 if k < 30 else 90.0) / 100 for k in range(i)),
+                                  "steal": 0.0, "total": 2 * 10.0 * i}}
+    rows = cpu_by_stretch([sample(i) for i in range(61)])
+    assert [(r["from_min"], r["to_min"]) for r in rows] == [(0.0, 5.0), (5.0, 10.0)]
+    assert rows[0]["pipeline_cpu_percent"] == 70.0 and rows[1]["pipeline_cpu_percent"] == 70.0
+    assert rows[0]["machine_busy_percent"] == 60.0 and rows[1]["machine_busy_percent"] == 90.0
+    assert rows[0]["median_p99_ms"] == 12.0 and rows[1]["median_p99_ms"] == 20.0
+    assert cpu_by_stretch([{"t_s": 0.0}]) == []

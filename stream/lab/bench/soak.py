@@ -19,7 +19,7 @@ from engines.errors import CheckFailed
 from stream.lab.bench.headless import HeadlessPage
 from stream.lab.bench.procs import Proc
 from stream.lab.bench.scenarios import ROOT, free_endpoint, make_clip
-from stream.lab.bench.soak_probe import folder_mb, open_fds, rss_mb, scrape, session_rss_mb
+from stream.lab.bench.soak_probe import cpu_s, folder_mb, machine_cpu_s, open_fds, rss_mb, scrape, session_rss_mb
 from stream.lab.bench.soak_report import markdown, summarise, web_memory
 from stream.wire import Status, decode
 
@@ -123,6 +123,8 @@ def _sample(t0: float, procs: dict, page, last: Status, record: Path, web_port: 
     for name, p in procs.items():
         s[f"rss_{name}_mb"] = rss_mb(p.p.pid)
         s[f"fds_{name}"] = open_fds(p.p.pid)
+        s[f"cpu_{name}_s"] = cpu_s(p.p.pid)
+    s["cpu_machine_s"] = machine_cpu_s()
     s["rss_browser_mb"] = session_rss_mb(page.pid) if page is not None and page.alive() else None
     viewer = {}
     try:

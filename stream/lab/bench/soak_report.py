@@ -56,8 +56,38 @@ def summarise(samples: list[dict], budget_ms: float) -> dict:
             failed.append("the browser client stopped receiving frames")
     if any(r.get("metrics_processed") is None for r in samples):
         failed.append("a metrics scrape failed")
+    rep["cpu_by_stretch"] = cpu_by_stretch(samples)
     rep["failed"], rep["ok"] = failed, not failed
     return rep
+
+
+def cpu_by_stretch(samples: list[dict], minutes: float = 5.0) -> list[dict]:
+    """Per stretch of ``minutes``: each process's CPU (% of one core), the machine's busy and stolen % (of all its
+    cores) and the median recent p99; when the tail rises with the machine's busy share but not with our processes',
+    the load came from elsewhere."""
+    out = []
+    rows = [s for s in samples if s.get("cpu_machine_s")]
+    i = 0
+    while i < len(rows) - 1:
+        j = i
+        while j + 1 < len(rows) and rows[j + 1]["t_s"] - rows[i]["t_s"] <= minutes * 60:
+            j += 1
+        if j == i:
+            break
+        a, b = rows[i], rows[j]
+        dt = b["t_s"] - a["t_s"]
+        m0, m1 = a["cpu_machine_s"], b["cpu_machine_s"]
+        span = (m1["total"] - m0["total"]) or 1.0
+        r = {"from_min": round(a["t_s"] / 60, 1), "to_min": round(b["t_s"] / 60, 1),
+             "machine_busy_percent": round(100 * (m1["busy"] - m0["busy"]) / span, 1),
+             "machine_steal_percent": round(100 * (m1["steal"] - m0["steal"]) / span, 1),
+             "median_p99_ms": _median(rows[i:j + 1], "p99_recent_ms")}
+        for p in ("pipeline", "overlay", "web"):
+            if a.get(f"cpu_{p}_s") is not None and b.get(f"cpu_{p}_s") is not None:
+                r[f"{p}_cpu_percent"] = round(100 * (b[f"cpu_{p}_s"] - a[f"cpu_{p}_s"]) / dt, 1)
+        out.append(r)
+        i = j
+    return out
 
 
 def markdown(r: dict) -> str:
@@ -75,6 +105,13 @@ def markdown(r: dict) -> str:
                  f"(Theil-Sen, MB/h): {r.get('rss_slope_mb_per_h')}; open files: {r.get('fds_growth')}; "
                  f"tail: {r.get('tail')}; browser {r.get('browser_fps')} fps; "
                  f"{'OK' if r.get('ok') else 'FAILED: ' + '; '.join(r.get('failed', []))}")
+    if r.get("cpu_by_stretch"):
+        lines.append("\n| minutes | CPU % pipeline / overlay / web (of a core) | machine busy / stolen % | median p99 (ms) |\n"
+                     "|---|---|---|---|")
+        for c in r["cpu_by_stretch"]:
+            lines.append(f"| {c['from_min']}–{c['to_min']} | {c.get('pipeline_cpu_percent')} / {c.get('overlay_cpu_percent')}"
+                         f" / {c.get('web_cpu_percent')} | {c['machine_busy_percent']} / {c['machine_steal_percent']} "
+                         f"| {c['median_p99_ms']} |")
     return "\n".join(lines)
 
 
