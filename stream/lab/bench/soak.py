@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -19,7 +20,8 @@ from engines.errors import CheckFailed
 from stream.lab.bench.headless import HeadlessPage
 from stream.lab.bench.procs import Proc
 from stream.lab.bench.scenarios import ROOT, free_endpoint, make_clip
-from stream.lab.bench.soak_probe import cpu_s, folder_mb, machine_cpu_s, open_fds, rss_mb, scrape, session_rss_mb
+from stream.lab.bench.soak_probe import (cpu_s, folder_mb, machine_cpu_s, open_fds, rss_mb, scrape, session_cpu_s,
+                                         session_rss_mb)
 from stream.lab.bench.soak_report import markdown, summarise, web_memory
 from stream.wire import Status, decode
 
@@ -126,6 +128,8 @@ def _sample(t0: float, procs: dict, page, last: Status, record: Path, web_port: 
         s[f"cpu_{name}_s"] = cpu_s(p.p.pid)
     s["cpu_machine_s"] = machine_cpu_s()
     s["rss_browser_mb"] = session_rss_mb(page.pid) if page is not None and page.alive() else None
+    s["cpu_browser_s"] = session_cpu_s(page.pid) if page is not None and page.alive() else None
+    s["cpu_soak_s"] = round(sum(os.times()[:2]), 2)            # this process: the sampler and the scrapes
     viewer = {}
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/state", timeout=5) as r:

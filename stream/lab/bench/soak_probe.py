@@ -69,6 +69,11 @@ def session_rss_mb(sid: int) -> float | None:
     return round(sum(vals), 1) if vals else None
 
 
+def session_cpu_s(sid: int) -> float | None:
+    vals = [v for v in (cpu_s(p) for p in session_pids(sid)) if v is not None]
+    return round(sum(vals), 2) if vals else None
+
+
 def folder_mb(path: Path) -> float:
     total = 0
     for p in path.rglob("*"):

@@ -82,7 +82,7 @@ def cpu_by_stretch(samples: list[dict], minutes: float = 5.0) -> list[dict]:
              "machine_busy_percent": round(100 * (m1["busy"] - m0["busy"]) / span, 1),
              "machine_steal_percent": round(100 * (m1["steal"] - m0["steal"]) / span, 1),
              "median_p99_ms": _median(rows[i:j + 1], "p99_recent_ms")}
-        for p in ("pipeline", "overlay", "web"):
+        for p in ("pipeline", "overlay", "web", "browser", "soak"):
             if a.get(f"cpu_{p}_s") is not None and b.get(f"cpu_{p}_s") is not None:
                 r[f"{p}_cpu_percent"] = round(100 * (b[f"cpu_{p}_s"] - a[f"cpu_{p}_s"]) / dt, 1)
         out.append(r)
@@ -106,11 +106,13 @@ def markdown(r: dict) -> str:
                  f"tail: {r.get('tail')}; browser {r.get('browser_fps')} fps; "
                  f"{'OK' if r.get('ok') else 'FAILED: ' + '; '.join(r.get('failed', []))}")
     if r.get("cpu_by_stretch"):
-        lines.append("\n| minutes | CPU % pipeline / overlay / web (of a core) | machine busy / stolen % | median p99 (ms) |\n"
+        lines.append("\n| minutes | CPU % pipeline / overlay / web / browser / soak (of a core) | machine busy / stolen % "
+                     "(of all cores) | median p99 (ms) |\n"
                      "|---|---|---|---|")
         for c in r["cpu_by_stretch"]:
             lines.append(f"| {c['from_min']}–{c['to_min']} | {c.get('pipeline_cpu_percent')} / {c.get('overlay_cpu_percent')}"
-                         f" / {c.get('web_cpu_percent')} | {c['machine_busy_percent']} / {c['machine_steal_percent']} "
+                         f" / {c.get('web_cpu_percent')} / {c.get('browser_cpu_percent')} / {c.get('soak_cpu_percent')}"
+                         f" | {c['machine_busy_percent']} / {c['machine_steal_percent']} "
                          f"| {c['median_p99_ms']} |")
     return "\n".join(lines)
 
