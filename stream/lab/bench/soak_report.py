@@ -119,7 +119,7 @@ def markdown(r: dict) -> str:
 
 def slope_per_hour(rows: list[dict], key: str) -> float | None:
     """Theil-Sen slope of ``key`` against time, per hour: the median of the slopes between every two samples, so
-    that one step (a new thread's allocator arena) is not read as a trend, while a steady growth is."""
+    that one step (the allocator keeping one more frame-sized block) is not read as a trend, while a steady growth is."""
     pts = [(r["t_s"] / 3600, r[key]) for r in rows if r.get(key) is not None]
     slopes = [(v2 - v1) / (t2 - t1) for i, (t1, v1) in enumerate(pts) for t2, v2 in pts[i + 1:] if t2 > t1]
     return round(statistics.median(slopes), 2) if len(pts) >= 3 and slopes else None
