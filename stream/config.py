@@ -51,7 +51,7 @@ class EngineConfig:
     model: str = ""                       # ONNX file ('' = the shipped default model)
     backend: str = "auto"                 # auto | onnxruntime | torch | tensorrt
     threads: int = 2                      # CPU threads for inference
-    spin_wait: bool = True                # onnxruntime: idle workers spin (lower median) or sleep (frees the core)
+    spin_wait: bool = False               # onnxruntime: idle workers sleep (frees the core) or spin (docs/BENCHMARKS.md)
     device: str = "auto"                  # torch: auto | cpu | cuda | cuda:N
     engine_file: str = ""                 # TensorRT engine (tools/build_engine output)
     device_preprocess: bool = False       # torch/TensorRT: the whole frame path on the GPU, one CUDA graph per frame size
