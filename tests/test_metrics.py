@@ -171,3 +171,23 @@ def test_the_soak_tells_our_cpu_from_the_machines():
     assert rows[0]["machine_busy_percent"] == 60.0 and rows[1]["machine_busy_percent"] == 90.0
     assert rows[0]["median_p99_ms"] == 12.0 and rows[1]["median_p99_ms"] == 20.0
     assert cpu_by_stretch([{"t_s": 0.0}]) == []
+
+
+def test_the_soak_tells_a_slower_machine_from_more_work():
+    """The same 30 frames a second cost 12 ms of CPU each, then 16 ms (the machine slower), and the tail follows:
+    the report gives the CPU per frame by stretch and how closely the tail followed it."""
+    from stream.lab.bench.soak_report import cpu_by_stretch, tail_follows_speed
+
+    def ms_per_frame(k):
+        return 12.0 if (k // 30) % 2 == 0 else 16.0        # 5-minute stretches, alternately fast and slow
+
+    def sample(i):
+        cpu = sum(30 * 10 * ms_per_frame(k) / 1000 for k in range(i))
+        return {"t_s": 10.0 * i, "processed": 300 * i, "cpu_pipeline_s": cpu, "p99_recent_ms": ms_per_frame(max(i - 1, 0)) + 2,
+                "cpu_machine_s": {"busy": 10.0 * i, "steal": 0.0, "total": 20.0 * i}}
+    rows = cpu_by_stretch([sample(i) for i in range(121)])
+    assert [r["pipeline_cpu_ms_per_frame"] for r in rows] == [12.0, 16.0, 12.0, 16.0]
+    assert tail_follows_speed(rows) > 0.9
+    flat = [{**r, "pipeline_cpu_ms_per_frame": 12.0} for r in rows]      # the same speed throughout: r undefined
+    assert tail_follows_speed(flat) is None
+    assert tail_follows_speed(rows[:2]) is None

@@ -57,14 +57,17 @@ def summarise(samples: list[dict], budget_ms: float) -> dict:
     if any(r.get("metrics_processed") is None for r in samples):
         failed.append("a metrics scrape failed")
     rep["cpu_by_stretch"] = cpu_by_stretch(samples)
+    rep["tail_vs_cpu_per_frame_r"] = tail_follows_speed(rep["cpu_by_stretch"])
     rep["failed"], rep["ok"] = failed, not failed
     return rep
 
 
 def cpu_by_stretch(samples: list[dict], minutes: float = 5.0) -> list[dict]:
     """Per stretch of ``minutes``: each process's CPU (% of one core), the machine's busy and stolen % (of all its
-    cores) and the median recent p99; when the tail rises with the machine's busy share but not with our processes',
-    the load came from elsewhere."""
+    cores), the pipeline's CPU milliseconds per processed frame and the median recent p99. When the tail rises with
+    the machine's busy share but not with our processes', the load came from elsewhere; when every process needs more
+    CPU for the same frames, the machine ran slower (a busy hyperthread sibling or a lower clock is not counted as
+    stolen time)."""
     out = []
     rows = [s for s in samples if s.get("cpu_machine_s")]
     i = 0
@@ -85,9 +88,25 @@ def cpu_by_stretch(samples: list[dict], minutes: float = 5.0) -> list[dict]:
         for p in ("pipeline", "overlay", "web", "browser", "soak"):
             if a.get(f"cpu_{p}_s") is not None and b.get(f"cpu_{p}_s") is not None:
                 r[f"{p}_cpu_percent"] = round(100 * (b[f"cpu_{p}_s"] - a[f"cpu_{p}_s"]) / dt, 1)
+        frames = (b.get("processed") or 0) - (a.get("processed") or 0)
+        if frames > 0 and a.get("cpu_pipeline_s") is not None and b.get("cpu_pipeline_s") is not None:
+            r["pipeline_cpu_ms_per_frame"] = round(1000 * (b["cpu_pipeline_s"] - a["cpu_pipeline_s"]) / frames, 2)
         out.append(r)
         i = j
     return out
+
+
+def tail_follows_speed(stretches: list[dict]) -> float | None:
+    """Pearson r between the stretches' pipeline CPU per frame and their median p99: near 1, the tail followed how
+    fast the machine ran the same work, not a change in the work."""
+    pts = [(c["pipeline_cpu_ms_per_frame"], c["median_p99_ms"]) for c in stretches
+           if c.get("pipeline_cpu_ms_per_frame") is not None and c.get("median_p99_ms") is not None]
+    if len(pts) < 3:
+        return None
+    try:
+        return round(statistics.correlation([x for x, _ in pts], [y for _, y in pts]), 3)
+    except statistics.StatisticsError:        # one of them constant
+        return None
 
 
 def markdown(r: dict) -> str:
@@ -107,13 +126,14 @@ def markdown(r: dict) -> str:
                  f"{'OK' if r.get('ok') else 'FAILED: ' + '; '.join(r.get('failed', []))}")
     if r.get("cpu_by_stretch"):
         lines.append("\n| minutes | CPU % pipeline / overlay / web / browser / soak (of a core) | machine busy / stolen % "
-                     "(of all cores) | median p99 (ms) |\n"
-                     "|---|---|---|---|")
+                     "(of all cores) | pipeline CPU ms per frame | median p99 (ms) |\n"
+                     "|---|---|---|---|---|")
         for c in r["cpu_by_stretch"]:
             lines.append(f"| {c['from_min']}–{c['to_min']} | {c.get('pipeline_cpu_percent')} / {c.get('overlay_cpu_percent')}"
                          f" / {c.get('web_cpu_percent')} / {c.get('browser_cpu_percent')} / {c.get('soak_cpu_percent')}"
                          f" | {c['machine_busy_percent']} / {c['machine_steal_percent']} "
-                         f"| {c['median_p99_ms']} |")
+                         f"| {c.get('pipeline_cpu_ms_per_frame')} | {c['median_p99_ms']} |")
+        lines.append(f"\ntail vs the pipeline's CPU per frame, by stretch: r = {r.get('tail_vs_cpu_per_frame_r')}")
     return "\n".join(lines)
 
 
