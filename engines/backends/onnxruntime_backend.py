@@ -24,7 +24,8 @@ class OnnxRuntimeBackend(BackendBase):
                  spin: bool = True):
         self.model_path = Path(model_path)
         self.threads = threads
-        self.spin = spin
+        self.spin = spin       # lab callers infer back to back, where spinning costs little; live runs take
+                               # engine.spin_wait (false: at 30 fps spinning burnt ~0.9 core, docs/BENCHMARKS.md)
         self.providers = providers
         self._session = None
         self._input = ""
