@@ -59,7 +59,7 @@ COMMANDS = (
     Command("style-probe", LAB, "does colour (texture) alone give a source's labels away?",
             "engines.lab.evaluation.style_probe"),
     Command("model-latency", LAB, "CPU latency per backbone and input size", "engines.lab.evaluation.latency"),
-    Command("quantize", LAB, "the INT8 twin of a model (ONNX Runtime, or --for tensorrt)", "engines.compile.quantize_cli"),
-    Command("build-engine", LAB, "compile a model into a TensorRT 10/11 engine for this GPU", "engines.compile.cli"),
+    Command("quantize", LAB, "the INT8 twin of a model (ONNX Runtime, or --for tensorrt)", "engines.lab.convert.quantize_cli"),
+    Command("build-engine", LAB, "compile a model into a TensorRT 10/11 engine for this GPU", "engines.lab.convert.build_engine_cli"),
 )
 BY_NAME = {c.name: c for c in COMMANDS}

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 
 from engines.errors import BackendError, PolypwatchError, SourceError
-from engines.runtime.detector import Detector
+from engines.detector import Detector
 from engines.runtime.alerts import AlertFilter
 from stream.config import Config
 from stream.detection import Detection

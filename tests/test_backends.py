@@ -122,7 +122,7 @@ def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(ship
     """torch backend, device path on the CPU device: same scores as ONNX Runtime on the CPU path; a new active
     area changes buffers only, a new frame size builds again."""
     from engines.synthetic import SceneRenderer, SynthParams
-    from engines.runtime.detector import Detector
+    from engines.detector import Detector
     from stream.config import load_config
     base = [f"engine.model={shipped_model}", "preprocess.active_area_every=1"]
     ort_cfg = load_config(None, base + ["engine.backend=onnxruntime", "engine.precision=fp32"])
@@ -144,7 +144,7 @@ def test_frame_graph_scores_match_onnxruntime_and_build_once_per_frame_size(ship
 
 def test_detector_refuses_device_preprocessing_without_torch_backend(tiny_model):
     from engines.errors import ConfigError
-    from engines.runtime.detector import Detector
+    from engines.detector import Detector
     from stream.config import load_config
     cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime", "engine.device_preprocess=true"])
     with pytest.raises(ConfigError, match=r"engine.device_preprocess: expected false with backend 'onnxruntime'"):

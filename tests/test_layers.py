@@ -17,16 +17,19 @@ PACKAGES = ("stream", "engines")
 # prefix and imports only its own layer and those below (docs/ARCHITECTURE.md). Everything up to LAB_FROM is the
 # operating room; the lab starts there, so the live path can import no lab code, lazily or not.
 LAYERS = (("engines", "engines.errors", "engines.settings"),
-          ("engines.truth", "engines.runtime", "engines.backends", "engines.model", "engines.synthetic"),
+          ("engines.truth", "engines.runtime", "engines.model", "engines.synthetic"),   # contracts every backend shares
+          ("engines.backends",),
+          ("engines.detector",),                                          # runtime contracts + one backend
           ("stream",),                                                    # capture, pipeline, wire, overlay, web, CLI
-          ("engines.lab", "engines.lab.data"),                            # the lab, from here up
-          ("engines.compile",),
+          ("engines.compile",),                                           # the lab, from here up: takes frames
+          ("engines.lab", "engines.lab.data"),
+          ("engines.lab.convert",),                                       # lab frames -> compile (two CLIs)
           ("engines.lab.evaluation",),
           ("engines.lab.training",),
           ("engines.lab.site",),                                          # commissioning a new hospital
           ("stream.lab",))
-LAB_FROM = 3
-TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.runtime.detector",
+LAB_FROM = 5
+TORCH_FREE = ("stream.cli", "stream.pipeline", "stream.overlay.app", "engines.detector",
               "engines.backends.onnxruntime_backend", "engines.lab.evaluation.evaluate", "stream.lab.qa.replay",
               "stream.web.server")
 
@@ -126,8 +129,10 @@ def test_the_live_path_imports_no_lab_module_directly():
 
 @pytest.mark.parametrize("module, planted, rule", [
     ("engines.lab.evaluation.latency", "engines.lab.training.train", upward_imports),     # evaluation -> training
-    ("engines.runtime.detector", "engines.lab.data.datasets", upward_imports),        # operating room -> lab
-    ("engines.lab.data.sources", "engines.compile.export", upward_imports),
+    ("engines.detector", "engines.lab.data.datasets", upward_imports),        # operating room -> lab
+    ("engines.compile.calibration", "engines.lab.data.sources", upward_imports),      # compile -> lab data
+    ("engines.runtime.preprocess", "engines.backends.registry", upward_imports),     # contract -> backends
+    ("engines.backends.onnxruntime_backend", "engines.detector", upward_imports),    # backend -> composition
     ("engines.backends.registry", "stream.config", upward_imports),
     ("stream.sources", "engines.lab.data.datasets", live_lab_imports),                # live path -> lab data
     ("stream.web.server", "engines.lab.evaluation.metrics", live_lab_imports),
@@ -155,8 +160,8 @@ def test_the_checks_see_what_they_must():
     assert cycles(g) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
     modules = all_modules()
-    assert "engines.runtime.detector" in modules and "stream.pipeline" in modules
-    assert "engines.runtime.detector" in graph()["stream.pipeline"]
+    assert "engines.detector" in modules and "stream.pipeline" in modules
+    assert "engines.detector" in graph()["stream.pipeline"]
 
 
 def test_no_import_circles():
@@ -187,8 +192,9 @@ def test_torch_free_modules_stay_torch_free():
 
 def test_engines_folders_have_roles():
     loose = sorted(p.name for p in (ROOT / "engines").glob("*.py"))
-    assert loose == ["__init__.py", "errors.py", "model.py", "settings.py", "truth.py"]
-    for pkg in ("runtime", "backends", "synthetic", "compile", "lab", "lab/data", "lab/training", "lab/evaluation"):
+    assert loose == ["__init__.py", "detector.py", "errors.py", "model.py", "settings.py", "truth.py"]
+    for pkg in ("runtime", "backends", "synthetic", "compile", "lab", "lab/data", "lab/convert", "lab/training",
+                "lab/evaluation"):
         assert ast.get_docstring(ast.parse((ROOT / "engines" / pkg / "__init__.py").read_text())), pkg
 
 
@@ -208,5 +214,19 @@ def test_shipped_models_are_where_the_runtime_looks():
     assert MODELS_DIR == ROOT / "engines" / "models"
     assert resolve_model_path("") == DEFAULT_MODEL and DEFAULT_MODEL.is_file()
     assert DEFAULT_MODEL.with_suffix(".pt").is_file()
-    from engines.runtime.model_files import PREVIOUS_MODELS
-    assert all(p.is_file() and p.with_suffix(".pt").is_file() for p in PREVIOUS_MODELS)
+    from engines.runtime.model_files import HISTORY_MODELS
+    assert all(not (MODELS_DIR / f"{m}.onnx").exists() for m in HISTORY_MODELS)   # superseded: in git history only
+
+
+def test_the_checkout_keeps_its_size_budget():
+    """What may ship under engines/models/ and how large the tracked tree may grow (docs/ARCHITECTURE.md): the whole
+    checkout travels to a GPU machine in at most 64 MiB, with room left for the GPU kit."""
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=60)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [ROOT / f for f in out.stdout.decode().split("\0") if f]
+    total = sum(p.stat().st_size for p in files if p.is_file())
+    assert total <= 40 << 20, f"tracked tree {total / 2**20:.1f} MiB > 40 MiB budget"
+    models = sorted(p.name for p in files if p.parent == ROOT / "engines" / "models")
+    assert models == ["polypwatch-lite0-v3.int8-trt.onnx", "polypwatch-lite0-v3.int8.onnx", "polypwatch-lite0-v3.onnx",
+                      "polypwatch-lite0-v3.pt", "polypwatch-lite0-v3.sitekit.npz"]

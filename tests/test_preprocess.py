@@ -115,7 +115,7 @@ def test_border_watch_searches_on_schedule_and_when_the_view_changes():
 
 
 def test_detector_follows_a_layout_change_on_the_same_frame(tiny_model):
-    from engines.runtime.detector import Detector
+    from engines.detector import Detector
     from stream.config import load_config
     cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime",
                              "preprocess.active_area_every=1000"])
@@ -149,7 +149,7 @@ def test_between_searches_the_live_path_gives_the_shared_preprocessing_to_the_pi
 
 
 def test_the_detector_between_searches_equals_the_shared_preprocessing(tiny_model):
-    from engines.runtime.detector import Detector
+    from engines.detector import Detector
     from stream.config import load_config
     cfg = load_config(None, [f"engine.model={tiny_model}", "engine.backend=onnxruntime", "engine.precision=fp32",
                              "preprocess.active_area_every=1000"])

@@ -20,7 +20,7 @@ AVX2 = CpuInfo("a CPU without", "25/1", frozenset({"avx2"}))
 def twin(tmp_path_factory, shipped_model, data_root):
     """A copy of the shipped model (real weights: a random tiny network scores every frame alike) with an INT8 twin
     beside it, calibrated on the tiny data root's training frames."""
-    from engines.compile.calibration import training_frames
+    from engines.lab.data.calibration import training_frames
     from engines.compile.quantize import QuantizeOptions, quantize_model
     folder = tmp_path_factory.mktemp("twin")
     fp32 = folder / "tiny.onnx"
@@ -71,7 +71,8 @@ def test_the_twin_scores_like_its_model(twin, clip):
 
 def test_calibration_never_reads_a_validation_or_test_frame(data_root, monkeypatch):
     import engines.lab.data.frames as frames_module
-    from engines.compile.calibration import calibration_batches, check_training_only, training_frames
+    from engines.compile.calibration import calibration_batches
+    from engines.lab.data.calibration import check_training_only, training_frames
     from engines.lab.data.sources import load_sources
     from engines.runtime.preprocess import PreprocessSpec
     sources = load_sources(data_root)
@@ -82,12 +83,12 @@ def test_calibration_never_reads_a_validation_or_test_frame(data_root, monkeypat
     monkeypatch.setattr(frames_module, "read_image", lambda p: read.append(p) or real(p))
     cal = training_frames(data_root, 1000)                 # more than there are: every training frame once
     batches = list(calibration_batches(cal, PreprocessSpec(input_height=64, input_width=64), 1000, 8))
-    assert sum(len(b) for b in batches) == len(read) == len(cal.samples) > 20
+    assert sum(len(b) for b in batches) == len(read) == len(cal.reader.samples) > 20
     assert held and not set(read) & held and set(read) <= trained
-    assert {"frame", "tower"} == {s.view for s in cal.samples}
+    assert {"frame", "tower"} == {s.view for s in cal.reader.samples}
     leak = next(s for src in sources.values() for s in src.val)
     with pytest.raises(DatasetError, match="calibration: 1 frame\\(s\\) of a validation or test split"):
-        check_training_only([*cal.samples, leak], sources)
+        check_training_only([*cal.reader.samples, leak], sources)
 
 
 @pytest.mark.parametrize("requested, cpu, has_twin, expect, reason", [

@@ -15,8 +15,8 @@ RECIPES = sorted((ROOT / "configs" / "train").glob("*.yaml"))
 
 
 def test_every_shipped_model_has_its_recipe_and_every_recipe_a_model():
-    from engines.runtime.model_files import DEFAULT_MODEL, PREVIOUS_MODELS
-    shipped = {p.stem for p in (DEFAULT_MODEL, *PREVIOUS_MODELS)}
+    from engines.runtime.model_files import DEFAULT_MODEL, HISTORY_MODELS
+    shipped = {DEFAULT_MODEL.stem, *HISTORY_MODELS}
     assert {p.stem for p in RECIPES} == shipped
 
 

@@ -3,19 +3,20 @@ import numpy as np
 import pytest
 
 from engines.runtime.metadata import read_onnx_metadata
-from engines.runtime.model_files import DEFAULT_MODEL, PREVIOUS_MODELS
+from engines.runtime.model_files import DEFAULT_MODEL, HISTORY_MODELS, MODELS_DIR
 from engines.runtime.precision import int8_twin
 
 BOTH = pytest.mark.parametrize("model", [DEFAULT_MODEL, int8_twin(DEFAULT_MODEL)], ids=["fp32", "int8"])
 
 
-def test_default_is_v3_and_v1_is_kept():
+def test_default_is_v3_and_v1_lives_in_history():
     meta = read_onnx_metadata(DEFAULT_MODEL)
     assert meta.model_id == "polypwatch-lite0-v3"
     assert meta.training["holdout_source"] == "" and meta.training["temperature"] > 0
     assert set(meta.training["data_root_sources"]) == {"kvasir", "cvc-colondb", "polypgen-A", "polypgen-B"}
     assert 0.02 < meta.threshold < 0.98
-    assert [read_onnx_metadata(p).model_id for p in PREVIOUS_MODELS] == ["polypwatch-lite0-v1"]
+    assert list(HISTORY_MODELS) == ["polypwatch-lite0-v1"]
+    assert not (MODELS_DIR / "polypwatch-lite0-v1.onnx").exists()         # git history holds it (HISTORY_MODELS)
 
 
 def test_the_int8_twin_belongs_to_the_shipped_model():

@@ -20,6 +20,7 @@ from engines.backends.engine_sidecar import PRECISIONS, GpuInfo, Sidecar, sha256
 from engines.backends.gpu import NoGpuError, gpu_info
 from engines.compile.network_onnx import NetworkError, network_onnx
 from engines.backends.tensorrt_version import import_tensorrt
+from engines.compile.calibration import CalibrationSet, calibration_batches
 from engines.runtime.metadata import read_onnx_metadata
 from engines.errors import CheckFailed, PolypwatchError
 
@@ -44,8 +45,7 @@ class BuildOptions:
     batch: tuple[int, int, int] = (1, 1, 4)           # min / opt / max batch of the optimisation profile
     qdq: str = ""                                     # int8: the Q/DQ twin ('' = MODEL.int8-trt.onnx)
     timing_cache: str = ""
-    check_frames: str = ""                            # folder/video for the parity checks ('' = generated frames)
-    check_data_root: str = ""                         # ... or the validation split of every protocol source
+    checks: CalibrationSet | None = None              # frames for the parity checks (None = generated frames)
     check_count: int = 32
     tolerance: float = 0.0                            # 0 = TOLERANCE[precision]
 
@@ -137,15 +137,10 @@ def build(opts: BuildOptions, trt=None, gpu: GpuInfo | None = None) -> Sidecar:
 
 
 def check_frames(opts: BuildOptions, spec) -> np.ndarray:
-    """Preprocessed frames for the parity checks: the protocol's validation frames under a data root, the given
-    folder/video, else generated colonoscopy frames."""
-    if opts.check_data_root:
-        from engines.compile.calibration import calibration_batches, validation_frames
-        return np.concatenate(list(calibration_batches(validation_frames(opts.check_data_root, opts.check_count),
-                                                       spec, opts.check_count, 8)))
-    if opts.check_frames:
-        from engines.compile.calibration import calibration_batches
-        return np.concatenate(list(calibration_batches(opts.check_frames, spec, opts.check_count, 8)))
+    """Preprocessed frames for the parity checks: the given set (a folder, a video, the lab's validation frames),
+    else generated colonoscopy frames."""
+    if opts.checks is not None:
+        return np.concatenate(list(calibration_batches(opts.checks, spec, opts.check_count, 8)))
     from engines.runtime.preprocess import preprocess
     from engines.synthetic import SceneRenderer, SynthParams
     r = SceneRenderer(SynthParams(seed=12345, seconds=60, width=960, height=540, fps=25))

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from engines.errors import PolypwatchError
-from engines.runtime.detector import Detector
+from engines.detector import Detector
 from engines.runtime.media import KNOWN, Media, sniff
 from engines.runtime.alerts import AlertFilter
 from stream.detection import AlertState

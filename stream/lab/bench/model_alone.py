@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from engines.synthetic import SceneRenderer, SynthParams
     from engines.synthetic.params import parse_size
-    from engines.runtime.detector import Detector
+    from engines.detector import Detector
     from stream.config import load_config
     w, h = parse_size(args.size)
     sets = (["engine.backend=onnxruntime", f"engine.precision={args.precision}"] if args.device == "cpu" else

@@ -1,4 +1,5 @@
-"""tools/quantize: the INT8 twin of a model for ONNX Runtime on the CPU (engines/compile/quantize.py)."""
+"""tools/quantize: the INT8 twin of a model for ONNX Runtime on the CPU or for TensorRT (engines/compile/quantize.py),
+calibrated on the lab's training frames or on a folder or video."""
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from engines.compile.calibration import CalibrationSet, training_frames
+    from engines.compile.calibration import CalibrationSet
     from engines.compile.quantize import QuantizeOptions, quantize_model
+    from engines.lab.data.calibration import training_frames
     from engines.runtime.model_files import resolve_model_path
     cal = (training_frames(args.data_root, args.count, names=tuple(args.sources) if args.sources else None)
            if args.data_root

@@ -1,4 +1,4 @@
-"""Frames spread over a recording: a folder of images or a video file (INT8 calibration, site adaptation)."""
+"""Frames spread over a recording: a folder of images or a video file (INT8 calibration, engine parity checks)."""
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -38,7 +38,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from engines.compile.calibration import CalibrationSet
     from engines.compile.engine import BuildOptions, build
+    from engines.lab.data.calibration import validation_frames
     from engines.runtime.model_files import resolve_model_path
     try:
         batch = tuple(int(v) for v in args.batch.split(","))
@@ -47,11 +49,12 @@ def run(args) -> int:
     except ValueError:
         raise ConfigError(f"--batch: expected MIN,OPT,MAX such as 1,1,4, got {args.batch!r}") from None
     onnx = resolve_model_path(args.onnx)
+    checks = (validation_frames(args.check_data_root, args.check_count) if args.check_data_root
+              else CalibrationSet(args.check_frames, path=args.check_frames) if args.check_frames else None)
     out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}.{args.precision}.engine")
     opts = BuildOptions(onnx=onnx, out=out, precision=args.precision, workspace_mb=args.workspace_mb,
                         batch=batch, qdq=args.qdq, timing_cache=args.timing_cache,
-                        check_frames=args.check_frames, check_data_root=args.check_data_root,
-                        check_count=args.check_count, tolerance=args.tolerance)
+                        checks=checks, check_count=args.check_count, tolerance=args.tolerance)
     sidecar = build(opts)
     c = sidecar.check
     print(f"wrote {out} ({sidecar.precision}, {sidecar.gpu.name}, TensorRT {sidecar.tensorrt_version}); cache key "
