@@ -2,6 +2,7 @@
 (postprocessing). The pipeline calls ``detect`` once per frame; nothing else crosses into the backends."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -33,14 +34,26 @@ class Detector:
         log.info("model %s, precision %s (%s): %s", self.meta.model_id, self.precision.precision,
                  self.precision.reason, self.model_path)
         self.backend = backend_from_config(self.backend_name, engine_cfg, self.model_path, self.meta)
+        if self.backend.metadata is not None:          # a TensorRT int8 engine alerts at its twin's threshold
+            self.meta = self.backend.metadata
+        self._take_numerics()
         self.area = ActiveAreaTracker(self.spec, preprocess_cfg.active_area_every)
         self.on_device = engine_cfg.device_preprocess and hasattr(self.backend, "infer_image")
         if engine_cfg.device_preprocess and not self.on_device:
             raise ConfigError(f"engine.device_preprocess: expected false with backend {self.backend_name!r} "
                               f"(only the torch and TensorRT backends preprocess on the device), got true")
 
+    def _take_numerics(self) -> None:
+        """The precision that really runs, where the backend decides it (TensorRT: the engine's; torch: fp16 on CUDA):
+        into every summary, metrics.json and QA report."""
+        got = self.backend.numerics
+        if got and got != self.precision.precision:
+            self.precision = dataclasses.replace(self.precision, precision=got)
+            log.info("precision %s (%s)", got, self.precision.reason)
+
     def __enter__(self) -> "Detector":
         self.backend.open()
+        self._take_numerics()
         dummy = np.zeros((1, 3, self.spec.input_height, self.spec.input_width), np.float32)
         self.backend.infer(dummy)          # warm-up: first-call allocations happen before the first frame
         return self

@@ -1,4 +1,5 @@
 """tools/build_engine and the TensorRT backend: everything testable without TensorRT, plus GPU-marked tests."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -149,20 +150,34 @@ def _cuda():
     return torch.cuda.is_available()
 
 
-def test_no_gpu_is_reported_before_any_tensorrt_object():
+def test_no_gpu_is_reported_before_any_tensorrt_object(monkeypatch):
+    """Real TensorRT (no HOST_DEVICE) on a machine without a GPU: the backend says so before it makes any TensorRT
+    object (the lean runtime crashes without one); without TensorRT it says that."""
     if _cuda():
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(NoGpuError, match="no NVIDIA GPU: CUDA reports no device"):
         gpu_info()
     from engines.backends.tensorrt_backend import TensorRTBackend
-    with pytest.raises(BackendError, match="TensorRT backend: no NVIDIA GPU"):
-        TensorRTBackend("e.engine", "m.onnx").open()
     with pytest.raises(BackendError, match="a TensorRT engine is needed"):
         TensorRTBackend("", "m.onnx")
+    if importlib.util.find_spec("tensorrt") is None:
+        with pytest.raises(BackendError, match="TensorRT backend: TensorRT is not installed"):
+            TensorRTBackend("e.engine", "m.onnx").open()
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "standin"))
+    sys.modules.pop("tensorrt", None)
+    try:
+        import tensorrt
+        monkeypatch.delattr(tensorrt, "HOST_DEVICE")          # shaped like the real package
+        tensorrt.CALLED.clear()
+        with pytest.raises(BackendError, match="TensorRT backend: no NVIDIA GPU"):
+            TensorRTBackend("e.engine", "m.onnx").open()
+        assert not {"Logger", "Runtime", "Builder"} & tensorrt.CALLED
+    finally:
+        sys.modules.pop("tensorrt", None)
 
 
-# A stand-in for the tensorrt module, only for the two error paths that need TensorRT to return a failure
-# (parser errors, an empty build). It records nothing and builds nothing.
+# A minimal module for the two error paths that need TensorRT to return a failure (parser errors, an empty build);
+# the whole flow runs on the faithful stand-in (tests/standin/tensorrt, tests/test_tensorrt_flow.py).
 class _Parser:
     def __init__(self, network, logger):
         self.num_errors = 2
@@ -258,15 +273,6 @@ def _resolve(module, dotted: str):
     return obj
 
 
-def test_every_tensorrt_name_the_build_uses_exists_in_the_stand_in():
-    from engines.backends.tensorrt_version import API
-    trt = _fake_trt()
-    trt.Logger.WARNING = 2
-    for name in API:
-        _resolve(trt, name)
-    assert not hasattr(trt, "BuilderFlag")          # what TensorRT 11 removed is not needed
-
-
 def test_every_tensorrt_name_the_build_uses_exists_in_the_real_package():
     """Against the real tensorrt package where it imports (skipped on machines without it)."""
     trt = pytest.importorskip("tensorrt")
@@ -314,7 +320,8 @@ def test_int8_builds_only_from_a_symmetric_twin_of_this_model(twins, tiny_model,
     from engines.compile.network_onnx import NetworkError, check_qdq_twin, network_onnx, tensorrt_twin
     ort_twin, trt_twin = twins
     check_qdq_twin(trt_twin, tiny_model)                         # zero points all int8 0
-    with pytest.raises(NetworkError, match=r"zero points .*TensorRT runs only symmetric int8 Q/DQ.*--for tensorrt"):
+    with pytest.raises(NetworkError, match=r"Q/DQ node\(s\) TensorRT cannot run .*zero point uint8 \[\d+\], not int8 0; "
+                                           r"TensorRT runs only symmetric int8 Q/DQ.*--for tensorrt"):
         check_qdq_twin(ort_twin, tiny_model)
     other = tmp_path / "other.onnx"
     other.write_bytes(tiny_model.read_bytes() + b"\0")
@@ -325,6 +332,55 @@ def test_int8_builds_only_from_a_symmetric_twin_of_this_model(twins, tiny_model,
     assert tensorrt_twin(tiny_model).name == "tiny.int8-trt.onnx"
     src, checks = network_onnx("int8", tiny_model, tmp_path / "e.engine", _frames(), 0.08, qdq=trt_twin)
     assert src == trt_twin and checks["qdq_sha256"] == sha256_file(trt_twin)
+
+
+def _qdq_graph(zp=("init", np.int8, 0), weight_min=-127, axis=0, scales=4):
+    """Conv(DQ(Q(x)), DQ(w)): one activation Q/DQ pair and one per-channel weight DQ, with the given zero point
+    (("init" | "constant" | "computed" | "absent"), dtype, value)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    kind, dtype, value = zp
+    w = np.clip(np.arange(4 * 3 * 3 * 3).reshape(4, 3, 3, 3) - 50, -127, 127).astype(np.int8)
+    w.flat[0] = weight_min
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.full(scales, 0.1, np.float32), "w_scale"),
+             numpy_helper.from_array(np.zeros(scales, np.int8), "w_zp"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "x_scale")]
+    nodes, zp_in = [], ["x_zp"]
+    if kind == "init":
+        inits.append(numpy_helper.from_array(np.array(value, dtype), "x_zp"))
+    elif kind == "constant":
+        nodes.append(helper.make_node("Constant", [], ["x_zp"], value=numpy_helper.from_array(np.array(value, dtype))))
+    elif kind == "computed":
+        inits.append(numpy_helper.from_array(np.array(0, np.int8), "zp0"))
+        nodes.append(helper.make_node("Identity", ["zp0"], ["x_zp"]))
+    else:
+        zp_in = []
+    nodes += [helper.make_node("QuantizeLinear", ["x", "x_scale", *zp_in], ["xq"], name="q_x"),
+              helper.make_node("DequantizeLinear", ["xq", "x_scale", *zp_in], ["xd"], name="dq_x"),
+              helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zp"], ["wd"], name="dq_w", axis=axis),
+              helper.make_node("Conv", ["xd", "wd"], ["y"], name="conv")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+
+
+@pytest.mark.parametrize("kw, problem", [
+    (dict(), None),
+    (dict(zp=("constant", np.int8, 0)), None),                                        # a Constant node's zero point
+    (dict(zp=("absent", None, None)), r"q_x: no zero point \(ONNX's default is uint8\)"),
+    (dict(zp=("constant", np.int8, 3)), r"q_x: zero point int8 \[3\], not int8 0"),
+    (dict(zp=("constant", np.uint8, 0)), r"q_x: zero point uint8 \[0\], not int8 0"),
+    (dict(zp=("computed", None, None)), r"q_x: zero point 'x_zp' is computed, not a constant"),
+    (dict(weight_min=-128), r"dq_w: weight 'w' holds -128"),
+    (dict(axis=1, scales=3), r"dq_w: per-channel scales along axis 1 \(size 3\) .*per output channel \(axis 0\)"),
+])
+def test_the_twin_check_sees_every_zero_point_and_the_weights_range_and_axis(kw, problem):
+    from engines.compile.network_onnx import qdq_problems
+    found = qdq_problems(_qdq_graph(**kw))
+    if problem is None:
+        assert found == []
+    else:
+        assert found and __import__("re").search(problem, found[0]), found
 
 
 # ---------------------------------------------------------------------- what the runtime refuses (no GPU needed)

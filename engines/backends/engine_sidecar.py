@@ -1,7 +1,9 @@
 """The JSON sidecar of a TensorRT engine: a complete cache key and what the runtime must check.
 
 An engine is tied to one GPU model (compute capability), one TensorRT version and one ONNX file; the
-runtime refuses an engine whose sidecar does not match instead of misbehaving.
+runtime refuses an engine whose sidecar does not match instead of misbehaving. The sidecar also carries the
+engine file's own hash (``engine_sha256``, version 2): an engine replaced after its sidecar was written (a build
+that died half way, a file copied over) is refused, never loaded under another engine's "passed".
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from engines.errors import ModelError
 
 FORMAT = "polypwatch-tensorrt-engine"
-VERSION = 1
+VERSION = 2                     # 2: engine_sha256 (version 1 sidecars are refused: rebuild)
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -49,6 +51,8 @@ class Sidecar:
     model_metadata: str = ""        # the ONNX file's polypwatch metadata (preprocessing, threshold) as JSON
     build_time: str = ""
     check: dict = field(default_factory=dict)    # parity with ONNX Runtime after the build
+    engine_sha256: str = ""         # the engine file this sidecar describes
+    timing_cache: str = ""          # what became of --timing-cache: "", "used", or why it was not used
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -85,13 +89,15 @@ def read_sidecar(path: str | Path) -> Sidecar:
         raise ModelError(f"engine sidecar {path}: unreadable ({e})") from None
     if d.get("format") != FORMAT or d.get("version") != VERSION:
         raise ModelError(f"engine sidecar {path}: expected format {FORMAT!r} version {VERSION}, "
-                         f"got {d.get('format')!r} version {d.get('version')!r}")
+                         f"got {d.get('format')!r} version {d.get('version')!r} (rebuild the engine with "
+                         f"tools/build_engine)")
     try:
         s = Sidecar(onnx_sha256=d["onnx_sha256"], onnx_name=d["onnx_name"], tensorrt_version=d["tensorrt_version"],
                     gpu=GpuInfo(**d["gpu"]), precision=d["precision"], input_name=d["input_name"],
                     input_shapes=d["input_shapes"], workspace_mb=int(d["workspace_mb"]),
                     calibration_sha256=d.get("calibration_sha256", ""), model_metadata=d.get("model_metadata", ""),
-                    build_time=d.get("build_time", ""), check=d.get("check", {}))
+                    build_time=d.get("build_time", ""), check=d.get("check", {}),
+                    engine_sha256=d["engine_sha256"], timing_cache=d.get("timing_cache", ""))
     except (KeyError, TypeError) as e:
         raise ModelError(f"engine sidecar {path}: missing or malformed field ({e})") from None
     if d.get("cache_key") != s.cache_key():
@@ -111,6 +117,16 @@ def check_compatible(s: Sidecar, gpu: GpuInfo, tensorrt_version: str, onnx_sha25
     if s.onnx_sha256 != onnx_sha256:
         raise EngineMismatch(f"engine {engine_path} was built from another model (sha256 {s.onnx_sha256[:12]}…, the "
                              f"configured model is {onnx_sha256[:12]}…); {how}")
+
+
+def check_engine_file(s: Sidecar, engine_sha256: str, engine_path: str = "") -> None:
+    """Raise EngineMismatch unless the engine file is the one the sidecar was written for."""
+    if s.engine_sha256 != engine_sha256:
+        raise EngineMismatch(f"engine {engine_path} is not the engine its sidecar describes (sha256 "
+                             f"{engine_sha256[:12]}…, the sidecar's {s.engine_sha256[:12] or 'none'}…): it was "
+                             f"replaced after its sidecar was written (a build that stopped half way?); it is not "
+                             f"loaded; rebuild it: tools/build_engine --precision {s.precision} --out "
+                             f"{engine_path or 'ENGINE'}")
 
 
 def check_passed(s: Sidecar, engine_path: str = "") -> None:

@@ -13,6 +13,7 @@ On the CPU (tests, parity) the same modules run eagerly.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -71,6 +72,18 @@ def resize_weights(box: tuple[int, int, int, int], level_h: int, level_w: int, o
 def crop_on_level(area: ActiveArea, spec: PreprocessSpec, frame_h: int, frame_w: int) -> tuple[int, tuple]:
     """The CPU path's choice for this area: pyramid level k and the crop box in that level's pixels."""
     return crop_level(area, spec, pyramid_depth(frame_h, frame_w, spec))
+
+
+@contextlib.contextmanager
+def restoring_stream(torch):
+    """torch's current CUDA stream as it was, whatever happens inside: a failed capture raises from
+    ``torch.cuda.graph.__exit__`` before it leaves the capture stream (its graph and pool go with the graph object)."""
+    before = torch.cuda.current_stream()
+    try:
+        yield
+    finally:
+        if torch.cuda.current_stream() != before:
+            torch.cuda.set_stream(before)
 
 
 class FramePreprocess:
@@ -137,11 +150,12 @@ class FrameGraph:
     size and pyramid level; ``prepare(shape)`` builds every level of a frame size (warm-up), so a real frame never
     waits on a build. ``builds`` counts them; ``capture_ms`` is the last one's cost."""
 
-    def __init__(self, net, spec: PreprocessSpec, device, dtype, names: tuple[str, ...], use_graph: bool):
+    def __init__(self, net, spec: PreprocessSpec, device, dtype, names: tuple[str, ...], use_graph: bool,
+                 stream_context=contextlib.nullcontext):
         """``net(x) -> tuple of output tensors`` in the order of ``names`` (a torch module, or TensorRT through
-        the backend's own adapter)."""
+        the backend's own adapter). ``stream_context()``: where the eager path runs (TensorRT: its own stream)."""
         self.net, self.spec, self.device, self.dtype, self.names = net, spec, device, dtype, names
-        self.use_graph = use_graph and device.type == "cuda"
+        self.stream_context, self.use_graph = stream_context, use_graph and device.type == "cuda"
         self.graph_status = {"cuda_graph": self.use_graph, "fallback": ""}   # into the run summary
         self.host_in = None
         self.shape: tuple[int, ...] = ()
@@ -208,11 +222,12 @@ class FrameGraph:
             outs = self.net(pre(self.dev_in))
         host_out = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in outs]
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.no_grad():
-            self.dev_in.copy_(self.host_in, non_blocking=True)           # H2D from pinned staging
-            outs = self.net(pre(self.dev_in))
-            for host, o in zip(host_out, outs):
-                host.copy_(o.float(), non_blocking=True)                 # D2H into pinned memory
+        with restoring_stream(torch):
+            with torch.cuda.graph(graph), torch.no_grad():
+                self.dev_in.copy_(self.host_in, non_blocking=True)           # H2D from pinned staging
+                outs = self.net(pre(self.dev_in))
+                for host, o in zip(host_out, outs):
+                    host.copy_(o.float(), non_blocking=True)                 # D2H into pinned memory
         torch.cuda.synchronize()
         return {"graph": graph, "host_out": host_out}
 
@@ -226,9 +241,9 @@ class FrameGraph:
             self._area, self._entry = area, entry
         entry = self._entry
         if entry["graph"] is None:
-            with torch.no_grad():
+            with self.stream_context(), torch.no_grad():
                 outs = self.net(entry["pre"](torch.from_numpy(np.ascontiguousarray(image)).to(self.device)))
-            return {n: o.float().cpu().numpy() for n, o in zip(self.names, outs)}
+                return {n: o.float().cpu().numpy() for n, o in zip(self.names, outs)}
         np.copyto(self.host_in_np, image)    # the one host-side copy, into pinned memory
         entry["graph"].replay()
         torch.cuda.current_stream().synchronize()

@@ -35,6 +35,8 @@ class BackendBase:
     """Context-manager plumbing shared by the backends."""
 
     name = "base"
+    numerics = ""          # what runs, where the backend decides it (torch on CUDA: fp16; TensorRT: the engine's)
+    metadata = None        # the ModelMetadata the backend runs with, where it differs from the model file's
 
     def __enter__(self):
         return self.open()

@@ -8,9 +8,29 @@ from engines.errors import PolypwatchError
 
 SUPPORTED = ">=10.0,<12"          # the same as pyproject.toml's tensorrt extra (a test compares them)
 
-# every TensorRT name the build and the backend use: checked against the real package where it installs
-API = ("Logger", "Logger.WARNING", "Builder", "OnnxParser", "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
-       "MemoryPoolType.WORKSPACE", "Runtime", "TensorIOMode.INPUT")
+# Every TensorRT name tools/build_engine and the TensorRT backend use, module-level names, enum members, methods and
+# properties alike, as ``Class.member`` of NVIDIA's Python bindings. Each is in TensorRT 10.0, 10.16 and 11.1 (the
+# review of issue 48 against NVIDIA's bindings and the TensorRT 11 migration guide; none is deprecated there). The
+# test stand-in (tests/standin/tensorrt) implements exactly these and records what a build and a run read: the test
+# suite checks the two lists are the same, and checks this list against the real package wherever it imports.
+API = (
+    "Logger", "Logger.WARNING",
+    "Builder", "Builder.create_network", "Builder.create_builder_config", "Builder.create_optimization_profile",
+    "Builder.build_serialized_network",
+    "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
+    "OnnxParser", "OnnxParser.parse", "OnnxParser.num_errors", "OnnxParser.get_error",
+    "IBuilderConfig.set_memory_pool_limit", "IBuilderConfig.add_optimization_profile",
+    "IBuilderConfig.create_timing_cache", "IBuilderConfig.set_timing_cache",
+    "MemoryPoolType.WORKSPACE",
+    "IOptimizationProfile.set_shape",
+    "ITimingCache.serialize",
+    "Runtime", "Runtime.deserialize_cuda_engine",
+    "ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode",
+    "ICudaEngine.get_tensor_dtype", "ICudaEngine.create_execution_context",
+    "TensorIOMode.INPUT", "DataType.FLOAT",
+    "IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape",
+    "IExecutionContext.set_tensor_address", "IExecutionContext.execute_async_v3",
+)
 
 
 class TensorRTVersionError(PolypwatchError):

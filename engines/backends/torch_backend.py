@@ -66,6 +66,7 @@ class TorchBackend(BackendBase):
         net = load_weights(self.checkpoint, self.model_id, who="torch backend: checkpoint")
         net = ExportWrapper(net).eval().to(self.device, memory_format=torch.channels_last)
         self.half = self.fp16 and self.device.type == "cuda"
+        self.numerics = "fp16" if self.half else "fp32"
         if self.half:
             net = net.half()
         self._net = net
@@ -88,8 +89,11 @@ class TorchBackend(BackendBase):
 
     @property
     def graph_status(self) -> dict | None:
-        """Whether the device frame path runs as CUDA graphs, and why not (run summary); None when unused."""
-        return None if self._frame_graph is None else dict(self._frame_graph.graph_status)
+        """Whether the device frame path runs as CUDA graphs, and why not (run summary, written after close());
+        None when unused."""
+        if self._frame_graph is None:
+            return getattr(self, "_closed_graph_status", None)
+        return dict(self._frame_graph.graph_status)
 
     def infer_image(self, image: np.ndarray, area, spec) -> dict[str, np.ndarray]:
         """The whole frame path on the device: uint8 frame in, outputs out (engines/backends/frame_graph.py). On
@@ -136,6 +140,7 @@ class TorchBackend(BackendBase):
             raise BackendError(f"torch backend: inference failed ({e})") from None
 
     def close(self) -> None:
+        self._closed_graph_status = self.graph_status
         self._net = None
         self._graph = None
         self._frame_graph = None

@@ -73,7 +73,6 @@ def convert_fp16(onnx_path: Path, out: Path, frames: np.ndarray, tolerance: floa
 def check_qdq_twin(twin: Path, fp32: Path) -> None:
     """The Q/DQ twin must exist, be the twin of ``fp32`` and hold only symmetric int8 Q/DQ (zero point 0)."""
     import onnx
-    from onnx import numpy_helper
     if not twin.is_file():
         raise NetworkError(f"--precision int8: no Q/DQ twin at {twin}; make it with `tools/quantize --for tensorrt "
                            f"--model {fp32} --data-root ...` (explicit quantisation; TensorRT 11 has no calibrator)")
@@ -82,20 +81,66 @@ def check_qdq_twin(twin: Path, fp32: Path) -> None:
     if made_from != sha256_file(fp32):
         raise NetworkError(f"{twin.name}: not the quantised twin of {fp32.name} (its fp32_sha256 is "
                            f"{str(made_from)[:12]}, the model's {sha256_file(fp32)[:12]}); quantise this model again")
-    model = onnx.load(str(twin))
+    bad = qdq_problems(onnx.load(str(twin)))
+    if bad:
+        raise NetworkError(f"{twin.name}: {len(bad)} Q/DQ node(s) TensorRT cannot run as symmetric int8, e.g. {bad[0]}; "
+                           f"TensorRT runs only symmetric int8 Q/DQ (zero point 0, weights in [-127, 127] per output "
+                           f"channel): make the TensorRT twin with `tools/quantize --for tensorrt`")
+
+
+def _constants(model) -> dict:
+    """Every constant tensor of the graph: initializers and the outputs of Constant nodes."""
+    from onnx import numpy_helper
     consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            value = next((a for a in n.attribute if a.name == "value"), None)
+            if value is not None:
+                consts[n.output[0]] = numpy_helper.to_array(value.t)
+    return consts
+
+
+def qdq_problems(model) -> list[str]:
+    """What keeps a Q/DQ graph from being TensorRT's symmetric int8, one line a node: a missing zero point (uint8 by
+    ONNX's default) or one that is not int8 0, a zero point that is computed (not a constant), and int8 weights
+    outside [-127, 127] or quantised along an axis other than the output channel (Conv) or a per-tensor scale."""
+    import numpy as np
+    consts = _constants(model)
     qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     if not qdq:
-        raise NetworkError(f"{twin.name}: no QuantizeLinear/DequantizeLinear nodes: not an explicitly quantised model")
+        return ["no QuantizeLinear/DequantizeLinear nodes: not an explicitly quantised model"]
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
     bad = []
     for n in qdq:
-        zp = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        if zp is not None and (zp.dtype != np.int8 or zp.any()):
-            bad.append((n.name or n.output[0], zp.dtype))
-    if bad:
-        raise NetworkError(f"{twin.name}: {len(bad)} Q/DQ node(s) with {bad[0][1]} or non-zero zero points (e.g. "
-                           f"{bad[0][0]}); TensorRT runs only symmetric int8 Q/DQ: make the TensorRT twin with "
-                           f"`tools/quantize --for tensorrt`")
+        name = n.name or n.output[0]
+        zp_name = n.input[2] if len(n.input) > 2 else ""
+        if not zp_name:
+            bad.append(f"{name}: no zero point (ONNX's default is uint8)")
+            continue
+        zp = consts.get(zp_name)
+        if zp is None:
+            bad.append(f"{name}: zero point {zp_name!r} is computed, not a constant")
+            continue
+        if zp.dtype != np.int8 or zp.any():
+            bad.append(f"{name}: zero point {zp.dtype} {zp.ravel()[:1].tolist()}, not int8 0")
+            continue
+        weight = consts.get(n.input[0]) if n.op_type == "DequantizeLinear" else None
+        if weight is None or weight.dtype != np.int8:
+            continue
+        if weight.min() < -127:
+            bad.append(f"{name}: weight {n.input[0]!r} holds -128 (symmetric int8 is [-127, 127])")
+        scale = consts.get(n.input[1])
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        if scale is not None and scale.size > 1:
+            users = {c.op_type for c in consumers.get(n.output[0], [])}
+            want = 0 if users & {"Conv"} else axis
+            if axis != want or weight.shape[axis] != scale.size:
+                bad.append(f"{name}: per-channel scales along axis {axis} (size {scale.size}) of weight shape "
+                           f"{list(weight.shape)}; a Conv weight is scaled per output channel (axis 0)")
+    return bad
 
 
 def network_onnx(precision: str, onnx_path: Path, out: Path, frames: np.ndarray, tolerance: float,

@@ -62,7 +62,8 @@ def choose_precision(model_path: Path, requested: str, backend: str, cpu: CpuInf
         if requested == "int8":
             raise ConfigError(f"engine.precision: int8 runs with engine.backend onnxruntime, not {backend!r} "
                               f"(a TensorRT engine has its own precision: tools/build_engine --precision)")
-        return PrecisionChoice("fp32", model_path, f"backend {backend}: the model's own precision")
+        return PrecisionChoice("fp32", model_path, f"backend {backend}: its own precision (TensorRT: the engine's, "
+                                                   f"torch: fp16 on a GPU)")
     if requested == "fp32":
         return PrecisionChoice("fp32", model_path, "asked for (engine.precision: fp32)")
     if requested == "int8":
