@@ -468,3 +468,26 @@ def test_real_engine_builds_matches_onnxruntime_and_is_refused_for_another_model
         other.write_bytes(shipped_model.read_bytes() + b"\0")
         TensorRTBackend(tmp_path / "e.engine", other).open()
     assert sha256_file(shipped_model) == read_sidecar(sidecar_path(tmp_path / "e.engine")).onnx_sha256
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU: the real torch.cuda.graph context manager")
+def test_a_failed_capture_inside_the_real_graph_context_leaves_torchs_stream_as_it_was():
+    """An engine that synchronises (not allowed under capture) fails inside torch.cuda.graph, whose __exit__ then
+    raises before it leaves the capture stream; the frame path must restore the stream and run eagerly after."""
+    import torch
+
+    from engines.backends.frame_graph import FrameGraph
+    from engines.runtime.preprocess import PreprocessSpec, find_active_area
+    spec = PreprocessSpec(input_height=32, input_width=32)
+
+    def engine(x):
+        torch.cuda.synchronize()              # illegal while capturing: invalidates the capture
+        return (x.mean(dim=(1, 2, 3)),)
+
+    before = torch.cuda.current_stream()
+    fg = FrameGraph(engine, spec, torch.device("cuda"), torch.float32, ("score",), use_graph=True)
+    img = np.full((120, 160, 3), 120, np.uint8)
+    out = fg.run(img, find_active_area(img, spec))
+    assert fg.graph_status["cuda_graph"] is False and fg.graph_status["fallback"]
+    assert torch.cuda.current_stream() == before
+    assert out["score"].shape == (1,) and np.isfinite(out["score"]).all()

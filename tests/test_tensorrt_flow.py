@@ -261,3 +261,21 @@ def test_polypwatch_run_with_the_tensorrt_backend_end_to_end(trt, model, tmp_pat
         assert s["backend"] == "tensorrt" and s["precision"] == "fp16" and s["processed"] == 120
         assert s["errors"] == 0
         assert (s["frame_graph"] is not None) == (device_preprocess == "true")     # the frame path ran on the engine
+
+
+def test_the_gpu_reports_tensorrt_rows_build_engines_or_say_tensorrt_is_missing(trt, model, tmp_path, monkeypatch):
+    """Where tensorrt imports, the report builds fp16 and int8 with tools/build_engine and records build time and
+    parity; where it does not, it says so plainly and asks nothing more of the report."""
+    from stream.lab.bench import tensorrt_rows
+    monkeypatch.setenv("PYTHONPATH", str(STANDIN))
+    built = tensorrt_rows.build_engines(model, tmp_path, check_count=4)
+    assert built["fp16"]["passed"] and built["fp16"]["build_s"] > 0 and built["fp16"]["frames"] == 4
+    assert "no Q/DQ twin" in built["int8"]["error"]                          # the tiny model has no TensorRT twin
+    assert list(tensorrt_rows.scenarios(built, lambda *a: None, [])) == ["live_1080p60_tensorrt_fp16"]
+    text = "\n".join(tensorrt_rows.section(trt.__version__, built))
+    assert "| fp16 |" in text and "| int8 |" in text and "build failed" in text
+    assert tensorrt_rows.failures(trt.__version__, built) == [f"build_engine --precision int8: {built['int8']['error']}"]
+    missing = "\n".join(tensorrt_rows.section(None, {}))
+    assert "TensorRT: not installed on this machine" in missing and "torch-CUDA rows" in missing
+    assert tensorrt_rows.failures(None, {}) == []
+    assert tensorrt_rows.tensorrt_version() == trt.__version__

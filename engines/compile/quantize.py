@@ -56,6 +56,31 @@ class QuantizeOptions:
             raise ValueError(f"--threshold: expected 0 (the fp32 model's) or a value in (0, 1), got {self.threshold}")
 
 
+TENSORRT_PLACEMENT = ("Q/DQ on the inputs of weighted layers and residual adds (NVIDIA's placement guidance): no "
+                      "Q/DQ on Conv/Gemm outputs or around Clip (ReLU6), which TensorRT fuses into the conv")
+NO_OUTPUT_QDQ = ("Conv", "Gemm")
+
+
+def tensorrt_placement(graph) -> tuple[list[str], dict]:
+    """(op types to quantise, ONNX Runtime's extra options) for TensorRT's explicit quantisation: symmetric int8,
+    fp32 biases, every op type but Clip quantised on its inputs, conv and gemm outputs left for TensorRT to fuse."""
+    ops = sorted({n.op_type for n in graph.node} - {"Clip"})
+    return ops, {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                 "OpTypesToExcludeOutputQuantization": list(NO_OUTPUT_QDQ)}
+
+
+def qdq_layout(model) -> dict:
+    """Node counts of a Q/DQ graph: Q, DQ, and the Clip nodes that read a DequantizeLinear (a ReLU6 quantised
+    before it)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    clips = [n for n in model.graph.node if n.op_type == "Clip"]
+    return {"QuantizeLinear": sum(n.op_type == "QuantizeLinear" for n in model.graph.node),
+            "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in model.graph.node),
+            "Clip": len(clips),
+            "Clip_reading_DequantizeLinear": sum(1 for n in clips if getattr(producer.get(n.input[0]), "op_type", "")
+                                                 == "DequantizeLinear")}
+
+
 def head_nodes(graph) -> list[str]:
     """The nodes after the backbone that stay fp32: the pooling, classifier and sigmoids, and the convolution whose
     output a sigmoid reads (the heat map's, which the score's pooling reads too)."""
@@ -114,22 +139,24 @@ def quantize_model(opts: QuantizeOptions) -> dict:
         op_of = {n.name: n.op_type for n in graph.node}
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[opts.method]
+        ops, extra = tensorrt_placement(graph) if tensorrt else (None, {})
         quantize_static(str(pre), str(out), _reader(batches, meta.input_name), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=kept, calibrate_method=method,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "QuantizeBias": False} if tensorrt else {})
+                        op_types_to_quantize=ops, extra_options=extra)
     record = {"fp32_model": opts.onnx.name, "fp32_sha256": _sha256(opts.onnx),
               "calibration": {**opts.calibration.describe(), "frames": len(batches)},
               "method": opts.method, "target": opts.target,
               "format": "QDQ, per-channel int8 weights, " + ("symmetric int8 activations, fp32 biases (for TensorRT)"
                                                             if tensorrt else "uint8 activations"),
+              **({"placement": TENSORRT_PLACEMENT} if tensorrt else {}),
               "kept_fp32_patterns": list(opts.exclude), "kept_fp32": [n for n in kept if op_of[n] in COMPUTE_OPS],
               "onnxruntime": onnxruntime.__version__}
     twin = dataclasses.replace(meta, precision="int8", quantization=record,
                                threshold=opts.threshold or meta.threshold)
     write_onnx_metadata(out, twin)
     record["out"] = str(out)
+    record["layout"] = qdq_layout(onnx.load(str(out)))
     record["check"] = score_difference(opts.onnx, out, batches[:64], meta.input_name, meta.score_output)
     log.info("INT8 twin %s: |score difference| on %d calibration frames max %.4f, mean %.4f", out,
              record["check"]["frames"], record["check"]["max_abs_score_diff"], record["check"]["mean_abs_score_diff"])

