@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-import yaml
 
 from engines.errors import ConfigError
 from engines.runtime.alerts import AlertsConfig
-from engines.settings import build_section, suggest as _suggest
+from engines.settings import build_section, load_yaml, show, suggest as _suggest
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -172,11 +171,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     """'section.key=value' -> (section, key, YAML-parsed value)."""
     m = re.fullmatch(r"([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)=(.*)", text.strip(), re.S)
     if not m:
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. alerts.window=8")
-    try:
-        value = yaml.safe_load(m.group(3)) if m.group(3) != "" else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({e})") from None
+        raise ConfigError(f"--set {show(text)}: expected section.key=value, e.g. alerts.window=8")
+    value = load_yaml(m.group(3), f"--set {m.group(1)}.{m.group(2)}") if m.group(3) != "" else ""
     return m.group(1), m.group(2), value
 
 
@@ -189,10 +185,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             text = p.read_text()
         except OSError as e:
             raise ConfigError(f"config {p}: cannot read ({e.strerror})") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config {p}: not valid YAML ({e})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {p}: not UTF-8 text (a YAML file was expected)") from None
+        raw = load_yaml(text, f"config {p}") or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"config {p}: expected a mapping of sections, got {type(raw).__name__}")
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
@@ -200,15 +195,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for text in overrides:
         sec, key, value = parse_override(text)
         if sec not in all_sections:
-            raise ConfigError(f"--set {text!r}: unknown section {sec!r}{_suggest(sec, all_sections)}; "
+            raise ConfigError(f"--set {show(text)}: unknown section {sec!r}{_suggest(sec, all_sections)}; "
                               f"expected one of {list(all_sections)}")
         raw.setdefault(sec, {})
         if not isinstance(raw[sec], dict):
-            raise ConfigError(f"{sec}: expected a mapping of keys, got {raw[sec]!r}")
+            raise ConfigError(f"{sec}: expected a mapping of keys, got {show(raw[sec])}")
         raw[sec][key] = value
     for sec in raw:
         if sec not in all_sections:
-            raise ConfigError(f"{sec}: unknown section{_suggest(str(sec), all_sections)}; "
+            raise ConfigError(f"{str(sec)[:80]}: unknown section{_suggest(str(sec)[:80], all_sections)}; "
                               f"expected one of {list(all_sections)}")
     built = {name: build_section(name, cls, raw.get(name)) for name, cls in SECTIONS.items()}
     extra = {name: build_section(name, cls, raw.get(name)) for name, cls in EXTERNAL_SECTIONS.items()}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,23 +48,49 @@ class RecordStats:
     skipped: int = 0                   # items not written because this procedure alone reached record.max_mb
 
 
+MARKER = ".polypwatch-procedure"      # in every procedure folder this program wrote: only those are pruned or counted
+OURS = ("procedure.json", "detections.jsonl", "episodes.jsonl", "summary.json", MARKER)
+
+
 def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def is_procedure(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()
+
+
+def our_files(folder: Path) -> list[Path]:
+    """The files a procedure record wrote in ``folder`` (by name: its JSON files, the log, the gallery images)."""
+    return [p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and
+            (p.name in OURS or (p.name.startswith("episode-") and p.suffix == ".jpg"))]
+
+
+def records_bytes(root: Path) -> int:
+    """What the procedure records under ``root`` take: the files this program wrote, nothing of the user's."""
+    return sum(f.stat().st_size for p in root.iterdir() if is_procedure(p) for f in our_files(p))
 
 
 def prune(root: Path, max_bytes: int, keep: Path) -> list[str]:
-    """Remove the oldest procedure folders under ``root`` (never ``keep``) until it holds at most ``max_bytes``."""
+    """Remove the oldest procedure records under ``root`` (never ``keep``) until they take at most ``max_bytes``.
+    Only folders with the marker count and go, and of those only the files the record wrote: a folder that still
+    holds files of the user's stays with them (logged)."""
     gone = []
-    folders = sorted((p for p in root.iterdir() if p.is_dir() and p != keep and (p / "procedure.json").is_file()),
-                     key=lambda p: p.name)
-    total = folder_bytes(root)
+    folders = sorted((p for p in root.iterdir() if p != keep and is_procedure(p)), key=lambda p: p.name)
+    total = records_bytes(root)
     for p in folders:
         if total <= max_bytes:
             break
-        size = folder_bytes(p)
-        shutil.rmtree(p, ignore_errors=True)
-        total -= size
+        for f in sorted(our_files(p), key=lambda f: f.name == MARKER):      # the marker last
+            total -= f.stat().st_size
+            f.unlink(missing_ok=True)
+        try:
+            p.rmdir()
+        except OSError:
+            log.warning("procedure record %s pruned; the folder is kept for what polypwatch did not write there", p)
         gone.append(p.name)
+    if gone:
+        log.info("procedure records pruned to keep record.max_mb: %s", ", ".join(gone))
     return gone
 
 
@@ -154,6 +179,8 @@ class ProcedureRecord:
         if kind == "start":
             self.root.mkdir(parents=True, exist_ok=True)
             self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / MARKER).write_text("written by polypwatch run (record.dir); pruning removes only its own "
+                                              "files\n")
             (self.folder / "procedure.json").write_text(json.dumps(payload, indent=1))
             self._log = (self.folder / "detections.jsonl").open("w")
             self._make_room()
@@ -177,7 +204,7 @@ class ProcedureRecord:
         if self._log is not None:
             self._log.flush()                          # what is written counts
         self.stats.pruned += prune(self.root, self._max_bytes, self.folder)
-        self._root_bytes = folder_bytes(self.root)
+        self._root_bytes = records_bytes(self.root)
 
     def _room_for(self, items: int) -> bool:
         """False once this procedure alone has reached record.max_mb (its record stops; nothing else is removed)."""

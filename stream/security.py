@@ -21,6 +21,11 @@ def generate_keypair(folder: str | Path, name: str) -> tuple[Path, Path]:
     folder = Path(folder)
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"key name: expected letters, digits, '-' or '_', got {name!r}")
+    existing = [p for p in (folder / f"{name}.key", folder / f"{name}.key_secret") if p.exists() or p.is_symlink()]
+    if existing:
+        raise ConfigError(f"keys: {existing[0]} exists; a deployed key pair is never replaced (its secret key would be "
+                          f"lost and every client that trusts it locked out): choose another --name or --out, or move "
+                          f"the old pair away yourself (nothing was written)")
     folder.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.auth.create_certificates(str(folder), name)
     Path(secret).chmod(0o600)

@@ -64,10 +64,24 @@ def run_arguments(run) -> None:
     run.add_argument("--summary-json", help="also write the end-of-run summary to this JSON file")
 
 
+def _run_files(args, cfg) -> None:
+    """What a run writes against what it reads (stream/outputs.py), before any work."""
+    from engines.runtime.model_files import resolve_model_path
+    from engines.runtime.precision import int8_twin
+    from stream.outputs import check_outputs
+    model = resolve_model_path(cfg.engine.model)
+    check_outputs({"--summary-json": (args.summary_json or "", "json"),
+                   "pipeline.detections_log": (cfg.pipeline.detections_log, "jsonl")},
+                  {"source": str(args.source or cfg.capture.source), "--config": args.config or "",
+                   "model": str(model), "model weights": str(model.with_suffix(".pt")),
+                   "INT8 twin": str(int8_twin(model)), "engine": cfg.engine.engine_file})
+
+
 def cmd_run(args) -> int:
     from stream.pipeline import Pipeline, format_summary, summary_json
     cfg = load_command_config(args)
     _check_summary_json(args)
+    _run_files(args, cfg)
     if cfg.engine.batch_size > 1:
         if cfg.capture.pace:
             raise ConfigError("engine.batch_size: expected 1 for a live (paced) run, which always takes the newest "
@@ -97,7 +111,11 @@ def cmd_overlay(args) -> int:
     from stream.overlay.app import Overlay, format_summary
     cfg = load_command_config(args)
     _check_summary_json(args)
-    ov = Overlay(cfg.extra["overlay"])
+    from stream.outputs import check_outputs
+    oc = cfg.extra["overlay"]
+    check_outputs({"--summary-json": (args.summary_json or "", "json"), "overlay.output": (oc.output, "")},
+                  {"overlay.video": oc.video if oc.video != "frames" else "", "--config": args.config or ""})
+    ov = Overlay(oc)
     install_signals(ov.stop_event.set)
     summary = ov.run()
     print(format_summary(summary))

@@ -2,6 +2,9 @@
 
 This module alone encodes and decodes messages. No pickle: headers are UTF-8 JSON objects with a version
 field ``v``; frames carry their pixels as a separate raw or JPEG part described by the header.
+
+Longer than 250 lines: the one module that owns the wire format keeps encode and decode, and the checks of every
+field's type on the way in, side by side (STYLE.md, principle 8).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ TOPICS = (TOPIC_DETECTION, TOPIC_STATUS, TOPIC_FRAME)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024     # also the receive-size limit (ZMQ_MAXMSGSIZE) of our subscribers
 MAX_BOXES = 32
+MAX_TEXT = 4096                          # characters of any string field (source, model id, message, error)
+INT64 = (-(1 << 63), (1 << 63) - 1)
 STATES = ("running", "no_signal", "stopped", "error", "starting")
 
 
@@ -106,7 +111,9 @@ def _header(parts: list[bytes]) -> dict:
     try:
         h = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WireError(f"header: not JSON ({e})") from None
+        raise WireError(f"header: not JSON ({str(e)[:120]})") from None
+    except RecursionError:
+        raise WireError("header: JSON nested too deeply") from None
     if not isinstance(h, dict):
         raise WireError(f"header: expected a JSON object, got {type(h).__name__}")
     if h.get("v") != VERSION:
@@ -120,11 +127,26 @@ def _get(h: dict, key: str, typ, where: str):
     v = h[key]
     if typ is float and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
+    return _check(v, typ, f"{where}.{key}")
+
+
+def _check(v, typ, where: str):
+    """``v`` as the documented type, or WireError: ints within int64, finite floats, strings of at most MAX_TEXT."""
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
     if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
-        raise WireError(f"{where}.{key}: expected {typ.__name__}, got {type(v).__name__}")
+        raise WireError(f"{where}: expected {typ.__name__}, got {type(v).__name__}")
     if typ is float and not math.isfinite(v):
-        raise WireError(f"{where}.{key}: expected a finite number, got {v}")
+        raise WireError(f"{where}: expected a finite number, got {v}")
+    if typ is int and not INT64[0] <= v <= INT64[1]:
+        raise WireError(f"{where}: integer out of range")
+    if typ is str and len(v) > MAX_TEXT:
+        raise WireError(f"{where}: {len(v)} characters, more than {MAX_TEXT}")
     return v
+
+
+def _optional(h: dict, key: str, typ, default, where: str):
+    return _check(h[key], typ, f"{where}.{key}") if key in h else default
 
 
 def decode_detection(h: dict) -> Detection:
@@ -133,31 +155,50 @@ def decode_detection(h: dict) -> Detection:
     if len(boxes_raw) > MAX_BOXES:
         raise WireError(f"{w}.boxes: {len(boxes_raw)} boxes, more than {MAX_BOXES}")
     times = _get(h, "times_ns", dict, w)
-    if not all(k in STAGES and isinstance(v, int) for k, v in times.items()):
+    if not all(k in STAGES and isinstance(v, int) and not isinstance(v, bool) and INT64[0] <= v <= INT64[1]
+               for k, v in times.items()):
         raise WireError(f"{w}.times_ns: expected integer times for stages {STAGES}")
+    if not all(isinstance(b, list) and len(b) == 5 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                           and math.isfinite(x) for x in b) for b in boxes_raw):
+        raise WireError(f"{w}.boxes: expected [x0, y0, x1, y1, score] lists of finite numbers")
     try:
         boxes = tuple(Box.from_list(b) for b in boxes_raw)
         return Detection(seq=_get(h, "seq", int, w), t_capture_ns=_get(h, "t_capture_ns", int, w),
                          source=_get(h, "source", str, w), score=_get(h, "score", float, w),
                          alert=AlertState(_get(h, "alert", str, w)), boxes=boxes,
                          model_id=_get(h, "model_id", str, w), times_ns=times,
-                         frame_index=int(h.get("frame_index", -1)), error=str(h.get("error", "")))
-    except (ValueError, TypeError) as e:
-        raise WireError(f"{w}: {e}") from None
+                         frame_index=_optional(h, "frame_index", int, -1, w),
+                         error=_optional(h, "error", str, "", w))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise WireError(f"{w}: {str(e)[:200]}") from None
+
+
+_STATUS_TYPES = {"state": str, "t_ns": int, "source": str, "model_id": str, "backend": str, "fps": float,
+                 "processed": int, "dropped": int, "budget_misses": int, "errors": int, "budget_ms": float,
+                 "latency_ms": dict, "message": str, "source_fps": float, "record": str, "procedure": str, "site": str}
+
+
+def _latency(v: dict, where: str) -> dict:
+    """stage -> {p50, p95, p99, max, count}: names and finite numbers only."""
+    if len(v) > 32:
+        raise WireError(f"{where}: {len(v)} stages, more than 32")
+    out = {}
+    for stage, q in v.items():
+        if not isinstance(q, dict) or len(stage) > 64 or len(q) > 16:
+            raise WireError(f"{where}.{stage[:64]}: expected an object of figures")
+        out[stage] = {_check(k, str, f"{where}.{stage}"): _check(x, float, f"{where}.{stage}.{k[:32]}")
+                      for k, x in q.items()}
+    return out
 
 
 def decode_status(h: dict) -> Status:
-    kw = {}
-    for k, f in Status.__dataclass_fields__.items():
-        if k in h:
-            kw[k] = h[k]
-    try:
-        s = Status(**kw)
-    except TypeError as e:
-        raise WireError(f"status: {e}") from None
-    if not isinstance(s.t_ns, int) or not isinstance(s.latency_ms, dict):
-        raise WireError("status: t_ns must be an integer and latency_ms an object")
-    return s
+    w = "status"
+    kw = {k: _check(h[k], typ, f"{w}.{k}") for k, typ in _STATUS_TYPES.items() if k in h}
+    if "state" not in kw or "t_ns" not in kw:
+        raise WireError(f"{w}: missing field {'state' if 'state' not in kw else 't_ns'!r}")
+    if "latency_ms" in kw:
+        kw["latency_ms"] = _latency(kw["latency_ms"], f"{w}.latency_ms")
+    return Status(**kw)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,8 +236,8 @@ def peek_frame(h: dict, parts: list) -> FrameHeader:
     if enc == "jpeg" and bytes(payload[:2]) != b"\xff\xd8":
         raise WireError(f"{w}: JPEG payload does not decode (no JPEG start marker)")
     return FrameHeader(seq=_get(h, "seq", int, w), t_capture_ns=_get(h, "t_capture_ns", int, w),
-                       source=_get(h, "source", str, w), frame_index=int(h.get("frame_index", -1)), encoding=enc,
-                       shape=tuple(shape), payload=payload)
+                       source=_get(h, "source", str, w), frame_index=_optional(h, "frame_index", int, -1, w),
+                       encoding=enc, shape=tuple(shape), payload=payload)
 
 
 def decode_frame(h: dict, parts: list) -> FrameMessage:
@@ -212,8 +253,19 @@ def decode_frame(h: dict, parts: list) -> FrameMessage:
 
 
 def decode(parts: list, frame_pixels: bool = True) -> Detection | Status | FrameMessage | FrameHeader:
-    """One received multipart message -> its object; raises WireError for anything malformed.
+    """One received multipart message -> its object; raises WireError for anything malformed, and for nothing
+    else: every field is checked into its documented type, and whatever slipped past those checks is a WireError
+    too (a subscriber's thread counts it and goes on; it never dies of a value it did not expect).
     ``frame_pixels=False``: a frame comes back as a checked FrameHeader with its payload undecoded."""
+    try:
+        return _decode(parts, frame_pixels)
+    except WireError:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError, AttributeError, cv2.error) as e:
+        raise WireError(f"message: {type(e).__name__}: {str(e)[:200]}") from None
+
+
+def _decode(parts: list, frame_pixels: bool) -> Detection | Status | FrameMessage | FrameHeader:
     if not parts:
         raise WireError("message: empty")
     topic = bytes(parts[0].bytes if hasattr(parts[0], "bytes") else parts[0])

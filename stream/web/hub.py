@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -23,24 +22,9 @@ from stream.endpoints import is_loopback_endpoint
 from stream.overlay.receiver import Receiver
 from stream.overlay.state import DetectorView, Verdict
 from stream.wire import FrameHeader, Status
+from stream.web.viewer import Outgoing, Viewer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, eq=False)
-class Outgoing:
-    """One message for the browsers: a frame (binary: header + JPEG) or a state update (text)."""
-
-    kind: str                  # "frame" | "state"
-    header: dict
-    jpeg: bytes = b""
-
-    def binary(self, extra: dict) -> bytes:
-        head = json.dumps({**self.header, **extra}, separators=(",", ":")).encode()
-        return len(head).to_bytes(4, "big") + head + self.jpeg
-
-    def text(self, extra: dict) -> str:
-        return json.dumps({**self.header, **extra}, separators=(",", ":"))
 
 
 def _rgb(bgr) -> str:
@@ -70,47 +54,6 @@ def status_json(s: Status | None) -> dict:
             "capture_to_publish_ms": c2p}
 
 
-class Viewer:
-    """One browser connection's queue: a newest-only frame slot, a state slot, and the count of unacked frames."""
-
-    def __init__(self, max_in_flight: int):
-        self.max_in_flight = max_in_flight
-        self.frame: Outgoing | None = None
-        self.state: Outgoing | None = None
-        self.in_flight = 0
-        self.sent = self.dropped = self.acked = 0
-        self.wake = asyncio.Event()
-
-    def offer(self, msg: Outgoing) -> None:        # event-loop thread only
-        if msg.kind == "frame":
-            if self.frame is not None:
-                self.dropped += 1
-            self.frame = msg
-        else:
-            self.state = msg
-        self.wake.set()
-
-    def ack(self) -> None:
-        self.acked += 1
-        self.in_flight = max(0, self.in_flight - 1)
-        self.wake.set()
-
-    def take(self) -> Outgoing | None:
-        """The next message to send now, or None (nothing, or only frames while too many are unacknowledged)."""
-        if self.frame is not None and self.in_flight < self.max_in_flight:
-            msg, self.frame = self.frame, None
-            self.in_flight += 1
-            self.sent += 1
-            return msg
-        if self.state is not None:
-            msg, self.state = self.state, None
-            return msg
-        return None
-
-    def counters(self) -> dict:
-        return {"sent": self.sent, "dropped": self.dropped, "acked": self.acked}
-
-
 class Hub:
     """Owns the receiver thread and the set of viewers; ``attach(loop)`` before ``start()``."""
 
@@ -128,6 +71,7 @@ class Hub:
         self._receiver: Receiver | None = None
         self._last_frame: FrameHeader | None = None
         self._last_det: Detection | None = None
+        self.hub_errors: dict[str, int] = {}
 
     def style(self) -> dict:
         o = self.overlay
@@ -154,40 +98,51 @@ class Hub:
         r = self._receiver
         return {"frames_in": self.frames_in, "frames_skipped": self.frames_skipped, "encoded": self.encoded,
                 "messages": r.received if r else 0, "malformed": dict(r.malformed) if r else {},
-                "reconnects": r.reconnects if r else 0, "viewers": len(self.viewers)}
+                "reconnects": r.reconnects if r else 0, "viewers": len(self.viewers), "hub_errors": dict(self.hub_errors)}
 
     # ------------------------------------------------------------------ receiver thread
     def _run(self) -> None:
+        """Never dies of a message: whatever one step raises is logged once per kind and counted (``hub_errors``)."""
         interval_ns = int(self.web.state_interval_ms * 1e6)
-        last_sent = 0
+        last_sent = [0]
         while not self.stop_event.is_set():
-            newest: FrameHeader | None = None
-            for msg in self._receiver.poll(timeout_ms=10):
-                now = time.monotonic_ns()
-                if isinstance(msg, Status):
-                    self.view.on_status(msg, now)
-                elif isinstance(msg, Detection):
-                    self.view.on_detection(msg, now)
-                    self._last_det = msg
-                elif isinstance(msg, FrameHeader):
-                    self.frames_in += 1
-                    if newest is not None:
-                        self.frames_skipped += 1       # two frames in one drain: only the newest is shown
-                    newest = msg
+            try:
+                self._step(interval_ns, last_sent)
+            except Exception as e:  # noqa: BLE001 - the thread that feeds every browser must outlive any message
+                kind = type(e).__name__
+                if not self.hub_errors.get(kind):
+                    log.exception("web hub: a step failed (%s); the hub goes on, further ones are only counted", kind)
+                self.hub_errors[kind] = self.hub_errors.get(kind, 0) + 1
+                time.sleep(0.01)
+
+    def _step(self, interval_ns: int, last_sent: list) -> None:
+        newest: FrameHeader | None = None
+        for msg in self._receiver.poll(timeout_ms=10):
             now = time.monotonic_ns()
-            if newest is not None:
-                try:
-                    out = self._frame_message(newest, now)
-                except ValueError as e:
-                    log.warning("frame %d not shown: %s", newest.seq, e)
-                    continue
-                self._last_frame = newest
-                self.latest = out
-                self._publish(out)
-                last_sent = now
-            elif now - last_sent >= interval_ns:
-                self._publish(self._state_message(now))
-                last_sent = now
+            if isinstance(msg, Status):
+                self.view.on_status(msg, now)
+            elif isinstance(msg, Detection):
+                self.view.on_detection(msg, now)
+                self._last_det = msg
+            elif isinstance(msg, FrameHeader):
+                self.frames_in += 1
+                if newest is not None:
+                    self.frames_skipped += 1       # two frames in one drain: only the newest is shown
+                newest = msg
+        now = time.monotonic_ns()
+        if newest is not None:
+            try:
+                out = self._frame_message(newest, now)
+            except ValueError as e:
+                log.warning("frame %d not shown: %s", newest.seq, e)
+                return
+            self._last_frame = newest
+            self.latest = out
+            self._publish(out)
+            last_sent[0] = now
+        elif now - last_sent[0] >= interval_ns:
+            self._publish(self._state_message(now))
+            last_sent[0] = now
 
     def _publish(self, msg: Outgoing) -> None:
         self.last_state = msg.header

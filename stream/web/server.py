@@ -19,7 +19,8 @@ from engines.errors import PolypwatchError
 from stream.web.check import Checker, CheckLimits, UploadError
 from stream.endpoints import is_loopback_host
 from stream.web.config import parse_listen
-from stream.web.hub import Hub, Outgoing, Viewer
+from stream.web.hub import Hub
+from stream.web.viewer import Outgoing, Viewer
 from stream.web.procedures import NoSuchProcedure, describe, gallery_html, list_html, list_procedures, procedure_folder
 from stream.web.reports import find_reports, index_html
 

@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from engines.lab.data.sources import SOURCES
 from engines.errors import ConfigError
-from engines.settings import build_section
+from engines.settings import build_section, load_yaml, show
 
 BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 ONLY_FOR = {"protocol": ("sources", "mined_per_frame", "tower_variants", "synthetic_val"),   # keys for one
@@ -109,11 +108,8 @@ def parse_set(text: str) -> tuple[str, Any]:
     """'key=value' -> (key, YAML-parsed value)."""
     key, eq, value = text.partition("=")
     if not eq or not key.strip().isidentifier():
-        raise ConfigError(f"--set {text!r}: expected key=value, e.g. epochs=8")
-    try:
-        return key.strip(), (yaml.safe_load(value) if value != "" else "")
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({e})") from None
+        raise ConfigError(f"--set {show(text)}: expected key=value, e.g. epochs=8")
+    return key.strip(), (load_yaml(value, f"--set {key.strip()}") if value != "" else "")
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -125,11 +121,10 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str
         p = Path(path)
         where = f"recipe {p}"
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"{where}: cannot read ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{where}: not valid YAML ({e})") from None
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{where}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+        raw = load_yaml(text, where) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping of keys, got {type(raw).__name__}")
     raw = dict(raw)

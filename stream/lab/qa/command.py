@@ -29,7 +29,7 @@ def run(args) -> int:
     from stream.lab.qa.output_dir import check_output_dir
     from stream.lab.qa.replay import STOP, format_metrics, replay
     cfg = load_command_config(args)
-    check_output_dir(Path(args.out))              # before any work: never a folder or file of the user's
+    check_output_dir(Path(args.out), inputs=[Path(i) for i in args.inputs if "://" not in i])  # before any work
     inputs, study = expand_inputs(args.inputs)
     install_signals(STOP.set)                    # Ctrl-C: the replay in flight stops and is discarded cleanly
     if not study:

@@ -15,7 +15,7 @@ from stream.pipeline import Pipeline
 from stream.lab.qa.annotate import AnnotatedVideo
 from stream.lab.qa.inputs import ReplayInput, resolve_input
 from stream.lab.qa.metrics import compute
-from stream.lab.qa.output_dir import check_output_dir, make_output_dir, remove_ours
+from stream.lab.qa.output_dir import check_output_dir, install, make_output_dir, remove_ours
 from stream.lab.qa.report import write_report
 from stream.wire import encode_detection
 
@@ -42,8 +42,8 @@ def _progress(name: str, k: int, n: int, done: int, total: int) -> None:
 def replay_one(inp: ReplayInput, out_dir: Path, cfg: Config, realtime: bool, video: bool = True,
                position: tuple[int, int] = (1, 1), extra: dict | None = None) -> dict:
     """Run one input; outputs appear in ``out_dir`` only when complete (a failed or interrupted run leaves none).
-    Only a folder polypwatch wrote is ever replaced (stream.lab.qa.output_dir)."""
-    check_output_dir(out_dir)
+    Only the files polypwatch wrote are ever replaced (stream.lab.qa.output_dir)."""
+    check_output_dir(out_dir, inputs=[Path(inp.source)])
     tmp = out_dir.with_name(out_dir.name + ".partial")
     remove_ours(tmp)
     make_output_dir(tmp)
@@ -107,8 +107,7 @@ def _replay_into(inp: ReplayInput, tmp: Path, out_dir: Path, cfg: Config, realti
     m.update(extra or {})
     (tmp / "metrics.json").write_text(json.dumps(m, indent=1))
     write_report(tmp / "report.html", inp, dets, m, threshold)
-    remove_ours(out_dir)
-    tmp.rename(out_dir)
+    install(tmp, out_dir)           # only the files replay wrote are replaced; the user's stay
     return m
 
 
