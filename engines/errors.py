@@ -13,6 +13,15 @@ class SourceError(PolypwatchError):
     """A video source cannot be opened or read."""
 
 
+class FrameUnreadable(SourceError):
+    """One frame of a finite source (a file of a frame folder) cannot be read; the source goes on with the next,
+    and the frame is counted (``read_errors``), never a quiet end of the recording."""
+
+    def __init__(self, message: str, index: int = -1):
+        super().__init__(message)
+        self.index = index
+
+
 class SourceEnded(PolypwatchError):
     """A finite source (file, folder) has no more frames."""
 

@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from engines.errors import BackendError, SourceEnded, SourceError
+from engines.errors import BackendError, FrameUnreadable, SourceEnded, SourceError
 from stream.frame import Frame
 from stream.heartbeat import BeatClock
 from stream.pipeline import Pipeline
@@ -39,6 +39,10 @@ class BatchedPipeline(Pipeline):
                     image, index = src.read()
                 except SourceEnded:
                     break
+                except FrameUnreadable as e:                # one bad frame of a folder: counted, the rest goes on
+                    self.reader.unreadable.append(str(e)[:300])
+                    log.warning("%s", e)
+                    continue
                 t = time.monotonic_ns()
                 try:
                     frame = Frame(seq=seq, t_capture_ns=t, t_wall_ns=time.time_ns(), image=image,
@@ -123,5 +127,6 @@ class BatchedPipeline(Pipeline):
 
     def summary(self) -> dict:
         s = super().summary()
-        s.update(read=self.decoded, dropped=0, batch_size=self.batch)
+        s.update(read=self.decoded, dropped=0, batch_size=self.batch, read_errors=len(self.reader.unreadable),
+                 unreadable_frames=self.reader.unreadable[:20])
         return s

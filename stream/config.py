@@ -105,6 +105,11 @@ class RecordConfig:
 
     _ranges = {"max_mb": (0.01, 10**7), "thumb_width": (64, 7680)}
 
+    def validate(self) -> None:
+        if self.dir and Path(self.dir).absolute() == Path(Path(self.dir).absolute().anchor):
+            raise ConfigError(f"record.dir: expected a folder for procedure records, got the root folder {self.dir!r} "
+                              f"(the record would count and walk the whole file system)")
+
 
 @dataclass(frozen=True)
 class Config:

@@ -209,6 +209,7 @@ class Pipeline:
         s.update(source=self.reader.source_id, model_id=self.detector.model_id, site=self.site, backend=self.detector.backend_name,
                  **self.detector.precision.record(),
                  read=rs.read, dropped=rs.dropped, skipped_by_source=rs.skipped, read_errors=rs.read_errors,
+                 unreadable_frames=self.reader.unreadable[:20],
                  reopen_attempts=rs.reopen_attempts,
                  published=self.publisher.sent, publish_dropped=self.publisher.dropped,
                  endpoint=self.publisher.endpoint, warmup=self.warmup,
@@ -224,7 +225,9 @@ def format_summary(s: dict) -> str:
              f"frames read {s['read']}, processed {s['processed']}, dropped {s['dropped']} "
              f"(+{s['skipped_by_source']} skipped by the source), over the {s['budget_ms']:.0f} ms budget "
              f"{s['budget_misses']}, engine errors {s['errors']}, out of order {s['out_of_order']}, "
-             f"{s['seconds']:.1f} s" + (f", {s['fps']:.1f} fps over the processing interval" if s.get("fps") else ""),
+             f"{s['seconds']:.1f} s" + (f", {s['fps']:.1f} fps over the processing interval" if s.get("fps") else "")
+             + (f"\nUNREADABLE FRAMES: {s['read_errors']} skipped and counted, e.g. {s['unreadable_frames'][0]}"
+                if s.get("unreadable_frames") else ""),
              f"{'latency (ms)':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"]
     for name, table in (("stage", s["stage"]), ("capture ->", s["capture_to"])):
         for stage, p in table.items():

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from engines.errors import SourceEnded, SourceError
+from engines.errors import FrameUnreadable, SourceEnded, SourceError
 from stream.frame import Frame
 from stream.sources import Source
 
@@ -46,6 +46,7 @@ class LatestFrameReader:
         self.failure = ""            # set when the capture thread died of an unexpected error
         self._seq = 0
         self._read = self._dropped = self._skipped = self._reopens = self._errors = 0
+        self.unreadable: list[str] = []       # the frames of a folder that could not be read (names, why)
         self.t_last_frame_ns = 0
 
     # ------------------------------------------------------------------ consumer side
@@ -132,6 +133,13 @@ class LatestFrameReader:
                     self.ended = True
                     self._cond.notify_all()
                 return
+            except FrameUnreadable as e:                  # one bad frame of a folder: counted, the rest goes on
+                self._errors += 1
+                self.last_error = str(e)
+                self.unreadable.append(str(e)[:300])
+                last_index = max(last_index, e.index)     # not also counted as skipped by the source
+                log.warning("%s", e)
+                continue
             except SourceError as e:
                 self._errors += 1
                 self.last_error = str(e)
@@ -157,8 +165,8 @@ class LatestFrameReader:
                 self._wait_for_free_slot()      # QA mode: a frame's clock starts when it enters the pipeline
             t_ns = time.monotonic_ns()
             delay = self.backoff[0]
-            if self.pace and src.finite and not hasattr(src, "clock_start"):
-                due = t0 + int(index * 1e9 / src.fps)       # file/folder: release at its own frame rate
+            if self.pace and src.finite:
+                due = t0 + int(index * 1e9 / src.fps)       # file/folder/synthetic: release at its own frame rate
                 if due > t_ns:
                     if self._stop.wait((due - t_ns) / 1e9):
                         return

@@ -12,7 +12,7 @@ import numpy as np
 
 from engines.runtime.image_files import IMAGE_EXT
 from engines.runtime.media import KNOWN, sniff_file
-from engines.errors import SourceEnded, SourceError
+from engines.errors import FrameUnreadable, SourceEnded, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,10 @@ class FolderSource(Source):
         if self.index >= len(self.files):
             raise SourceEnded(f"{self.source_id}: end of folder after {len(self.files)} frames")
         p = self.files[self.index]
-        return _check_image(cv2.imread(str(p), cv2.IMREAD_COLOR), f"frame {p}"), self.index
+        try:
+            return _check_image(cv2.imread(str(p), cv2.IMREAD_COLOR), f"frame {p}"), self.index
+        except SourceError as e:
+            raise FrameUnreadable(f"{e} (not an image OpenCV can decode); skipped and counted", self.index) from None
 
 
 class ImageSource(FolderSource):

@@ -179,15 +179,15 @@ _STATUS_TYPES = {"state": str, "t_ns": int, "source": str, "model_id": str, "bac
 
 
 def _latency(v: dict, where: str) -> dict:
-    """stage -> {p50, p95, p99, max, count}: names and finite numbers only."""
+    """stage -> {p50, p95, p99, max, count}: names and finite numbers (or null: no figure yet) only."""
     if len(v) > 32:
         raise WireError(f"{where}: {len(v)} stages, more than 32")
     out = {}
     for stage, q in v.items():
         if not isinstance(q, dict) or len(stage) > 64 or len(q) > 16:
             raise WireError(f"{where}.{stage[:64]}: expected an object of figures")
-        out[stage] = {_check(k, str, f"{where}.{stage}"): _check(x, float, f"{where}.{stage}.{k[:32]}")
-                      for k, x in q.items()}
+        out[stage] = {_check(k, str, f"{where}.{stage}"): None if x is None else
+                      _check(x, float, f"{where}.{stage}.{k[:32]}") for k, x in q.items()}
     return out
 
 

@@ -217,3 +217,55 @@ def test_the_web_hub_survives_every_hostile_message_and_its_state_moves_on(endpo
     finally:
         hub.stop()
         pub.close(0)
+
+
+# ------------------------------------------------------------------ 7. one unreadable frame never truncates quietly
+@pytest.fixture
+def frames_with_a_text_file(tmp_path):
+    import cv2
+
+    from engines.synthetic import SceneRenderer, SynthParams
+    folder = tmp_path / "seq" / "images"
+    folder.mkdir(parents=True)
+    r = SceneRenderer(SynthParams(seed=5, seconds=5, width=160, height=120, fps=25))
+    for i in range(1, 121):
+        cv2.imwrite(str(folder / f"{i}.png"), r.render(i - 1).image)
+    (folder / "11.png").write_text("this is not an image")
+    return folder
+
+
+def test_an_unreadable_frame_is_skipped_counted_and_said(frames_with_a_text_file, tiny_model, tmp_path):
+    out = tmp_path / "qa"
+    r = run_cli("replay", str(frames_with_a_text_file), "--out", str(out), "--no-video",
+                "--set", f"engine.model={tiny_model}")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["processed"] == 119 and m["unreadable_frames"]["count"] == 1 and "11.png" in m["warning"]
+    assert "WARNING: " in r.stdout and "1 frame(s) could not be read" in r.stdout
+    assert "11.png" in (out / "report.html").read_text()
+    summary = tmp_path / "s.json"
+    r = run_cli("run", "--source", str(frames_with_a_text_file), "--set", "capture.pace=false",
+                "--set", f"engine.model={tiny_model}", "--summary-json", str(summary))
+    s = json.loads(summary.read_text())
+    assert r.returncode == 0 and s["processed"] == 119 and s["read_errors"] == 1 and s["skipped_by_source"] == 0
+    assert "UNREADABLE FRAMES: 1 skipped" in r.stdout
+
+
+def test_site_check_counts_an_unreadable_frame_and_says_so(frames_with_a_text_file, tiny_model, tmp_path):
+    out = tmp_path / "sc"
+    r = run_cli("site-check", "--polyp-free", str(frames_with_a_text_file), "--out", str(out),
+                "--set", f"engine.model={tiny_model}", timeout=300)
+    report = json.loads(next(out.glob("*.json")).read_text())
+    assert report["unreadable_frames"] == 1 and report["frames"] == 119, r.stderr[-2000:]
+    assert "could not be read" in report["reason"]
+
+
+# ------------------------------------------------------------------ 8. synthetic:// is paced like the tower it stands for
+def test_a_synthetic_source_is_paced_at_its_frame_rate(tiny_model, tmp_path):
+    summary = tmp_path / "s.json"
+    r = run_cli("run", "--source", "synthetic://seed=3&size=160x120&fps=30&seconds=60", "--set",
+                "pipeline.max_seconds=3", "--set", f"engine.model={tiny_model}", "--summary-json", str(summary))
+    assert r.returncode == 0, r.stderr
+    s = json.loads(summary.read_text())
+    assert 60 <= s["read"] <= 100, s["read"]              # ~90 frames in 3 s at 30 fps, not hundreds
+    assert s["dropped"] <= 5

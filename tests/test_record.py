@@ -68,6 +68,7 @@ def test_the_oldest_procedures_are_pruned_past_the_limit(polyp_clip, tmp_path):
     root = tmp_path / "rec"
     for name in ("20260101-000000-a", "20260102-000000-b", "20260103-000000-c"):
         (root / name).mkdir(parents=True)
+        (root / name / ".polypwatch-procedure").write_text("written by polypwatch run")   # as a run writes it
         (root / name / "procedure.json").write_text("{}")
         (root / name / "detections.jsonl").write_bytes(b"x" * 600_000)
     s = run(polyp_clip, f"record.dir={root}", "record.max_mb=1.0")
@@ -80,6 +81,7 @@ def test_a_long_run_prunes_the_oldest_procedures_as_it_writes(polyp_clip, tmp_pa
     root = tmp_path / "rec"
     for name in ("20260101-000000-a", "20260102-000000-b", "20260103-000000-c"):
         (root / name).mkdir(parents=True)
+        (root / name / ".polypwatch-procedure").write_text("written by polypwatch run")   # as a run writes it
         (root / name / "procedure.json").write_text("{}")
         (root / name / "detections.jsonl").write_bytes(b"x" * 330_000)
     s = run(polyp_clip, f"record.dir={root}", "record.max_mb=1.0")      # 0.99 MB at the start: nothing to prune
@@ -97,3 +99,34 @@ def test_a_procedure_alone_over_the_limit_stops_its_record_and_the_run_goes_on(p
     assert len((folder / "detections.jsonl").read_text().splitlines()) < 150
     summary = json.loads((folder / "summary.json").read_text())     # the summary is still written
     assert summary["record"]["error"] == s["record"]["error"]
+
+
+def test_pruning_touches_only_what_polypwatch_wrote_and_counts_only_that(polyp_clip, tmp_path):
+    """The issue's case: the user's thesis and a folder of their own with a procedure.json and a review beside a
+    record.max_mb of 1 MB; and a review the user added inside a real old procedure."""
+    root = tmp_path / "rec"
+    (root / "mystuff").mkdir(parents=True)
+    (root / "mystuff" / "thesis.pdf").write_bytes(b"%PDF" + b"t" * 3_000_000)
+    (root / "old-proc").mkdir()
+    (root / "old-proc" / "procedure.json").write_text("{}")
+    (root / "old-proc" / "my_review.docx").write_bytes(b"r" * 500_000)
+    ours = root / "20260101-000000-a"
+    ours.mkdir()
+    (ours / ".polypwatch-procedure").write_text("written by polypwatch run")
+    (ours / "procedure.json").write_text("{}")
+    (ours / "detections.jsonl").write_bytes(b"x" * 900_000)
+    (ours / "episode-0001.jpg").write_bytes(b"j" * 100_000)
+    (ours / "my_notes.txt").write_text("the reviewer's notes")
+    s = run(polyp_clip, f"record.dir={root}", "record.max_mb=1.0")
+    assert s["record"]["pruned"] == ["20260101-000000-a"] and s["record"]["error"] == ""   # said, and only ours
+    assert (root / "mystuff" / "thesis.pdf").stat().st_size == 3_000_004
+    assert sorted(p.name for p in (root / "old-proc").iterdir()) == ["my_review.docx", "procedure.json"]
+    assert sorted(p.name for p in ours.iterdir()) == ["my_notes.txt"]                      # the user's file stays
+    (new,) = [p for p in root.iterdir() if p.name not in ("mystuff", "old-proc", ours.name)]
+    assert len((new / "detections.jsonl").read_text().splitlines()) == 150                # not stopped at 0 bytes
+
+
+def test_the_root_folder_is_never_a_record_dir():
+    from engines.errors import ConfigError
+    with pytest.raises(ConfigError, match="record.dir: expected a folder for procedure records, got the root folder"):
+        load_config(None, ["record.dir=/"])

@@ -99,11 +99,17 @@ def _replay_into(inp: ReplayInput, tmp: Path, out_dir: Path, cfg: Config, realti
              latency_ms={"capture_to_publish": summary["capture_to"]["publish"], "stage": summary["stage"]},
              annotated_frames=annot.written if annot else 0, annotation_skipped=annot.skipped if annot else 0)
     m["container_frames"] = inp.frame_count
+    if summary.get("unreadable_frames"):
+        m["unreadable_frames"] = {"count": summary["read_errors"], "first": summary["unreadable_frames"]}
     decoded = summary["read"] + summary["skipped_by_source"]
     if not realtime and decoded != inp.frame_count:
         m["warning"] = (f"the container says {inp.frame_count} frames, {decoded} were decoded: " +
                         ("the figures count the decoded frames" if inp.truth is None else
                          f"the figures are scored against the ground truth's {inp.truth.frame_count}"))
+    if summary.get("unreadable_frames"):
+        m["warning"] = (m.get("warning", "") + "; " if m.get("warning") else "") + (
+            f"{summary['read_errors']} frame(s) could not be read and were skipped (first: "
+            f"{summary['unreadable_frames'][0]})")
     m.update(extra or {})
     (tmp / "metrics.json").write_text(json.dumps(m, indent=1))
     write_report(tmp / "report.html", inp, dets, m, threshold)
@@ -141,4 +147,6 @@ def format_metrics(m: dict) -> str:
         lines.append(f"  no ground truth: alert episodes {m['alert_episodes']} ({m['alert_episodes_per_minute']}/min)")
     lat = m["latency_ms"]["capture_to_publish"]
     lines.append(f"  capture -> publish ms: p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} max {lat['max']}")
+    if m.get("warning"):
+        lines.append(f"  WARNING: {m['warning']}")
     return "\n".join(lines)

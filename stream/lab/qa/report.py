@@ -192,10 +192,11 @@ def write_report(path: Path, inp: ReplayInput, dets: list[Detection], metrics: d
     seq_note = (f" · {len(inp.sequence_starts) + 1} recorded sequences (the alert filter starts afresh at each; "
                 f"dashed lines)" if inp.sequence_starts else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>polypwatch replay: {html.escape(inp.name)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse}}
+<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} .warn{{color:#a00}} table{{border-collapse:collapse}}
 td{{border-bottom:1px solid #ddd;padding:4px 12px}} figure{{display:inline-block;margin:4px}}
 figcaption{{font-size:12px}} img{{max-width:100%}} .note{{color:#666;font-size:13px}}</style></head><body>
 <h1>Replay: {html.escape(inp.name)}</h1>
+{f'<p class="warn"><b>Warning:</b> {html.escape(metrics["warning"])}</p>' if metrics.get("warning") else ''}
 <p class="note">Source {html.escape(inp.source)} · {metrics['frames']} frames at {inp.fps:g} fps · model
 {html.escape(metrics.get('model_id', ''))} · precision {html.escape(metrics.get('precision', 'fp32'))}
 ({html.escape(metrics.get('precision_reason', ''))}) · threshold {threshold:.3f} · mode {html.escape(metrics.get('mode', ''))}

@@ -43,6 +43,7 @@ class RecordingResult:
     scores: np.ndarray
     alert_on: np.ndarray
     alarms: list[Alarm]
+    unreadable: int = 0             # frames of a folder that could not be read (skipped, counted, said)
 
     @property
     def minutes(self) -> float:
@@ -80,14 +81,15 @@ def run_recording(inp, cfg: Config, stop=None) -> tuple[RecordingResult, dict]:
             alarms.append(Alarm(inp.name, cur[0], cur[1], cur[2], cur[3]))
             cur.clear()
     pipe.on_detection = on_detection
-    pipe.run()
+    summary = pipe.run()
     if cur:
         alarms.append(Alarm(inp.name, cur[0], cur[1], cur[2], cur[3]))
     ok = [d for d in dets if not d.error]
     ident = {"model_id": pipe.detector.model_id, "threshold": pipe.alerts.on, **pipe.detector.precision.record(),
              "site": pipe.detector.meta.training.get("site_adaptation", {}).get("site", "")}
     return RecordingResult(inp.name, inp.fps, np.array([d.score for d in ok]),
-                           np.array([d.alert is AlertState.ON for d in ok]), alarms), ident
+                           np.array([d.alert is AlertState.ON for d in ok]), alarms,
+                           len(summary.get("unreadable_frames") or ()) and summary["read_errors"]), ident
 
 
 def verdict(frames: int, on_share: float, per_minute: float, specificity: float) -> tuple[str, str]:
@@ -114,13 +116,18 @@ def summarise(results: list[RecordingResult], ident: dict) -> dict:
     per_minute = n_eps / minutes if minutes > 0 else 0.0
     spec = float((scores < t).mean()) if len(scores) else 1.0
     v, why = verdict(len(scores), on_share, per_minute, spec)
+    bad = sum(r.unreadable for r in results)
+    if bad:
+        why += f"; {bad} frame(s) could not be read and were skipped (see each recording's unreadable_frames)"
     alarms = sorted((a for r in results for a in r.alarms), key=lambda a: -a.peak.score)
     return {"verdict": v, "reason": why, **ident, "frames": int(len(scores)), "minutes": round(minutes, 3),
             "alert_on_share": round(on_share, 4), "episodes": n_eps, "episodes_per_minute": round(per_minute, 3),
             "alarming_frames": int(on.sum()), "specificity": round(spec, 4),
             "score_quantiles": {q: round(float(np.quantile(scores, v)), 4) for q, v in
                                 (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))} if len(scores) else {},
+            "unreadable_frames": bad,
             "recordings": [{"name": r.name, "frames": int(len(r.scores)), "fps": r.fps, "episodes": len(r.alarms),
+                            "unreadable_frames": r.unreadable,
                             "alert_on_share": round(float(r.alert_on.mean()), 4) if len(r.alert_on) else 0.0,
                             "specificity": round(float((r.scores < t).mean()), 4) if len(r.scores) else None}
                            for r in results],
