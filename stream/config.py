@@ -145,6 +145,11 @@ def _check_cross(cfg: Config) -> None:
     if c.reopen_max_s < c.reopen_initial_s:
         raise ConfigError(f"capture.reopen_max_s: expected at least capture.reopen_initial_s "
                           f"({c.reopen_initial_s}), got {c.reopen_max_s}")
+    for key, value in (("capture.source", c.source), ("engine.model", cfg.engine.model),
+                       ("engine.engine_file", cfg.engine.engine_file), ("pipeline.detections_log",
+                                                                       cfg.pipeline.detections_log),
+                       ("record.dir", cfg.record.dir), ("publisher.curve_secret_key", cfg.publisher.curve_secret_key)):
+        check_path_value(key, value)
     from stream.endpoints import check_endpoint
     check_endpoint("publisher.endpoint", cfg.publisher.endpoint, cfg.publisher.allow_non_loopback)
     check_output_path("pipeline.detections_log", cfg.pipeline.detections_log)
@@ -157,10 +162,21 @@ def _check_cross(cfg: Config) -> None:
                               f"(docs/SECURITY.md)")
 
 
+def check_path_value(key: str, value: str) -> None:
+    """A path in the configuration: no NUL and no component over 255 bytes (refused here, never an OSError later)."""
+    if "\0" in value:
+        raise ConfigError(f"{key}: a NUL character in {show(value)}")
+    long = next((c for c in value.split("/") if len(c.encode()) > 255), None)
+    if long is not None:
+        raise ConfigError(f"{key}: a path component of {len(long.encode())} bytes ({long[:40]}…); file names are at "
+                          f"most 255 bytes")
+
+
 def check_output_path(key: str, value: str) -> None:
     """An output file named in a config: its folder must exist and be writable, and it must not be a folder."""
     if not value:
         return
+    check_path_value(key, value)
     import os
     p = Path(value)
     if "\0" in value or p.is_dir():

@@ -176,6 +176,11 @@ class ImageSource(FolderSource):
 
 def check_media_file(path: str | Path) -> str:
     """'image' or 'video': what a file is, from its first bytes; anything else is a SourceError."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise SourceError(f"{path}: cannot be read ({e.strerror or e})") from None
     media = sniff_file(path)
     if media is None:
         what = "empty" if Path(path).is_file() and Path(path).stat().st_size == 0 else "not an image or a video"
@@ -200,10 +205,13 @@ class SyntheticSource(Source):
             raise SourceError(f"synthetic source: unknown option(s) {sorted(unknown)}; expected {sorted(allowed)}")
         try:
             w, h = parse_size(opts.get("size", "640x480"))
-            self.params = SynthParams(seed=int(opts.get("seed", 1)), seconds=float(opts.get("seconds", 60)),
-                                      width=w, height=h, fps=int(float(opts.get("fps", fps or 30))))
-        except ValueError as e:
-            raise SourceError(f"synthetic source: {e}") from None
+            rate, seconds = float(opts.get("fps", fps or 30)), float(opts.get("seconds", 60))
+            if not (1 <= rate <= 240) or not (0 < seconds <= 86400):
+                raise ValueError(f"fps: expected 1..240 and seconds: 0..86400, got fps={opts.get('fps', rate)!s:.20} "
+                                 f"seconds={opts.get('seconds', seconds)!s:.20}")
+            self.params = SynthParams(seed=int(opts.get("seed", 1)), seconds=seconds, width=w, height=h, fps=int(rate))
+        except (ValueError, OverflowError) as e:
+            raise SourceError(f"synthetic source: {str(e)[:200]}") from None
         self.fps = float(self.params.fps)
         self.finite = True
         self.source_id = f"synthetic:seed={self.params.seed}"

@@ -85,6 +85,7 @@ class Overlay:
         self.latencies = LatencyHistogram()        # constant memory over a long run
         self.displays: Counter[str] = Counter()
         self.drawn = self.redrawn = self.boxes_drawn = 0
+        self.frames_received, self._first_status_ns, self.no_frames_warning = 0, 0, ""
         self.alert_frames = 0
         self._last_bell = 0.0
         self._alert_was_shown = False
@@ -155,10 +156,12 @@ class Overlay:
                     if isinstance(msg, Status):
                         self.view.on_status(msg, now)
                         out.source_fps = out.source_fps or msg.source_fps
+                        self._first_status_ns = self._first_status_ns or now
                     elif isinstance(msg, Detection):
                         self.view.on_detection(msg, now)
                     elif isinstance(msg, FrameMessage):
                         pending = msg                      # keep only the newest frame
+                        self.frames_received += 1
                 if self.reader is not None:
                     f = self.reader.get(timeout=0.0)
                     if f is not None:
@@ -166,6 +169,7 @@ class Overlay:
                     elif self.reader.ended:
                         break
                 now = time.monotonic_ns()
+                self._say_if_no_frames(now)
                 if pending is not None:
                     self._draw(pending, out, new=True)
                     last, last_draw = pending, now
@@ -189,8 +193,24 @@ class Overlay:
                 self._log.close()
         return self.summary()
 
+    NO_FRAMES_AFTER_S = 3.0
+
+    def _say_if_no_frames(self, now: int) -> None:
+        """Heartbeats but no frame for a while, drawing on the frames topic: the pipeline is not publishing frames
+        (publisher.send_frames: false). Said once in the log and in the summary, never silently nothing."""
+        if (self.no_frames_warning or self.reader is not None or self.frames_received or not self._first_status_ns
+                or now - self._first_status_ns < self.NO_FRAMES_AFTER_S * 1e9):
+            return
+        self.no_frames_warning = (
+            f"the pipeline sends heartbeats but no frames ({self.NO_FRAMES_AFTER_S:g} s): it publishes frames only with "
+            f"publisher.send_frames: true (polypwatch run --set publisher.send_frames=true), or give the overlay its "
+            f"own capture of the feed (overlay.video)" + ("; nothing is written to overlay.output until then"
+                                                         if self.cfg.output else ""))
+        log.warning("%s", self.no_frames_warning)
+
     def summary(self) -> dict:
-        return {"frames_drawn": self.drawn, "redraws": self.redrawn, "boxes_drawn": self.boxes_drawn,
+        return {"frames_drawn": self.drawn, "frames_received": self.frames_received,
+                "warning": self.no_frames_warning, "redraws": self.redrawn, "boxes_drawn": self.boxes_drawn,
                 "alert_frames": self.alert_frames, "displays": dict(self.displays),
                 "messages": self.receiver.received, "malformed": dict(self.receiver.malformed),
                 "reconnects": self.receiver.reconnects,
@@ -204,4 +224,5 @@ def format_summary(s: dict) -> str:
     lat = (f"capture -> draw (ms): p50 {p['p50']:.2f}  p95 {p['p95']:.2f}  p99 {p['p99']:.2f}  max {p['max']:.2f}"
            if p["count"] else "capture -> draw: no frame drawn")
     return (f"frames drawn {s['frames_drawn']} (+{s['redraws']} redraws), boxes {s['boxes_drawn']}, alert frames "
-            f"{s['alert_frames']}, states {s['displays']}, messages {s['messages']}, malformed {s['malformed']}\n{lat}")
+            f"{s['alert_frames']}, states {s['displays']}, messages {s['messages']}, malformed {s['malformed']}\n{lat}"
+            + (f"\nWARNING: {s['warning']}" if s.get("warning") else ""))

@@ -23,13 +23,18 @@ def draw_boxes(img: np.ndarray, verdict: Verdict, color, thickness: int) -> int:
     return len(d.boxes)
 
 
+def alert_thickness(h: int) -> int:
+    """The alert border's width: the state mark and its latency label sit inside it, never under it."""
+    return max(4, h // 90)
+
+
 def draw_alert(img: np.ndarray, verdict: Verdict, style: str, color) -> bool:
     """The alert indicator, driven by the filtered alert state (never by the raw score)."""
     d = verdict.detection
     if d is None or d.alert is not AlertState.ON:
         return False
     h, w = img.shape[:2]
-    t = max(4, h // 90)
+    t = alert_thickness(h)
     if style == "border":
         cv2.rectangle(img, (t // 2, t // 2), (w - 1 - t // 2, h - 1 - t // 2), color, t)
     else:
@@ -50,13 +55,16 @@ def draw_state(img: np.ndarray, verdict: Verdict, latency_ms: float | None, show
     color = STATE_COLORS[verdict.display]
     (tw, tht), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
     pad = int(8 * scale)
-    x0, y0 = pad, pad
+    x0 = y0 = pad + alert_thickness(h)          # inside the alert border (drawn or not: the mark does not move)
     cv2.rectangle(img, (x0, y0), (x0 + tw + 2 * pad, y0 + tht + 2 * pad), (0, 0, 0), -1)
     cv2.rectangle(img, (x0, y0), (x0 + tw + 2 * pad, y0 + tht + 2 * pad), color, max(1, th))
     cv2.putText(img, label, (x0 + pad, y0 + pad + tht), cv2.FONT_HERSHEY_SIMPLEX, scale, color, th, cv2.LINE_AA)
     if show_latency and latency_ms is not None:
-        cv2.putText(img, f"{latency_ms:.0f} ms", (x0, y0 + tht + 4 * pad + int(20 * scale)),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, (200, 200, 200), max(1, th - 1), cv2.LINE_AA)
+        text, s2, t2 = f"{latency_ms:.0f} ms", scale * 0.8, max(1, th - 1)
+        (lw, lh), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s2, t2)
+        ly = y0 + tht + 3 * pad + lh                               # below the state mark, on its own dark plate
+        cv2.rectangle(img, (x0, ly - lh - pad // 2), (x0 + lw + 2 * pad, ly + base + pad // 2), (0, 0, 0), -1)
+        cv2.putText(img, text, (x0 + pad, ly), cv2.FONT_HERSHEY_SIMPLEX, s2, (200, 200, 200), t2, cv2.LINE_AA)
     if verdict.display in (Display.OFFLINE, Display.NO_SIGNAL):
         big = f"DETECTOR {label}"
         s2 = scale * 2.0

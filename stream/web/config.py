@@ -38,6 +38,9 @@ class WebConfig:
                "max_clip_frames": (1, 100000), "max_clip_seconds": (0.1, 36000)}
 
     def validate(self) -> None:
+        from stream.config import check_path_value
+        for key in ("token_file", "reports_dir", "curve_secret_key", "curve_server_key"):
+            check_path_value(f"web.{key}", getattr(self, key))
         host, _ = parse_listen("web.listen", self.listen)
         from stream.endpoints import check_endpoint
         check_endpoint("web.endpoint", self.endpoint, allow_non_loopback=True)

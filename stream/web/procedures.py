@@ -26,10 +26,20 @@ def procedure_folder(root: Path, name: str) -> Path:
 
 
 def _json(path: Path, default):
+    """A JSON object from a record's file, or ``default`` (missing, unreadable, nested too deeply, not an object)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        v = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return default
+    return v if isinstance(v, dict) else default
+
+
+def _text(v, limit: int = 300) -> str:
+    return v[:limit] if isinstance(v, str) else ""
+
+
+def _number(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 TAIL_BLOCK = 64 * 1024
@@ -81,10 +91,13 @@ def describe(folder: Path, with_episodes: bool = False, last: int | None = None)
     eps = episodes(folder, last if with_episodes else 1)
     newest = eps[-1].get("episode") if eps else 0
     count = newest if isinstance(newest, int) and not isinstance(newest, bool) and newest >= 0 else len(eps)
-    d = {"name": folder.name, "source": proc.get("source", ""), "model_id": proc.get("model_id", ""),
-         "started_utc": proc.get("started_utc", ""), "episodes": count, "finished": summary is not None,
-         "frames": (summary or {}).get("processed"), "seconds": (summary or {}).get("seconds"),
-         "record_error": ((summary or {}).get("record") or {}).get("error", "")}
+    record = (summary or {}).get("record")
+    d = {"name": folder.name, "source": _text(proc.get("source")), "model_id": _text(proc.get("model_id")),
+         "started_utc": _text(proc.get("started_utc"), 40), "episodes": count, "finished": summary is not None,
+         "frames": _number((summary or {}).get("processed")), "seconds": _number((summary or {}).get("seconds")),
+         "record_error": _text(record.get("error")) if isinstance(record, dict) else ""}
+    if not proc:
+        d["bad"] = "procedure.json is not a readable JSON object"
     if with_episodes:
         d["gallery"] = eps
     return d
@@ -96,7 +109,15 @@ def list_procedures(root: Path) -> list[dict]:
         return []
     folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME.fullmatch(p.name)
                       and (p / "procedure.json").is_file()), key=lambda p: p.name, reverse=True)
-    return [describe(p) for p in folders[:MAX_LISTED]]
+    out = []
+    for p in folders[:MAX_LISTED]:
+        try:
+            out.append(describe(p))
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError) as e:  # one entry, marked
+            out.append({"name": p.name, "source": "", "model_id": "", "started_utc": "", "episodes": 0,
+                        "finished": False, "frames": None, "seconds": None, "record_error": "",
+                        "bad": f"cannot be described ({type(e).__name__})"})
+    return out
 
 
 def _when(d: dict) -> str:
@@ -110,7 +131,7 @@ def list_html(procs: list[dict]) -> str:
         state = "recording" if not d["finished"] else f"{d['frames']} frames, {d['seconds'] or 0:.0f} s"
         rows.append(f"<tr><td><a href=\"{href}\">{_when(d)}</a></td><td>{html.escape(d['source'])}</td>"
                     f"<td>{d['episodes']}</td><td>{html.escape(state)}</td>"
-                    f"<td>{html.escape(d['record_error'])}</td></tr>")
+                    f"<td>{html.escape(d.get('bad') or d['record_error'])}</td></tr>")
     body = "\n".join(rows) or "<tr><td colspan=5>no procedure recorded yet (record.dir)</td></tr>"
     return _page("Procedures", f"""<table class="list"><tr><th>started</th><th>source</th><th>alert episodes</th>
 <th></th><th></th></tr>
@@ -122,7 +143,7 @@ def gallery_html(d: dict) -> str:
     for e in d["gallery"]:
         src = html.escape(f"/procedures/files/{d['name']}/{e['image']}", quote=True)
         cap = (f"#{e.get('episode')} · {_clock(e.get('start_s'))}–{_clock(e.get('end_s'))} "
-               f"({e.get('duration_s', 0):.1f} s) · peak {e.get('peak_score', 0):.3f}")
+               f"({_number(e.get('duration_s')) or 0:.1f} s) · peak {_number(e.get('peak_score')) or 0:.3f}")
         figs.append(f'<figure class="episode"><a href="{src}"><img src="{src}" loading="lazy"></a>'
                     f"<figcaption>{html.escape(cap)}</figcaption></figure>")
     status = "still recording" if not d["finished"] else f"{d['frames']} frames, {d['seconds'] or 0:.0f} s"
@@ -135,7 +156,7 @@ def gallery_html(d: dict) -> str:
 
 
 def _clock(s) -> str:
-    s = float(s or 0)
+    s = float(_number(s) or 0)
     return f"{int(s // 60)}:{s % 60:04.1f}"
 
 

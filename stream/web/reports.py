@@ -4,7 +4,9 @@ from __future__ import annotations
 import html
 import json
 import os
+import stat
 from pathlib import Path
+from urllib.parse import quote
 
 MAX_DEPTH = 4
 MAX_REPORTS = 2000
@@ -12,7 +14,9 @@ MAX_REPORTS = 2000
 
 def find_reports(root: Path) -> list[dict]:
     """Every folder under ``root`` (at most MAX_DEPTH deep, symlinks not followed) holding a report.html:
-    a single replay (metrics.json) or a study (summary.json). Newest first."""
+    a single replay (metrics.json) or a study (summary.json). Newest first. An entry that cannot be described (a
+    report.html that is a link, a link to nowhere, a metrics.json nested too deeply) is listed with ``bad`` saying
+    why and is not linked: one bad entry never turns the list into an error."""
     out = []
     root = root.resolve()
     for folder, dirs, files in os.walk(root, followlinks=False):
@@ -23,8 +27,12 @@ def find_reports(root: Path) -> list[dict]:
         if "report.html" not in files:
             continue
         kind = "study" if "summary.json" in files else "replay"
-        entry = {"path": rel.as_posix(), "kind": kind, "mtime": Path(folder, "report.html").stat().st_mtime}
-        entry.update(_headline(Path(folder), kind))
+        st = os.lstat(Path(folder, "report.html"))
+        entry = {"path": rel.as_posix(), "kind": kind, "mtime": st.st_mtime}
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            entry["bad"] = "report.html is a link or not a file: not served"
+        else:
+            entry.update(_headline(Path(folder), kind))
         out.append(entry)
         if len(out) >= MAX_REPORTS:
             break
@@ -41,18 +49,23 @@ def _headline(folder: Path, kind: str) -> dict:
                                                                         if i.get("status") == "failed")}
         m = json.loads((folder / "metrics.json").read_text())
         return {"frames": m.get("frames"), "source": m.get("source", "")}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        return {"bad": f"{'summary' if kind == 'study' else 'metrics'}.json cannot be read (the report may still open)"}
 
 
 def index_html(reports: list[dict], files_prefix: str) -> str:
     rows = []
     for e in reports:
         p = html.escape(e["path"] if e["path"] != "." else "")
-        href = html.escape(f"{files_prefix}/{e['path']}/report.html" if e["path"] != "." else f"{files_prefix}/report.html",
-                           quote=True)
+        url = f"{files_prefix}/{quote(e['path'])}/report.html" if e["path"] != "." else f"{files_prefix}/report.html"
+        href = html.escape(url, quote=True)
         detail = (f"{e.get('inputs', '?')} inputs, {e.get('failed', 0)} failed" if e["kind"] == "study"
                   else f"{e.get('frames', '?')} frames")
+        if "bad" in e and "link" in e["bad"]:
+            rows.append(f"<tr class=\"bad\"><td>{p or '(top folder)'}</td><td>{e['kind']}</td>"
+                        f"<td>{html.escape(e['bad'])}</td></tr>")
+            continue
+        detail = f"{detail} ({e['bad']})" if "bad" in e else detail
         rows.append(f"<tr><td><a href=\"{href}\">{p or '(top folder)'}</a></td><td>{e['kind']}</td>"
                     f"<td>{html.escape(detail)}</td></tr>")
     body = "\n".join(rows) or "<tr><td colspan=3>no report.html under this folder yet</td></tr>"

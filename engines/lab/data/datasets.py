@@ -84,19 +84,41 @@ def _read_split(root: Path, split: str) -> set[str] | None:
     return {ln.strip() for ln in lists[0].read_text().splitlines() if ln.strip()}
 
 
-def _sequence_table(root: Path) -> dict[str, str]:
-    """frame stem -> sequence id, from sequences.csv or a CVC README table ('1 to 38 | 1')."""
+def _frame_stems(root: Path) -> set[str]:
+    folder = root / "images" if (root / "images").is_dir() else root
+    return {p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT}
+
+
+def _sequence_table(root: Path, frames: set[str] | None = None) -> dict[str, str]:
+    """frame stem -> sequence id, from sequences.csv or a CVC README table ('1 to 38 | 1'), for the frames that
+    exist (``frames``, default: the image files under ``root``): a table never claims more than that, whatever its
+    ranges say. A table that cannot be read (not UTF-8, no ``frame``/``sequence`` columns) is a DatasetError."""
+    frames = _frame_stems(root) if frames is None else frames
     table: dict[str, str] = {}
     csv_path = root / "sequences.csv"
     if csv_path.is_file():
-        with csv_path.open() as f:
-            for row in csv.DictReader(f):
-                table[str(row["frame"]).strip()] = str(row["sequence"]).strip()
+        try:
+            with csv_path.open(encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f)
+                if not {"frame", "sequence"} <= set(reader.fieldnames or ()):
+                    raise DatasetError(f"{csv_path}: expected the columns 'frame' and 'sequence', got "
+                                       f"{[str(c)[:40] for c in (reader.fieldnames or [])][:8]}")
+                for row in reader:
+                    frame = str(row["frame"]).strip()
+                    if frame in frames:
+                        table[frame] = str(row["sequence"]).strip()[:64]
+        except UnicodeDecodeError:
+            raise DatasetError(f"{csv_path}: not UTF-8 text (a CSV with the columns frame,sequence was expected)") \
+                from None
+        except csv.Error as e:
+            raise DatasetError(f"{csv_path}: not a readable CSV ({e})") from None
         return table
+    numbered = {int(f): f for f in frames if f.isdigit()}
     for readme in sorted(root.glob("README*.txt")):
         for a, b, seq in re.findall(r"(\d+)\s+to\s+(\d+)\s*\|\s*(\d+)", readme.read_text(errors="replace")):
-            for i in range(int(a), int(b) + 1):
-                table[str(i)] = seq
+            lo, hi = int(a), int(b)
+            for i in (n for n in numbered if lo <= n <= hi):     # the frames that exist, never the range's claim
+                table[numbered[i]] = seq
     return table
 
 

@@ -43,7 +43,13 @@ def _folder_inputs(p: Path) -> list[Path]:
 def _list_file(p: Path) -> list[Path]:
     """One input per line (relative to the list file's folder); blank lines and # comments are skipped."""
     out = []
-    for line in p.read_text().splitlines():
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SourceError(f"list file {p}: not UTF-8 text (one input path a line was expected)") from None
+    except OSError as e:
+        raise SourceError(f"list file {p}: cannot be read ({e.strerror or e})") from None
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             q = Path(line)
@@ -132,16 +138,23 @@ def resolve_input(path: Path, truth_path: str | None, fps: float = 0.0) -> Repla
     """The source, frame count and truth of one replay input; raises with a clear message if they disagree."""
     if path.is_dir():
         from engines.lab.data.datasets import _sequence_table
-        root, frames_dir = (path, path / "images") if (path / "images").is_dir() else (path.parent, path)
+        # a dataset's layout (DIR/images beside DIR/masks): its tables are DIR's; a plain folder of frames has its own
+        # and never reads its parent's (a README or sequences.csv there belongs to someone else)
+        if (path / "images").is_dir():
+            root, frames_dir = path, path / "images"
+        elif path.name == "images" and (path.parent / "masks").is_dir():
+            root, frames_dir = path.parent, path
+        else:
+            root, frames_dir = path, path
         frames = numbered_frames(frames_dir)
         rate = fps or 25.0
+        table = _sequence_table(root, {f.stem for f in frames})
         truth = None
         if truth_path:
             truth = load_truth(truth_path)
         elif (root / "masks").is_dir():
-            truth = truth_from_masks(frames, root / "masks", rate, _sequence_table(root))
-        inp = ReplayInput(path.name, str(frames_dir), len(frames), rate, truth,
-                          sequence_starts(frames, _sequence_table(root)))
+            truth = truth_from_masks(frames, root / "masks", rate, table)
+        inp = ReplayInput(path.name, str(frames_dir), len(frames), rate, truth, sequence_starts(frames, table))
     else:
         n, vfps = _video_info(path)
         tp = Path(truth_path) if truth_path else path.with_suffix(".json")

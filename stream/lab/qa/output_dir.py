@@ -77,9 +77,12 @@ def _write_marker(path: Path, kind: str, files: set[str]) -> None:
 def make_output_dir(path: Path, what: str = "--out", kind: str = "replay") -> None:
     """Create (or keep) an output folder checked by ``check_output_dir`` and put the marker in it."""
     check_output_dir(path, what)
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / MARKER).is_file():
-        _write_marker(path, kind, set())
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / MARKER).is_file():
+            _write_marker(path, kind, set())
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot be written ({e.strerror or e}); nothing was run") from None
 
 
 def record_written(path: Path, names, kind: str = "replay") -> None:

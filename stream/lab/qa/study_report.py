@@ -65,7 +65,11 @@ COLUMNS = ("input", "status", "frames", "processed", "polyps", "detected", "dete
 
 
 def _cell(v) -> str:
-    return "–" if v is None else str(v)
+    """A markdown table cell: one line, its pipes escaped (an input's name may hold either)."""
+    if v is None:
+        return "–"
+    text = " ".join(str(v).split())                        # newlines and tabs become spaces
+    return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def markdown(s: dict) -> str:
@@ -75,7 +79,7 @@ def markdown(s: dict) -> str:
              "| " + " | ".join(COLUMNS) + " | error |", "|" + "---|" * (len(COLUMNS) + 1)]
     for r in s["inputs"]:
         note = r["error"] or ("ended early" if r["ended_early"] else "")
-        lines.append("| " + " | ".join(_cell(r[c]) for c in COLUMNS) + f" | {note} |")
+        lines.append("| " + " | ".join(_cell(r[c]) for c in COLUMNS) + f" | {_cell(note) if note else ''} |")
     p = s["pooled"]
     lines += ["", f"Pooled over {p['inputs_with_truth']} inputs with truth: polyps detected {p['polyps_detected']}/"
               f"{p['polyps']} ({_cell(p['polyp_detection_rate'])}, 95% CI {_cell(p['polyp_detection_rate_ci95'])}); "

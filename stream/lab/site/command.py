@@ -33,7 +33,8 @@ def run(args) -> int:
     if args.model:
         cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, model=args.model))
     out = Path(args.out)
-    check_output_dir(out)
+    check_output_dir(out, inputs=[Path(p) for p in args.polyp_free])
+    make_output_dir(out, kind="site-check")          # made now: an output that cannot be written fails before the work
     if len({Path(p).resolve() for p in args.polyp_free}) != len(args.polyp_free):
         raise ConfigError("--polyp-free: the same recording was given twice")
     inputs = [resolve_input(Path(p), None, cfg.capture.fps) for p in args.polyp_free]
@@ -55,9 +56,10 @@ def run(args) -> int:
         reference, note = kit.reference, f"validation scores of the model's training sources ({kit_path(fp32).name})"
     except ModelError as e:
         reference, note = {}, f"no reference distribution for this model: {e}"
-    make_output_dir(out)
     (out / "site_check.json").write_text(json.dumps(s, indent=1) + "\n")
     (out / "report.html").write_text(report_html(s, results, reference, note, MAX_GALLERY))
+    from stream.lab.qa.output_dir import record_written
+    record_written(out, ("site_check.json", "report.html"), kind="site-check")
     print(f"{s['verdict']}: {s['reason']}\n{s['frames']} frames, {s['episodes']} alert episodes "
           f"({s['episodes_per_minute']}/min), alert on in {s['alert_on_share']:.1%}; outputs in {out}")
     if args.require_fit and s["verdict"] != "fits":
