@@ -1,7 +1,6 @@
 """Video sources behind one interface: OpenCV devices, files, URLs, numbered-frame folders, synthetic video."""
 from __future__ import annotations
 
-import logging
 import re
 import time
 from pathlib import Path
@@ -13,8 +12,6 @@ import numpy as np
 from engines.runtime.image_files import IMAGE_EXT
 from engines.runtime.media import KNOWN, sniff_file
 from engines.errors import FrameUnreadable, SourceEnded, SourceError
-
-log = logging.getLogger(__name__)
 
 
 class Source:
@@ -155,7 +152,7 @@ class FolderSource(Source):
         p = self.files[self.index]
         try:
             return _check_image(cv2.imread(str(p), cv2.IMREAD_COLOR), f"frame {p}"), self.index
-        except SourceError as e:
+        except SourceError as e:       # one bad file of a folder: skipped and counted by the reader, never an end
             raise FrameUnreadable(f"{e} (not an image OpenCV can decode); skipped and counted", self.index) from None
 
 
@@ -177,8 +174,7 @@ class ImageSource(FolderSource):
 def check_media_file(path: str | Path) -> str:
     """'image' or 'video': what a file is, from its first bytes; anything else is a SourceError."""
     try:
-        with open(path, "rb"):
-            pass
+        open(path, "rb").close()
     except OSError as e:
         raise SourceError(f"{path}: cannot be read ({e.strerror or e})") from None
     media = sniff_file(path)
@@ -207,8 +203,7 @@ class SyntheticSource(Source):
             w, h = parse_size(opts.get("size", "640x480"))
             rate, seconds = float(opts.get("fps", fps or 30)), float(opts.get("seconds", 60))
             if not (1 <= rate <= 240) or not (0 < seconds <= 86400):
-                raise ValueError(f"fps: expected 1..240 and seconds: 0..86400, got fps={opts.get('fps', rate)!s:.20} "
-                                 f"seconds={opts.get('seconds', seconds)!s:.20}")
+                raise ValueError(f"fps: expected 1..240 and seconds: 0..86400, got fps={rate} seconds={seconds}")
             self.params = SynthParams(seed=int(opts.get("seed", 1)), seconds=seconds, width=w, height=h, fps=int(rate))
         except (ValueError, OverflowError) as e:
             raise SourceError(f"synthetic source: {str(e)[:200]}") from None

@@ -153,6 +153,7 @@ def test_a_failed_parity_check_keeps_the_old_engine_and_the_failed_one_beside(tr
         TensorRTBackend(failed, model).open()
 
 
+@pytest.mark.filterwarnings("ignore:the float32 number")
 def test_an_engine_with_fp16_inputs_and_outputs_is_refused_with_a_message(trt, model, tmp_path):
     import onnx
     from onnxconverter_common import float16
@@ -279,3 +280,13 @@ def test_the_gpu_reports_tensorrt_rows_build_engines_or_say_tensorrt_is_missing(
     assert "TensorRT: not installed on this machine" in missing and "torch-CUDA rows" in missing
     assert tensorrt_rows.failures(None, {}) == []
     assert tensorrt_rows.tensorrt_version() == trt.__version__
+
+
+def test_an_engine_without_an_execution_context_is_a_model_error(trt, model, tmp_path, monkeypatch):
+    """create_execution_context() returns None when TensorRT cannot make one (device memory): said, not a crash."""
+    from engines.backends.tensorrt_backend import TensorRTBackend
+    out = tmp_path / "e.engine"
+    build(BuildOptions(onnx=model, out=out, precision="fp32", check_count=2))
+    monkeypatch.setattr(trt.ICudaEngine, "create_execution_context", lambda self: None)
+    with pytest.raises(ModelError, match="could not create an execution context"):
+        TensorRTBackend(out, model).open()
