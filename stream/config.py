@@ -101,9 +101,13 @@ class MetricsConfig:
 class RecordConfig:
     dir: str = ""                         # procedure records go here, one folder per run ("" = off)
     max_mb: float = 2000.0                # the oldest procedures are removed past this size
-    thumb_width: int = 640                # gallery images are at most this wide
+    thumb_width: int = 640                # gallery images (and footage frames) are at most this wide
+    footage: bool = False                 # keep the procedure's frames (JPEG at thumb_width) for review and commissioning
+    footage_fps: float = 4.0              # ... at this rate outside alert episodes and marks (every frame inside them)
+    mark_seconds: float = 3.0             # a mark ("polyp here") keeps every frame this long before and after it
 
-    _ranges = {"max_mb": (0.01, 10**7), "thumb_width": (64, 7680)}
+    _ranges = {"max_mb": (0.01, 10**7), "thumb_width": (64, 7680), "footage_fps": (0.2, 60),
+               "mark_seconds": (0.5, 30)}
 
     def validate(self) -> None:
         if self.dir and Path(self.dir).absolute() == Path(Path(self.dir).absolute().anchor):

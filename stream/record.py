@@ -24,6 +24,7 @@ import numpy as np
 
 from engines.runtime.alerts import AlertState
 from stream.detection import Detection
+from stream.record_files import MARKER, prune, records_bytes
 from stream.wire import encode_detection
 
 log = logging.getLogger(__name__)
@@ -48,52 +49,6 @@ class RecordStats:
     skipped: int = 0                   # items not written because this procedure alone reached record.max_mb
 
 
-MARKER = ".polypwatch-procedure"      # in every procedure folder this program wrote: only those are pruned or counted
-OURS = ("procedure.json", "detections.jsonl", "episodes.jsonl", "summary.json", MARKER)
-
-
-def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def is_procedure(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()
-
-
-def our_files(folder: Path) -> list[Path]:
-    """The files a procedure record wrote in ``folder`` (by name: its JSON files, the log, the gallery images)."""
-    return [p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and
-            (p.name in OURS or (p.name.startswith("episode-") and p.suffix == ".jpg"))]
-
-
-def records_bytes(root: Path) -> int:
-    """What the procedure records under ``root`` take: the files this program wrote, nothing of the user's."""
-    return sum(f.stat().st_size for p in root.iterdir() if is_procedure(p) for f in our_files(p))
-
-
-def prune(root: Path, max_bytes: int, keep: Path) -> list[str]:
-    """Remove the oldest procedure records under ``root`` (never ``keep``) until they take at most ``max_bytes``.
-    Only folders with the marker count and go, and of those only the files the record wrote: a folder that still
-    holds files of the user's stays with them (logged)."""
-    gone = []
-    folders = sorted((p for p in root.iterdir() if p != keep and is_procedure(p)), key=lambda p: p.name)
-    total = records_bytes(root)
-    for p in folders:
-        if total <= max_bytes:
-            break
-        for f in sorted(our_files(p), key=lambda f: f.name == MARKER):      # the marker last
-            total -= f.stat().st_size
-            f.unlink(missing_ok=True)
-        try:
-            p.rmdir()
-        except OSError:
-            log.warning("procedure record %s pruned; the folder is kept for what polypwatch did not write there", p)
-        gone.append(p.name)
-    if gone:
-        log.info("procedure records pruned to keep record.max_mb: %s", ", ".join(gone))
-    return gone
-
-
 class ProcedureRecord:
     def __init__(self, cfg, source_id: str, model_id: str):
         self.cfg = cfg
@@ -111,6 +66,11 @@ class ProcedureRecord:
         self._max_bytes = int(cfg.max_mb * 1e6)
         self._root_bytes = 0               # the writer's running estimate of the folder's size
         self._full = False
+        self._budget = threading.Lock()    # the record's writer and the footage writer share record.max_mb
+        self.footage = None
+        if cfg.footage:
+            from stream.footage import FootageWriter
+            self.footage = FootageWriter(cfg, self.folder, self.charge)
         self._queue.put(("start", {"source": source_id, "model_id": model_id,
                                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
         self._thread.start()
@@ -120,6 +80,8 @@ class ProcedureRecord:
         if self._t0_ns is None:
             self._t0_ns = d.t_capture_ns
         self._put(("det", d))
+        if self.footage is not None:
+            self.footage.offer(d, image)
         ep = self._episode
         if d.alert is AlertState.ON:
             if ep is None:
@@ -146,6 +108,8 @@ class ProcedureRecord:
         """End the episode in flight, write the summary, stop the writer; returns what the record did."""
         if self._episode is not None:
             self._end_episode()
+        if self.footage is not None:
+            self.footage.close()
         self._queue.put(("summary", summary))
         self._queue.put(None)
         self._thread.join(30)
@@ -154,7 +118,15 @@ class ProcedureRecord:
     def report(self) -> dict:
         return {"folder": str(self.folder), "episodes": self.stats.episodes, "written": self.stats.written,
                 "dropped": self.stats.dropped, "skipped": self.stats.skipped, "pruned": self.stats.pruned,
-                "error": self.error}
+                "error": self.error, "footage": self.footage.report() if self.footage is not None else None}
+
+    def charge(self, nbytes: int) -> bool:
+        """Room for ``nbytes`` more of this procedure (the footage writer's thread): False once it is full."""
+        with self._budget:
+            if not self._room_for(1):
+                return False
+            self._root_bytes += nbytes
+            return True
 
     # ------------------------------------------------------------------ the writer thread
     def _write_loop(self) -> None:
@@ -163,7 +135,8 @@ class ProcedureRecord:
             if item is None:
                 break
             try:
-                self._write(*item)
+                with self._budget:
+                    self._write(*item)
                 self.stats.written += 1
             except OSError as e:                       # full or unwritable disk: said, never fatal
                 if not self.error:

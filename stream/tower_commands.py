@@ -116,6 +116,7 @@ def cmd_overlay(args) -> int:
     check_outputs({"--summary-json": (args.summary_json or "", "json"), "overlay.output": (oc.output, "")},
                   {"overlay.video": oc.video if oc.video != "frames" else "", "--config": args.config or ""})
     ov = Overlay(oc)
+    ov.record_dir = cfg.record.dir          # key m in the window: "polyp here", kept in the procedure's record
     install_signals(ov.stop_event.set)
     summary = ov.run()
     print(format_summary(summary))

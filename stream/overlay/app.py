@@ -8,13 +8,12 @@ import threading
 import time
 from collections import Counter
 
-import cv2
 import numpy as np
 
-from engines.errors import ConfigError
 from stream.detection import Detection
 from stream.latency import LatencyHistogram
 from stream.overlay.draw import render
+from stream.overlay.output import Output
 from stream.overlay.receiver import Receiver
 from stream.overlay.state import DetectorView
 from stream.reader import LatestFrameReader
@@ -22,55 +21,6 @@ from stream.sources import make_source
 from stream.wire import FrameMessage, Status
 
 log = logging.getLogger(__name__)
-
-
-class _Output:
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.writer = None
-        self.size = None
-        self.source_fps = 0.0            # the source's own rate: from the heartbeat, or the capture source
-        self.unrecorded = 0              # frames shown before the source's rate was known (not in the file)
-        if cfg.show_window:
-            if not hasattr(cv2, "namedWindow"):
-                raise ConfigError("overlay.show_window: this OpenCV build has no GUI (opencv-python-headless); "
-                                  "install opencv-python or write to overlay.output")
-            try:
-                cv2.namedWindow(cfg.window_name, cv2.WINDOW_NORMAL)
-                if cfg.fullscreen:
-                    cv2.setWindowProperty(cfg.window_name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
-            except cv2.error as e:
-                raise ConfigError(f"overlay.show_window: cannot open a window ({e})") from None
-
-    def show(self, img: np.ndarray, record: bool = True) -> None:
-        if self.cfg.output and record:
-            self._record(img)
-        if self.cfg.show_window:
-            cv2.imshow(self.cfg.window_name, img)
-            cv2.waitKey(1)
-
-    def _record(self, img: np.ndarray) -> None:
-        """The annotated video at the source's own frame rate (overlay.output_fps overrides it), so that it lasts
-        as long as the procedure; frames before the rate is known are shown but not recorded."""
-        if self.writer is None:
-            fps = self.cfg.output_fps or self.source_fps
-            if not fps:
-                self.unrecorded += 1
-                return
-            self.size = (img.shape[1], img.shape[0])
-            self.writer = cv2.VideoWriter(self.cfg.output, cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
-            if not self.writer.isOpened():
-                raise ConfigError(f"overlay.output: cannot write a video to {self.cfg.output!r}")
-            log.info("recording %s at %.3g fps", self.cfg.output, fps)
-        if (img.shape[1], img.shape[0]) != self.size:
-            img = cv2.resize(img, self.size)
-        self.writer.write(img)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-        if self.cfg.show_window:
-            cv2.destroyAllWindows()
 
 
 class Overlay:
@@ -91,7 +41,31 @@ class Overlay:
         self._alert_was_shown = False
         self._log = open(cfg.latency_log, "w") if cfg.latency_log else None
         self.on_draw = None        # optional callback(verdict, image, new) after each draw (tests, tools)
-        self.output: _Output | None = None
+        self.output: Output | None = None
+        self.record_dir = ""       # record.dir of the pipeline on this host: key m marks "polyp here" there
+        self.marks: list[str] = []
+
+    def mark(self, by: str = "overlay") -> str:
+        """"Polyp here" at the newest detection, in the procedure being recorded (record.dir on this host): what
+        became of it, also logged; never silently nothing."""
+        from pathlib import Path
+
+        from stream.truth_files import TruthError, append_mark
+        from stream.web.procedures import NoSuchProcedure, procedure_folder
+        s, d = self.view.status, self.view.detection
+        try:
+            if not self.record_dir or s is None or not s.procedure:
+                raise TruthError("no procedure is being recorded here (record.dir, and a running pipeline)")
+            if d is None:
+                raise TruthError("no detection has arrived yet")
+            e = append_mark(procedure_folder(Path(self.record_dir), s.procedure), by, d.seq, d.frame_index,
+                            d.t_capture_ns)
+            said = f"mark {e['mark']} kept at frame {e['frame_index']} of {s.procedure}"
+        except (TruthError, NoSuchProcedure, OSError) as e:
+            said = f"mark not kept: {e}"
+        log.warning("%s", said) if said.startswith("mark not") else log.info("%s", said)
+        self.marks.append(said)
+        return said
 
     def _bell(self) -> None:
         now = time.monotonic()
@@ -107,7 +81,7 @@ class Overlay:
             return ""
         return f"model {s.model_id}" + (f" | site {s.site}" if s.site else "")
 
-    def _draw(self, frame: FrameMessage, out: _Output, new: bool, record: bool = True) -> None:
+    def _draw(self, frame: FrameMessage, out: Output, new: bool, record: bool = True) -> None:
         img = frame.image.copy()
         now = time.monotonic_ns()
         verdict = self.view.verdict(frame.t_capture_ns, now)
@@ -115,6 +89,8 @@ class Overlay:
         n, shown = render(img, verdict, self.cfg, latency_ms, self.caption())
         t_draw = time.monotonic_ns()
         out.show(img, record)
+        if out.key in (ord("m"), ord("M")):
+            self.mark()
         if self.on_draw is not None:
             self.on_draw(verdict, img, new)
         if shown and not self._alert_was_shown:
@@ -139,7 +115,7 @@ class Overlay:
 
     def run(self) -> dict:
         cfg = self.cfg
-        out = self.output = _Output(cfg)
+        out = self.output = Output(cfg)
         redraw_ns = int(cfg.redraw_ms * 1e6)
         t_end = time.monotonic_ns() + int(cfg.max_seconds * 1e9) if cfg.max_seconds else None
         last: FrameMessage | None = None
@@ -210,7 +186,7 @@ class Overlay:
 
     def summary(self) -> dict:
         return {"frames_drawn": self.drawn, "frames_received": self.frames_received,
-                "warning": self.no_frames_warning, "redraws": self.redrawn, "boxes_drawn": self.boxes_drawn,
+                "warning": self.no_frames_warning, "marks": list(self.marks), "redraws": self.redrawn, "boxes_drawn": self.boxes_drawn,
                 "alert_frames": self.alert_frames, "displays": dict(self.displays),
                 "messages": self.receiver.received, "malformed": dict(self.receiver.malformed),
                 "reconnects": self.receiver.reconnects,

@@ -94,6 +94,10 @@ class Hub:
         if self._receiver is not None:
             self._receiver.close()
 
+    def latest_detection(self) -> Detection | None:
+        """The newest detection received (a mark belongs to its frame)."""
+        return self._last_det
+
     def counters(self) -> dict:
         r = self._receiver
         return {"frames_in": self.frames_in, "frames_skipped": self.frames_skipped, "encoded": self.encoded,

@@ -151,7 +151,8 @@ def gallery_html(d: dict) -> str:
     return _page(f"Procedure {_when(d)}", f"""<p>Source {html.escape(d['source'])} · model {html.escape(d['model_id'])}
 · {status} · {d['episodes']} alert episodes (the frame at each episode's peak score, with its boxes).</p>{err}
 <div class="gallery">{''.join(figs) or '<p>no alert episode in this procedure</p>'}</div>
-<p><a href="/procedures/files/{html.escape(d['name'], quote=True)}/detections.jsonl">detection log</a> ·
+<p><a href="/procedures/{html.escape(d['name'], quote=True)}/review">review this procedure</a> ·
+<a href="/procedures/files/{html.escape(d['name'], quote=True)}/detections.jsonl">detection log</a> ·
 <a href="/procedures/">all procedures</a></p>""")
 
 

@@ -35,6 +35,7 @@ EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 CHECK_SLOTS = web.AppKey("check_slots", asyncio.Semaphore)
 PENDING = web.AppKey("pending_checks", list)
 PROCEDURE_FILE = re.compile(r"(episode-\d{4,6}\.jpg|detections\.jsonl|episodes\.jsonl|summary\.json|procedure\.json)")
+PAGE = re.compile(r"/procedures/[A-Za-z0-9][A-Za-z0-9._-]{0,120}(/review)?")     # pages opened with ?token=
 MAX_LAST = 1000                 # /api/procedures/NAME?last=N: the newest N episodes (the live strip asks for 8)
 MAX_PENDING_CHECKS = 4          # uploads being read or checked at once; more are refused (503)
 
@@ -50,7 +51,8 @@ def _token_middleware(token: str):
             return await handler(request)
         given = request.query.get("token")
         if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-            if request.method == "GET" and request.path in ("/", "/check", "/reports/", "/procedures/"):
+            if request.method == "GET" and (request.path in ("/", "/check", "/reports/", "/procedures/")
+                                            or PAGE.fullmatch(request.path)):
                 query = request.query.copy()
                 query.popall("token")
                 resp = web.HTTPFound(str(request.rel_url.with_query(query)))   # keep it out of the address bar
@@ -289,6 +291,8 @@ def make_app(cfg) -> web.Application:
     app.router.add_get("/procedures/", procedures_page)
     app.router.add_get("/procedures/files/{name}/{file}", procedure_file)
     app.router.add_get("/procedures/{name}", procedure_page)
+    from stream.web import site_truth
+    site_truth.register(app, CFG, HUB)
 
     async def on_startup(app: web.Application) -> None:
         app[CHECK_SLOTS] = asyncio.Semaphore(1)

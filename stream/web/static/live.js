@@ -206,3 +206,21 @@ pw.resume = () => { pw.paused = false; draw(); };
 fit();
 draw();
 connect();
+
+// "polyp here": the detector missed it or was late. The server keeps the mark in the procedure being recorded
+// (POST /api/mark, which needs the access token); the answer says what happened, never silently nothing.
+async function markPolyp() {
+  const note = document.getElementById('marknote');
+  try {
+    const r = await fetch('/api/mark?by=web', {method: 'POST'});
+    const body = await r.json();
+    note.textContent = r.ok ? `mark ${body.mark} kept (frame ${body.frame_index})` : `not kept: ${body.error}`;
+    note.style.color = r.ok ? '#9f9' : '#f66';
+    window.polypwatchLastMark = {ok: r.ok, body};
+  } catch (e) {
+    note.textContent = `not kept: ${e}`;
+    note.style.color = '#f66';
+  }
+}
+document.getElementById('mark').addEventListener('click', markPolyp);
+document.addEventListener('keydown', (e) => { if (e.key === 'm' && !e.repeat && e.target.tagName !== 'INPUT') markPolyp(); });

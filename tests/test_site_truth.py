@@ -1,0 +1,248 @@
+"""The site's truth (issue 49): footage in the procedure record, marks made during a procedure, a reviewer's answers
+appended to the record. Real pipelines over generated clips, real files."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from stream.config import load_config
+from stream.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def polyp_clip(tmp_path_factory) -> Path:
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
+    out = tmp_path_factory.mktemp("truthclip") / "clip.mp4"
+    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
+    return out
+
+
+def _pipeline(clip: Path, *sets: str) -> Pipeline:
+    cfg = load_config(None, ["publisher.endpoint=tcp://127.0.0.1:*", "engine.backend=onnxruntime",
+                             "engine.threads=1", *sets])
+    return Pipeline(cfg, source=str(clip))
+
+
+def _index(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "footage" / "footage.jsonl").read_text().splitlines()]
+
+
+def test_footage_keeps_every_alert_frame_and_a_few_a_second_elsewhere(polyp_clip, tmp_path):
+    s = _pipeline(polyp_clip, "capture.pace=false", f"record.dir={tmp_path / 'rec'}", "record.footage=true",
+                  "record.footage_fps=2", "record.thumb_width=160").run()
+    (folder,) = list((tmp_path / "rec").iterdir())
+    idx = _index(folder)
+    dets = [json.loads(x) for x in (folder / "detections.jsonl").read_text().splitlines()]
+    alert_frames = {d["frame_index"] for d in dets if d["alert"] == "on"}
+    kept = {f["frame_index"] for f in idx}
+    assert alert_frames and alert_frames <= kept                         # every frame inside an episode
+    assert all((folder / "footage" / f["file"]).is_file() for f in idx)
+    import cv2
+    assert cv2.imread(str(folder / "footage" / idx[0]["file"])).shape[1] == 160
+    quiet = [f for f in idx if f["why"] == "rate"]
+    span = max(f["t_s"] for f in idx) - min(f["t_s"] for f in idx)
+    assert quiet and len(quiet) <= 2 * span + 2                          # ~2 a second outside episodes
+    assert s["record"]["footage"]["frames_written"] == len(idx) and s["record"]["footage"]["dropped"] >= 0
+
+
+def test_a_mark_keeps_every_frame_of_the_seconds_before_and_after(polyp_clip, tmp_path):
+    from stream.truth_files import append_mark, read_marks
+    pipe = _pipeline(polyp_clip, "capture.pace=true", f"record.dir={tmp_path / 'rec'}", "record.footage=true",
+                     "record.footage_fps=0.5", "record.mark_seconds=1", "record.thumb_width=160",
+                     "alerts.on_threshold=0.999", "alerts.min_hits=8", "alerts.window=8")     # no alert episode
+    seen = []
+    pipe.on_detection = lambda d, frame: seen.append(d)
+    th = threading.Thread(target=pipe.run)
+    th.start()
+    while len(seen) < 75:                                                # 3 s in (25 fps, paced)
+        time.sleep(0.02)
+    d = seen[-1]
+    append_mark(pipe.record.folder, "test", d.seq, d.frame_index, d.t_capture_ns)
+    th.join(30)
+    folder = pipe.record.folder
+    assert [m["mark"] for m in read_marks(folder)] == [1]
+    kept = {f["frame_index"] for f in _index(folder) if f["why"] == "mark"}
+    around = set(range(d.frame_index - 20, d.frame_index + 21))          # ±0.8 s at 25 fps: all of them kept
+    assert around <= kept, sorted(around - kept)
+    assert pipe.record.report()["footage"]["marks"] == 1
+
+
+# ------------------------------------------------------------------ marks and the review, through the real server
+TOKEN = "t" * 24
+
+
+def _recorded_procedure(clip: Path, root: Path, endpoint: str, marks_while_running=None):
+    """A paced run with footage, publishing on ``endpoint``; ``marks_while_running(seen)`` runs in its middle."""
+    pipe = _pipeline(clip, "capture.pace=true", f"record.dir={root}", "record.footage=true", "record.footage_fps=2",
+                     "record.mark_seconds=1", "record.thumb_width=160", f"publisher.endpoint={endpoint}")
+    seen = []
+    pipe.on_detection = lambda d, frame: seen.append(d)
+    th = threading.Thread(target=pipe.run)
+    th.start()
+    return pipe, th, seen
+
+
+def test_marks_and_answers_need_the_token_and_are_kept_with_who_and_when(polyp_clip, tmp_path):
+    import asyncio
+
+    import aiohttp
+
+    from conftest import free_port
+    from stream.truth_files import read_marks, read_review
+    from test_web import _serve, server_cfg
+    root = tmp_path / "rec"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = server_cfg(f"web.endpoint={endpoint}", f"record.dir={root}", f"web.token={TOKEN}", "web.uploads=false")
+    pipe, th, seen = _recorded_procedure(polyp_clip, root, endpoint)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def fn(url):
+        out = {}
+        async with aiohttp.ClientSession() as s:
+            while len(seen) < 60:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            async with s.post(url + "/api/mark?by=pedal") as r:                     # no token: refused
+                out["no_token"] = r.status
+            async with s.post(url + "/api/mark?by=pedal", headers={"Authorization": "Bearer " + "x" * 24}) as r:
+                out["forged"] = r.status
+            async with s.post(url + "/api/mark?by=pedal", headers=auth) as r:
+                out["mark"] = (r.status, await r.json())
+            name = pipe.record.folder.name
+            async with s.post(url + f"/api/procedures/{name}/review", headers=auth,
+                              json={"case": "mark-1", "answer": "polyp", "reviewer": "dr a"}) as r:
+                out["while_recording"] = (r.status, await r.json())
+            await asyncio.get_running_loop().run_in_executor(None, th.join, 30)
+            async with s.get(url + f"/api/procedures/{name}/review", headers=auth) as r:
+                out["review"] = await r.json()
+            case = out["review"]["cases"][-1]
+            frame = case["frames"][len(case["frames"]) // 2]["frame_index"]
+            bad = [{"case": "mark-9", "answer": "polyp", "reviewer": "dr a"},
+                   {"case": "mark-1", "answer": "maybe", "reviewer": "dr a"},
+                   {"case": "mark-1", "answer": "polyp", "reviewer": ""},
+                   {"case": "mark-1", "answer": "polyp", "reviewer": "dr a", "frame_index": 10 ** 6},
+                   {"case": "mark-1", "answer": "polyp", "reviewer": "dr a", "frame_index": frame, "box": [0.5, 0.5, 2, 2]},
+                   {"case": "mark-1", "answer": "polyp", "reviewer": "dr a", "extra": 1}]
+            out["bad"] = []
+            for body in bad:
+                async with s.post(url + f"/api/procedures/{name}/review", headers=auth, json=body) as r:
+                    out["bad"].append((r.status, (await r.json())["error"]))
+            for body in ({"case": "mark-1", "answer": "polyp", "reviewer": "dr a", "frame_index": frame,
+                          "box": [0.4, 0.3, 0.6, 0.5]}, {"case": "mark-1", "answer": "unsure", "reviewer": "dr b"}):
+                async with s.post(url + f"/api/procedures/{name}/review", headers=auth, json=body) as r:
+                    out.setdefault("ok", []).append(r.status)
+            async with s.get(url + f"/procedures/{name}/review", headers=auth) as r:
+                out["page"] = r.status
+        return out
+    try:
+        out = asyncio.run(_serve(cfg, fn))
+    finally:
+        th.join(30)
+    folder = pipe.record.folder
+    assert out["no_token"] == 401 and out["forged"] == 401 and out["mark"][0] == 200, out
+    assert out["mark"][1]["by"] == "pedal" and [m["by"] for m in read_marks(folder)] == ["pedal"]
+    assert out["while_recording"][0] == 409 and "still being recorded" in out["while_recording"][1]["error"]
+    ids = [c["id"] for c in out["review"]["cases"]]
+    assert "mark-1" in ids and out["review"]["cases"][-1]["frames"]                  # the mark kept its footage
+    assert [s for s, _ in out["bad"]] == [400] * 6, out["bad"]
+    assert "not an alert episode or mark of procedure" in out["bad"][0][1]
+    assert "not a footage frame of mark-1" in out["bad"][3][1] and "within 0..1" in out["bad"][4][1]
+    assert out["ok"] == [200, 200] and out["page"] == 200
+    answers, edited = read_review(folder)
+    assert edited is None and [(a["reviewer"], a["answer"]) for a in answers] == [("dr a", "polyp"), ("dr b", "unsure")]
+    assert answers[0]["box"] == [0.4, 0.3, 0.6, 0.5] and answers[0]["utc"].endswith("Z")
+
+
+def test_a_review_file_edited_by_hand_is_seen_and_nothing_more_is_appended(polyp_clip, tmp_path):
+    from stream.truth_files import TruthError, append_answer, append_mark, read_review
+    s = _pipeline(polyp_clip, "capture.pace=false", f"record.dir={tmp_path / 'rec'}", "record.footage=true",
+                  "record.thumb_width=160", "alerts.min_hits=2", "alerts.window=3", "alerts.min_misses=2").run()
+    folder = Path(s["record"]["folder"])
+    with pytest.raises(TruthError, match="has ended: marks are made while it is recorded"):
+        append_mark(folder, "web", 1, 1, 1)
+    append_answer(folder, "episode-1", "not_polyp", "dr a")
+    append_answer(folder, "episode-1", "polyp", "dr b")
+    assert len(read_review(folder)[0]) == 2
+    lines = (folder / "review.jsonl").read_text().splitlines()
+    lines[0] = lines[0].replace("not_polyp", "polyp")                                # an answer changed by hand
+    (folder / "review.jsonl").write_text("\n".join(lines) + "\n")
+    answers, edited = read_review(folder)
+    assert answers == [] and edited == 1
+    with pytest.raises(TruthError, match="edited outside polypwatch \\(line 1"):
+        append_answer(folder, "episode-1", "polyp", "dr c")
+    other = tmp_path / "rec" / "other"
+    with pytest.raises(TruthError):
+        append_answer(folder, "episode-99", "polyp", "dr a")
+    del other
+
+
+def test_the_overlay_key_marks_in_the_procedure_being_recorded(tmp_path):
+    import time as _t
+
+    import stream.overlay.config  # noqa: F401
+    from stream.detection import AlertState, Detection
+    from stream.overlay.app import Overlay
+    from stream.truth_files import read_marks
+    from stream.wire import Status
+    cfg = load_config(None, ["overlay.endpoint=tcp://127.0.0.1:5999"]).extra["overlay"]
+    ov = Overlay(cfg)
+    assert ov.mark().startswith("mark not kept: no procedure is being recorded")
+    folder = tmp_path / "rec" / "20260101-000000-s"
+    folder.mkdir(parents=True)
+    (folder / ".polypwatch-procedure").write_text("x")
+    (folder / "procedure.json").write_text("{}")
+    ov.record_dir = str(tmp_path / "rec")
+    now = _t.monotonic_ns()
+    ov.view.on_status(Status("running", now, procedure=folder.name), now)
+    assert ov.mark() == "mark not kept: no detection has arrived yet"
+    ov.view.on_detection(Detection(seq=7, t_capture_ns=now, source="s", score=0.1, alert=AlertState.OFF,
+                                   frame_index=41), now)
+    assert ov.mark() == f"mark 1 kept at frame 41 of {folder.name}"
+    assert [(m["by"], m["seq"], m["frame_index"]) for m in read_marks(folder)] == [("overlay", 7, 41)]
+    ov.receiver.close()
+
+
+@pytest.mark.skipif(__import__("browser").chromium_path() is None, reason="Debian's chromium is not installed")
+def test_a_reviewer_answers_in_a_real_browser(polyp_clip, tmp_path):
+    import asyncio
+
+    from browser import Browser
+    from stream.truth_files import read_review
+    from test_web import _serve, server_cfg
+    s = _pipeline(polyp_clip, "capture.pace=false", f"record.dir={tmp_path / 'rec'}", "record.footage=true",
+                  "record.thumb_width=160", "alerts.min_hits=2", "alerts.window=3", "alerts.min_misses=2").run()
+    folder = Path(s["record"]["folder"])
+    cfg = server_cfg(f"record.dir={tmp_path / 'rec'}", f"web.token={TOKEN}", "web.uploads=false")
+
+    async def fn(url):
+        async with Browser(size=(1200, 900)) as b:
+            await b.goto(f"{url}/procedures/{folder.name}/review?token={TOKEN}")
+            await b.wait_for("window.polypwatchReview && window.polypwatchReview.loaded >= 1", 20)
+            n = await b.eval("window.polypwatchReview.data.cases.length")
+            await b.eval("document.getElementById('reviewer').value = 'Dr Reviewer'; "
+                         "document.getElementById('reviewer').dispatchEvent(new Event('change')); 1")
+            await b.eval("document.querySelector('.case .strip img:nth-child(2)').click(); 1")
+            await b.wait_for("document.querySelector('.case canvas')._img !== undefined", 10)
+            await b.eval("""(() => { const c = document.querySelector('.case canvas'); const r = c.getBoundingClientRect();
+                const ev = (t, fx, fy) => c.dispatchEvent(new MouseEvent(t, {clientX: r.left + fx * r.width,
+                    clientY: r.top + fy * r.height, bubbles: true}));
+                ev('mousedown', 0.25, 0.25); ev('mouseup', 0.5, 0.6); return 1; })()""")
+            await b.eval("document.querySelector('.case button[data-answer=polyp]').click(); 1")
+            await b.wait_for("window.polypwatchReview.last && window.polypwatchReview.loaded >= 2", 20)
+            shown = await b.eval("document.querySelector('.case ul.answers').textContent")
+            shot = await b.screenshot()
+            return n, shown, shot
+    n, shown, shot = asyncio.run(_serve(cfg, fn))
+    import cv2
+    cv2.imwrite(str(tmp_path / "review.png"), shot)
+    answers, edited = read_review(folder)
+    assert n >= 1 and edited is None and len(answers) == 1
+    a = answers[0]
+    assert a["reviewer"] == "Dr Reviewer" and a["answer"] == "polyp" and a["case"] == "episode-1"
+    assert a["box"][0] == pytest.approx(0.25, abs=0.02) and a["box"][3] == pytest.approx(0.6, abs=0.02)
+    assert "Dr Reviewer — polyp" in shown and "place marked" in shown
