@@ -96,12 +96,14 @@ def cases(folder: Path, mark_frames: int = 75) -> list[dict]:
         n, a, b = _int(e.get("episode")), _int(e.get("first_frame")), _int(e.get("last_frame"))
         if n and a is not None and b is not None and a <= b:
             out.append({"id": f"episode-{n}", "kind": "episode", "first_frame": a, "last_frame": b,
+                        "start_s": e.get("start_s") if isinstance(e.get("start_s"), (int, float)) else None,
                         "peak_frame": _int(e.get("peak_frame")), "peak_score": e.get("peak_score"),
                         "boxes": e.get("boxes") if isinstance(e.get("boxes"), list) else []})
     for m in read_marks(folder):
         i = m["frame_index"]
         out.append({"id": f"mark-{m['mark']}", "kind": "mark", "first_frame": max(0, i - mark_frames),
-                    "last_frame": i + mark_frames, "mark_frame": i, "by": m.get("by", ""), "utc": m.get("utc", "")})
+                    "last_frame": i + mark_frames, "mark_frame": i, "by": m.get("by", ""), "utc": m.get("utc", ""),
+                    "t_capture_ns": m["t_capture_ns"]})
     for c in out:
         c["frames"] = [f for f in frames if c["first_frame"] <= f["frame_index"] <= c["last_frame"]]
     return out

@@ -35,6 +35,16 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def polyp_clip(tmp_path_factory) -> Path:
+    """6 s at 480x360, 25 fps: the shipped model raises its alert on a polyp from about 1.6 s to 5 s."""
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
+    out = tmp_path_factory.mktemp("polypclip") / "clip.mp4"
+    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A small PolypNet (random weights, 64x64 input) exported to ONNX with real metadata."""
     import torch

@@ -12,15 +12,6 @@ from stream.config import load_config
 from stream.pipeline import Pipeline
 
 
-@pytest.fixture(scope="module")
-def polyp_clip(tmp_path_factory) -> Path:
-    from engines.synthetic.clip import write_clip
-    from engines.synthetic.params import SynthParams
-    out = tmp_path_factory.mktemp("recclip") / "clip.mp4"
-    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
-    return out
-
-
 def run(clip: Path, *sets: str) -> dict:
     cfg = load_config(None, ["capture.pace=false", "publisher.endpoint=tcp://127.0.0.1:*", "engine.backend=onnxruntime",
                              *sets])

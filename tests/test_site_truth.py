@@ -13,15 +13,6 @@ from stream.config import load_config
 from stream.pipeline import Pipeline
 
 
-@pytest.fixture(scope="module")
-def polyp_clip(tmp_path_factory) -> Path:
-    from engines.synthetic.clip import write_clip
-    from engines.synthetic.params import SynthParams
-    out = tmp_path_factory.mktemp("truthclip") / "clip.mp4"
-    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
-    return out
-
-
 def _pipeline(clip: Path, *sets: str) -> Pipeline:
     cfg = load_config(None, ["publisher.endpoint=tcp://127.0.0.1:*", "engine.backend=onnxruntime",
                              "engine.threads=1", *sets])
@@ -246,3 +237,40 @@ def test_a_reviewer_answers_in_a_real_browser(polyp_clip, tmp_path):
     assert a["reviewer"] == "Dr Reviewer" and a["answer"] == "polyp" and a["case"] == "episode-1"
     assert a["box"][0] == pytest.approx(0.25, abs=0.02) and a["box"][3] == pytest.approx(0.6, abs=0.02)
     assert "Dr Reviewer — polyp" in shown and "place marked" in shown
+
+
+def test_replay_over_procedure_records_judges_the_live_run_by_the_sites_truth(polyp_clip, tmp_path):
+    """Two reviewed procedures: one alert episode a polyp, one not, a mark the detector was late on; replay of the
+    record folder gives per-procedure and pooled figures, the false-alarm rate as an interval."""
+    from conftest import run_cli
+    from stream.lab.qa.site_truth import poisson_interval
+    from stream.truth_files import append_answer, _append
+    root = tmp_path / "rec"
+    folders = []
+    for _ in range(2):
+        s = _pipeline(polyp_clip, "capture.pace=false", f"record.dir={root}", "record.footage=true",
+                      "record.thumb_width=160", "alerts.min_hits=2", "alerts.window=3", "alerts.min_misses=2").run()
+        folders.append(Path(s["record"]["folder"]))
+        time.sleep(1.1)                                        # procedure folders are named by the second
+    first = folders[0]
+    eps = [json.loads(x) for x in (first / "episodes.jsonl").read_text().splitlines()]
+    assert len(eps) >= 2
+    dets = [json.loads(x) for x in (first / "detections.jsonl").read_text().splitlines()]
+    t0 = dets[0]["t_capture_ns"]
+    start2 = eps[1]["start_s"]
+    mark_at = next(d for d in dets if (d["t_capture_ns"] - t0) / 1e9 >= start2 - 1.0)       # 1 s before episode 2
+    _append(first / "marks.jsonl", {"mark": 1, "by": "pedal", "seq": mark_at["seq"], "frame_index":
+                                    mark_at["frame_index"], "t_capture_ns": mark_at["t_capture_ns"], "utc": "x"})
+    append_answer(first, "episode-1", "polyp", "dr a")
+    append_answer(first, "episode-2", "not_polyp", "dr a")
+    out = tmp_path / "truth"
+    r = run_cli("replay", str(root), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((out / "site_truth.json").read_text())
+    one = next(f for f in result["procedures"] if f["procedure"] == first.name)
+    assert one["episodes_polyp"] == 1 and one["episodes_not_polyp"] == 1 and one["reviewed_cases"] == 2
+    assert one["marks"][0]["state"] == "late" and 0 < one["marks"][0]["time_to_first_alert_s"] <= 1.01
+    assert one["false_alarms_per_minute"] is None                                 # minutes, not half an hour
+    assert one["false_alarms_per_minute_ci95"] == list(poisson_interval(1, one["minutes"]))
+    assert result["pooled"]["procedures"] == 2 and "too little for a rate" in result["pooled"]["rests_on"]
+    assert "site polyps found" in r.stdout and (out / "report.html").is_file()

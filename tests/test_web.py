@@ -56,16 +56,6 @@ def test_token_off_loopback_accepted_and_read_from_a_file(tmp_path, monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------ a real stack
-@pytest.fixture(scope="module")
-def polyp_clip(tmp_path_factory) -> Path:
-    """6 s at 480x360, 25 fps: the shipped model raises its alert on a polyp from about 1.6 s to 5 s."""
-    from engines.synthetic.clip import write_clip
-    from engines.synthetic.params import SynthParams
-    out = tmp_path_factory.mktemp("webclip") / "clip.mp4"
-    write_clip(SynthParams(seed=1, seconds=6, width=480, height=360, fps=25), out)
-    return out
-
-
 def start_pipeline(clip: Path, endpoint: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", str(clip), "--set", "capture.loop=true",
                              "--set", f"publisher.endpoint={endpoint}", "--set", "publisher.send_frames=true",

@@ -30,6 +30,13 @@ def run(args) -> int:
     from stream.lab.qa.replay import STOP, format_metrics, replay
     cfg = load_command_config(args)
     check_output_dir(Path(args.out), inputs=[Path(i) for i in args.inputs if "://" not in i])  # before any work
+    from stream.lab.qa.site_truth import procedure_folders, write_site_truth
+    records = procedure_folders([Path(i) for i in args.inputs])
+    if records:                              # procedure records: the live run judged by the site's own truth
+        result = write_site_truth(records, Path(args.out), cfg.record.mark_seconds)
+        from stream.lab.qa.site_truth import markdown
+        print(markdown(result["procedures"], result["pooled"]) + f"\noutputs in {args.out}")
+        return 0
     inputs, study = expand_inputs(args.inputs)
     install_signals(STOP.set)                    # Ctrl-C: the replay in flight stops and is discarded cleanly
     if not study:
