@@ -52,7 +52,7 @@ COMMANDS = (
             "engines.lab.site.build_kit"),
     Command("commission-protocol", LAB, "the pre-registered commissioning protocol on the shared sources",
             "engines.lab.site.protocol"),
-    Command("adapt", LAB, "commission the model at one hospital's tower from its polyp-free footage", "engines.lab.site.adapt_cli"),
+    Command("adapt", LAB, "commission the model at one hospital's tower from its polyp-free footage", "stream.lab.site.adapt_command"),
     Command("evaluate", LAB, "AUROC, sensitivity/specificity, boxes, shortcut checks per source; INT8 parity",
             "engines.lab.evaluation.cli"),
     Command("grid-verdict", LAB, "a pre-registered grid's fold conditions, so far", "engines.lab.evaluation.grid_verdict"),

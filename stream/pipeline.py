@@ -188,7 +188,8 @@ class Pipeline:
     def _open_outputs(self) -> None:
         if self.cfg.record.dir:
             from stream.record import ProcedureRecord
-            self.record = ProcedureRecord(self.cfg.record, self.reader.source_id, self.detector.model_id)
+            self.record = ProcedureRecord(self.cfg.record, self.reader.source_id, self.detector.model_id,
+                                          source_fps=float(getattr(self.reader.source, "fps", 0.0) or 0.0))
         if self.cfg.pipeline.detections_log:
             self._log_file = Path(self.cfg.pipeline.detections_log).open("w")
 

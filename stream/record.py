@@ -50,7 +50,7 @@ class RecordStats:
 
 
 class ProcedureRecord:
-    def __init__(self, cfg, source_id: str, model_id: str):
+    def __init__(self, cfg, source_id: str, model_id: str, source_fps: float = 0.0):
         self.cfg = cfg
         self.root = Path(cfg.dir)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -71,7 +71,7 @@ class ProcedureRecord:
         if cfg.footage:
             from stream.footage import FootageWriter
             self.footage = FootageWriter(cfg, self.folder, self.charge)
-        self._queue.put(("start", {"source": source_id, "model_id": model_id,
+        self._queue.put(("start", {"source": source_id, "model_id": model_id, "source_fps": round(source_fps, 3),
                                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
         self._thread.start()
 

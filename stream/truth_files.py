@@ -88,9 +88,20 @@ def footage(folder: Path) -> list[dict]:
             and isinstance(f.get("file"), str) and re.fullmatch(r"\d{1,12}\.jpg", f["file"])]
 
 
-def cases(folder: Path, mark_frames: int = 75) -> list[dict]:
-    """Every alert episode and every mark of a procedure, each with its frame range and footage frames."""
+def source_fps(folder: Path) -> float:
+    """The procedure's source frame rate (procedure.json; 25 where an older record does not say)."""
+    try:
+        fps = json.loads((folder / "procedure.json").read_text()).get("source_fps")
+    except (OSError, ValueError, AttributeError):
+        fps = None
+    return float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 1000 else 25.0
+
+
+def cases(folder: Path, mark_seconds: float = 3.0) -> list[dict]:
+    """Every alert episode and every mark of a procedure (a mark with ``mark_seconds`` of frames either side), each
+    with its frame range and footage frames."""
     frames = footage(folder)
+    mark_frames = int(round(mark_seconds * source_fps(folder)))
     out = []
     for e in _lines(folder / EPISODES):
         n, a, b = _int(e.get("episode")), _int(e.get("first_frame")), _int(e.get("last_frame"))

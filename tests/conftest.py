@@ -64,6 +64,36 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_site_model(tmp_path_factory):
+    """A small PolypNet with its commissioning kit (evidence: trunk features of generated frames with and without a
+    polyp), exported like a shipped model."""
+    import torch
+
+    from engines.compile.export import export_onnx, write_torch_checkpoint
+    from engines.lab.site.commission import trunk
+    from engines.lab.site.kit import SiteKit, kit_path, save_kit
+    from engines.model import PolypNet
+    from engines.runtime.metadata import ModelMetadata
+    from engines.runtime.preprocess import PreprocessSpec, preprocess
+    from engines.synthetic import SceneRenderer, SynthParams
+    torch.manual_seed(0)
+    net = PolypNet(pretrained=False).eval()
+    with torch.no_grad():
+        net.cls.bias.fill_(-3.0)                         # a quiet stock model: its scores sit well under 0.5
+    meta = ModelMetadata(model_id="tiny-site", preprocess=PreprocessSpec(input_height=64, input_width=64), threshold=0.5)
+    path = tmp_path_factory.mktemp("tinysite") / "tiny.onnx"
+    export_onnx(net, meta, path)
+    write_torch_checkpoint(net, meta, path.with_suffix(".pt"))
+    r = SceneRenderer(SynthParams(seed=3, seconds=20, width=160, height=120, fps=25))
+    frames = [r.render(i) for i in range(0, r.params.frame_count, 5)]
+    pos = np.stack([preprocess(f.image, meta.preprocess).tensor[0] for f in frames if f.polyps][:24])
+    neg = np.stack([preprocess(f.image, meta.preprocess).tensor[0] for f in frames if not f.polyps][:16])
+    fp, fn = trunk(net, pos), trunk(net, neg)
+    save_kit(SiteKit("tiny-site", fp[:16], fn, fp[16:], {"bins": [], "sources": {}}), kit_path(path))
+    return path
+
+
+@pytest.fixture(scope="session")
 def shipped_model() -> Path:
     from engines.runtime.model_files import DEFAULT_MODEL
     if not DEFAULT_MODEL.is_file():

@@ -274,3 +274,85 @@ def test_replay_over_procedure_records_judges_the_live_run_by_the_sites_truth(po
     assert one["false_alarms_per_minute_ci95"] == list(poisson_interval(1, one["minutes"]))
     assert result["pooled"]["procedures"] == 2 and "too little for a rate" in result["pooled"]["rests_on"]
     assert "site polyps found" in r.stdout and (out / "report.html").is_file()
+
+
+# ------------------------------------------------------------------ the loop: record -> mark -> review -> check, commission
+@pytest.fixture(scope="module")
+def site_records(tmp_path_factory, tiny_site_model):
+    """Three recorded procedures of a generated tower with footage, each with a mark on a visible polyp, reviewed
+    'polyp' with its place, run with the tiny quiet site model of tests/test_site.py's kind."""
+    from engines.synthetic.clip import write_clip
+    from engines.synthetic.params import SynthParams
+    from stream.truth_files import append_answer, append_mark, footage
+    d = tmp_path_factory.mktemp("site-records")
+    root = d / "rec"
+    for k, seed in enumerate((1, 2, 3)):
+        clip = d / f"p{k}.mp4"
+        write_clip(SynthParams(seed=seed, seconds=6, width=320, height=240, fps=25), clip)
+        truth = json.loads(clip.with_suffix(".json").read_text())
+        visible = [i for i, f in enumerate(truth["frames"]) if f]
+        target = visible[len(visible) // 2]
+        pipe = _pipeline(clip, "capture.pace=true", f"record.dir={root}", "record.footage=true",
+                         "record.footage_fps=25", "record.mark_seconds=1", "record.thumb_width=320",
+                         f"engine.model={tiny_site_model}")
+        marked = []
+
+        def on_det(det, frame, pipe=pipe, target=target, marked=marked):
+            if det.frame_index == target and not marked:
+                marked.append(append_mark(pipe.record.folder, "pedal", det.seq, det.frame_index, det.t_capture_ns))
+        pipe.on_detection = on_det
+        pipe.run()
+        folder = pipe.record.folder
+        assert marked
+        box = truth["frames"][target][0]["box"]
+        kept = {f["frame_index"] for f in footage(folder)}
+        assert target in kept
+        append_answer(folder, "mark-1", "polyp", "dr a", list(box), target)
+        time.sleep(1.1)
+    return root
+
+
+def test_site_check_from_the_records_uses_the_footage_outside_reviewed_polyps(site_records, tmp_path):
+    from conftest import run_cli
+    out = tmp_path / "sc"
+    r = run_cli("site-check", "--records", str(site_records), "--out", str(out), "--set", "engine.threads=1",
+                "--set", "record.mark_seconds=1",
+                timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((out / "site_check.json").read_text())
+    used = s["records"]["procedures"]
+    assert len(used) == 3 and all(p["used"] and p["left_out"] >= 50 for p in used)       # ±1 s around each mark
+    assert s["frames"] == sum(p["polyp_free_frames"] for p in used) and s["records"]["positives"] >= 3
+
+
+def test_commissioning_from_the_records_learns_the_sites_polyps_and_is_named_live(site_records, tmp_path,
+                                                                                   tiny_site_model):
+    from conftest import run_cli
+    from engines.runtime.metadata import read_onnx_metadata
+    out = tmp_path / "ward9.onnx"
+    r = run_cli("adapt", "--model", str(tiny_site_model), "--records", str(site_records), "--mark-seconds", "1",
+                "--site", "ward-9", "--out", str(out), "--steps", "6", "--frames-per-recording", "60", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = read_onnx_metadata(out).training["site_adaptation"]
+    assert set(rec["site_polyps"]) == {p.name for p in site_records.iterdir()}           # each procedure held out
+    assert all(v["cases"] == 1 and v["after"]["frames_found"] is not None for v in rec["site_polyps"].values())
+    assert "reviewed polyp frame" in r.stdout
+    summary = tmp_path / "run.json"
+    clip = next(site_records.iterdir()) / "footage"
+    r = run_cli("run", "--source", str(clip), "--set", f"engine.model={out}", "--set", "capture.pace=false",
+                "--set", "engine.precision=fp32", "--summary-json", str(summary), timeout=300)
+    assert r.returncode == 0 and json.loads(summary.read_text())["site"] == "ward-9", r.stderr[-1500:]
+
+
+def test_too_few_reviewed_polyps_are_refused_with_how_many_more(site_records, tmp_path, tiny_site_model):
+    import shutil
+
+    from conftest import run_cli
+    few = tmp_path / "few"
+    shutil.copytree(site_records, few, symlinks=True)
+    for p in sorted(few.iterdir())[1:]:
+        (p / "review.jsonl").unlink()
+    r = run_cli("adapt", "--model", str(tiny_site_model), "--records", str(few), "--mark-seconds", "1", "--site",
+                "ward-9", "--out", str(tmp_path / "w.onnx"), "--steps", "2", timeout=300)
+    assert r.returncode == 2 and "1 reviewed polyp case(s), at least 3 are needed" in r.stderr, r.stderr[-1500:]
+    assert "2 more" in r.stderr and not (tmp_path / "w.onnx").exists()

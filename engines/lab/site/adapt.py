@@ -135,6 +135,8 @@ class SiteData:
     aside: list[np.ndarray]           # set aside for review, per recording
     minutes: list[float]
     inputs_sample: np.ndarray         # a few model inputs (export parity)
+    pos: object = None                # the site's own reviewed polyps (positives.SitePositives), --records only
+    pos_held: dict = field(default_factory=dict)    # recording -> (held-out scores of its polyps, their cases)
 
 
 def load_site(net, meta, paths, opts: AdaptOptions) -> SiteData:
@@ -165,13 +167,21 @@ def groups_of(n: int, k: int) -> list[list[int]]:
 
 
 def cross_validate(net, kit: SiteKit, site: SiteData, opts: AdaptOptions) -> list[np.ndarray]:
-    """Per recording: its frames scored by the model fine-tuned on the other groups' recordings."""
+    """Per recording: its frames scored by the model fine-tuned on the other groups' recordings (and on the site's
+    polyps of those recordings only; the held-out ones' polyp scores go to ``site.pos_held``)."""
     held: list[np.ndarray | None] = [None] * len(site.recs)
     for gi, group in enumerate(groups_of(len(site.recs), opts.groups)):
         train = [_train_frames(site, i, opts) for i in range(len(site.recs)) if i not in group]
-        tuned = finetune(net, np.concatenate(train), kit, dataclasses.replace(opts.finetune, seed=opts.finetune.seed + gi))
+        pos = site.pos
+        for i in group:
+            pos = pos.without(site.recs[i].name) if pos is not None else None
+        tuned = finetune(net, np.concatenate(train), kit, dataclasses.replace(opts.finetune, seed=opts.finetune.seed + gi),
+                         pos)
         for i in group:
             held[i] = scores(tuned, site.f16[i])
+            if site.pos is not None:
+                mine = site.pos.of(site.recs[i].name)
+                site.pos_held[site.recs[i].name] = (scores(tuned, mine.f16) if len(mine) else np.zeros(0), mine.cases)
         log.info("cross-validation: group %d of %d done", gi + 1, min(len(site.recs), opts.groups))
     return held
 
@@ -207,8 +217,10 @@ def _sens(s: np.ndarray, t: float) -> float | None:
     return round(float((s >= t).mean()), 4) if len(s) else None
 
 
-def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path) -> dict:
-    """Commission ``model`` at the tower of ``paths``; writes ``out`` (+ .pt, INT8 twin, .commission.json/.html)."""
+def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path, positives: list | None = None) -> dict:
+    """Commission ``model`` at the tower of ``paths``; writes ``out`` (+ .pt, INT8 twin, .commission.json/.html).
+    ``positives`` (procedure records): the site's reviewed polyps (positives.Positive), their ``group`` the name of
+    the recording they were seen in; cross-validation then holds each recording's polyps out with it."""
     from engines.lab.site.model import load_model
     model, out = Path(model), Path(out)
     check_out(out, model, opts.replace, paths)
@@ -216,10 +228,17 @@ def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path) -> dict:
     check_network(net)
     kit = load_kit(kit_path(model), meta.model_id)
     site = load_site(net, meta, paths, opts)
+    if positives is not None:
+        from engines.lab.site.positives import check_enough, load_positives, site_polyp_figures
+        check_enough(positives, [r.name for r in site.recs])
+        site.pos = load_positives(net, meta, positives)
     report, held = figures(net, kit, site, meta, opts)
     t = report["site_threshold"]
+    if site.pos is not None:
+        report["site_polyps"] = site_polyp_figures(site.pos, site.pos_held, scores(net, site.pos.f16),
+                                                   meta.threshold, t)
     final = finetune(net, np.concatenate([_train_frames(site, i, opts) for i in range(len(site.recs))]), kit,
-                     opts.finetune)
+                     opts.finetune, site.pos)
     report["commissioned_check_positives_sensitivity"] = _sens(scores(final, kit.check), t)
     report.update(site=opts.site, commissioned_from=meta.model_id, model_path=str(model), method="last stage and head fine-tuned "
                   f"({opts.finetune.steps} steps, lr {opts.finetune.lr}) with the site's frames as negatives beside the "

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 
-def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--polyp-free", nargs="+", required=True, metavar="VIDEO_OR_DIR",
-                    help="the site's recordings with no polyp in view, at least two (procedures whose report found "
-                         "none are polyp-free from end to end); a folder of frames is one recording in name order")
+def add_arguments(ap: argparse.ArgumentParser):
+    """The options; returns the group of footage sources (``polypwatch adapt`` adds ``--records`` to it)."""
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--polyp-free", nargs="+", metavar="VIDEO_OR_DIR",
+                     help="the site's recordings with no polyp in view, at least two (procedures whose report found "
+                          "none are polyp-free from end to end); a folder of frames is one recording in name order")
     ap.add_argument("--site", required=True, help="short name of the site (a-z, 0-9, '-'), appended to the model id")
     ap.add_argument("--out", required=True, help="the site model (.onnx, a new file); .pt, .int8.onnx and the report "
                                                  "(.commission.json, .commission.html) beside it")
@@ -22,22 +24,29 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--replace", action="store_true", help="overwrite an earlier site model at --out")
     ap.add_argument("--steps", type=int, default=200, help="fine-tuning steps (default 200)")
     ap.add_argument("--seed", type=int, default=0)
+    return src
 
 
-def run(args) -> int:
-    from engines.lab.site.adapt import AdaptOptions, adapt
-    from engines.lab.site.commission import FinetuneConfig
-    from engines.runtime.model_files import resolve_model_path
+def options(args, folder_fps: float | None = None):
     from engines.errors import ConfigError
+    from engines.lab.site.adapt import AdaptOptions
+    from engines.lab.site.commission import FinetuneConfig
     try:
         ft = FinetuneConfig(steps=args.steps, seed=args.seed)
     except ValueError as e:
         raise ConfigError(f"--steps: {e}") from None
-    opts = AdaptOptions(site=args.site, per_recording=args.frames_per_recording, folder_fps=args.folder_fps,
-                        include_set_aside=args.include_set_aside, replace=args.replace, finetune=ft)
-    r = adapt(resolve_model_path(args.model), args.polyp_free, opts, Path(args.out))
+    return AdaptOptions(site=args.site, per_recording=args.frames_per_recording,
+                        folder_fps=folder_fps or args.folder_fps, include_set_aside=args.include_set_aside,
+                        replace=args.replace, finetune=ft)
+
+
+def run(args, paths: list[str] | None = None, positives: list | None = None, folder_fps: float | None = None) -> int:
+    from engines.lab.site.adapt import adapt
+    from engines.runtime.model_files import resolve_model_path
+    r = adapt(resolve_model_path(args.model), paths or args.polyp_free, options(args, folder_fps), Path(args.out),
+              positives)
     keep = ("site", "commissioned_from", "site_threshold", "stock", "threshold_only", "commissioned_held_out",
-            "commissioned_check_positives_sensitivity", "set_aside", "files")
+            "commissioned_check_positives_sensitivity", "site_polyps", "set_aside", "files")
     print(json.dumps({k: r[k] for k in keep if k in r}, indent=1))
     if r["set_aside"]["frames"] and not r["set_aside"]["trained_on"]:
         print(f"{r['set_aside']['frames']} frames set aside for review, not trained on: see "

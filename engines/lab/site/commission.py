@@ -74,8 +74,10 @@ def scores(net, f16: np.ndarray, batch: int = 128) -> np.ndarray:
                                for i in range(0, len(f16), batch)] or [np.zeros(0, np.float32)])
 
 
-def finetune(base, site_f16: np.ndarray, kit: SiteKit, cfg: FinetuneConfig):
-    """A copy of ``base`` with its last stage and head fine-tuned; ``base`` is not changed."""
+def finetune(base, site_f16: np.ndarray, kit: SiteKit, cfg: FinetuneConfig, site_pos=None):
+    """A copy of ``base`` with its last stage and head fine-tuned; ``base`` is not changed. ``site_pos``: the site's
+    own reviewed polyps (engines/lab/site/positives.py), half of each batch's positives where there are any, their heat
+    map held to the reviewer's place."""
     import torch
     import torch.nn.functional as F
     check_network(base)
@@ -97,15 +99,20 @@ def finetune(base, site_f16: np.ndarray, kit: SiteKit, cfg: FinetuneConfig):
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_pos, n_kneg = cfg.batch // 2, cfg.batch // 4
     n_site = cfg.batch - n_pos - n_kneg
+    n_spos = n_pos // 2 if site_pos is not None and len(site_pos) else 0
+    spos_f = site_pos.f16 if n_spos else np.zeros((0,) + kit.pos.shape[1:], kit.pos.dtype)
+    spos_heat = torch.from_numpy(site_pos.heat) if n_spos else None
     for _ in range(cfg.steps):
-        ip = rng.integers(0, len(kit.pos), n_pos)
+        ip = rng.integers(0, len(kit.pos), n_pos - n_spos)
+        isp = rng.integers(0, max(1, len(spos_f)), n_spos)
         ik = rng.integers(0, len(kit.neg), n_kneg)
         isite = rng.integers(0, len(site_f16), n_site)
-        x = torch.from_numpy(np.concatenate([kit.pos[ip], kit.neg[ik], site_f16[isite]]))
+        x = torch.from_numpy(np.concatenate([kit.pos[ip], spos_f[isp], kit.neg[ik], site_f16[isite]]))
         y = torch.cat([torch.ones(n_pos), torch.zeros(n_kneg + n_site)])
         logit, heat = head(net, x)
         loss = F.binary_cross_entropy_with_logits(logit, y)
-        heat_target = torch.cat([pos_heat[torch.from_numpy(ip)], torch.zeros_like(heat[n_pos:])])
+        targets = [pos_heat[torch.from_numpy(ip)]] + ([spos_heat[torch.from_numpy(isp)]] if n_spos else [])
+        heat_target = torch.cat([*targets, torch.zeros_like(heat[n_pos:])])
         loss = loss + cfg.heat_weight * F.binary_cross_entropy_with_logits(heat, heat_target)
         opt.zero_grad()
         loss.backward()

@@ -12,8 +12,12 @@ from stream.tower_commands import common_options, install_signals, load_command_
 
 def add_arguments(p) -> None:
     common_options(p)
-    p.add_argument("--polyp-free", nargs="+", required=True, metavar="VIDEO_OR_DIR",
-                   help="the site's polyp-free recordings: videos, or folders of frames (a sequence in name order)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--polyp-free", nargs="+", metavar="VIDEO_OR_DIR",
+                     help="the site's polyp-free recordings: videos, or folders of frames (a sequence in name order)")
+    src.add_argument("--records", metavar="DIR",
+                     help="procedure records (record.dir, with record.footage): their footage outside every case "
+                          "reviewed as a polyp, unsure or not reviewed, and outside marks (docs/COMMISSIONING.md)")
     p.add_argument("--model", default="", help="the model to check (default: engine.model, the shipped one)")
     p.add_argument("--out", required=True, help="output folder: new, empty, or one polypwatch wrote")
     p.add_argument("--require-fit", action="store_true", help="exit 5 unless the verdict is 'fits'")
@@ -33,11 +37,19 @@ def run(args) -> int:
     if args.model:
         cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, model=args.model))
     out = Path(args.out)
-    check_output_dir(out, inputs=[Path(p) for p in args.polyp_free])
+    check_output_dir(out, inputs=[Path(p) for p in (args.polyp_free or [args.records])])
     make_output_dir(out, kind="site-check")          # made now: an output that cannot be written fails before the work
-    if len({Path(p).resolve() for p in args.polyp_free}) != len(args.polyp_free):
-        raise ConfigError("--polyp-free: the same recording was given twice")
-    inputs = [resolve_input(Path(p), None, cfg.capture.fps) for p in args.polyp_free]
+    import tempfile
+    work = tempfile.TemporaryDirectory(prefix="polypwatch-records-")
+    used = None
+    if args.records:
+        from stream.lab.site.records import records_footage
+        used = records_footage(Path(args.records), Path(work.name), cfg.record.mark_seconds)
+        inputs = [resolve_input(f, None, rate) for f, rate in zip(used.folders, used.fps)]
+    else:
+        if len({Path(p).resolve() for p in args.polyp_free}) != len(args.polyp_free):
+            raise ConfigError("--polyp-free: the same recording was given twice")
+        inputs = [resolve_input(Path(p), None, cfg.capture.fps) for p in args.polyp_free]
     stop = threading.Event()
     install_signals(stop.set)
     results, ident = [], {}
@@ -48,7 +60,12 @@ def run(args) -> int:
     if frames < MIN_FRAMES:
         raise ConfigError(f"--polyp-free: {frames} frames, expected at least {MIN_FRAMES}: too little footage to say "
                           f"how the detector behaves at this site")
+    work.cleanup()
     s = summarise(results, ident)
+    if used is not None:
+        s["records"] = used.summary | {"note": "footage frames are kept densely inside episodes and marks and at "
+                                               "record.footage_fps elsewhere: the alert filter ran over the kept "
+                                               "frames at their own rate"}
     try:
         from engines.runtime.model_files import resolve_model_path
         fp32 = resolve_model_path(cfg.engine.model)

@@ -1,0 +1,32 @@
+"""``polypwatch adapt``: commission a site model from polyp-free recordings (engines/lab/site/adapt_cli.py) or from the
+site's procedure records (``--records DIR``): their footage outside reviewed polyps and marks as the site's frames,
+reviewed false alarms among them as hard negatives, reviewed polyps as positives with their place, each procedure
+held out in turn (stream/lab/site/records.py, docs/COMMISSIONING.md)."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(ap) -> None:
+    from engines.lab.site import adapt_cli
+    src = adapt_cli.add_arguments(ap)
+    src.add_argument("--records", metavar="DIR",
+                     help="procedure records (record.dir, with record.footage and reviews in polypwatch web): "
+                          "commission from the site's own footage and reviewed polyps")
+    ap.add_argument("--mark-seconds", type=float, default=3.0,
+                    help="with --records: frames this close to a mark are not polyp-free (default 3, record.mark_seconds)")
+
+
+def run(args) -> int:
+    from engines.lab.site import adapt_cli
+    if not args.records:
+        return adapt_cli.run(args)
+    from engines.lab.site.positives import Positive
+    from stream.lab.site.records import records_footage
+    with tempfile.TemporaryDirectory(prefix="polypwatch-records-") as work:
+        used = records_footage(Path(args.records), Path(work), args.mark_seconds)
+        positives = [Positive(p.procedure, p.case, p.image, p.box) for p in used.positives]
+        print(f"--records: {len(used.folders)} procedure(s) of footage, {len(positives)} reviewed polyp frame(s)")
+        return adapt_cli.run(args, [str(f) for f in used.folders], positives, statistics.median(used.fps))
