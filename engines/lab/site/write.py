@@ -59,6 +59,18 @@ def _row(name: str, fig: dict | None) -> str:
             f"<td>{fig['episodes_per_minute']}</td><td>{fig['alert_on_frames']} of {fig['frames']}</td></tr>")
 
 
+def _site_polyps(figs: dict | None) -> str:
+    """The site's own reviewed polyps (adapt --records), each procedure held out: found before and after."""
+    if not figs:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(p)}</td><td>{v['cases']}</td><td>{v['frames']}</td>"
+                   f"<td>{v['before']['cases_found']} / {v['before']['frames_found']}</td>"
+                   f"<td>{v['after']['cases_found']} / {v['after']['frames_found']}</td></tr>" for p, v in figs.items())
+    return ("<h2>The site's own polyps (reviewed), each procedure held out</h2><table><tr><th>procedure</th><th>cases"
+            "</th><th>frames</th><th>stock: cases / share of frames found</th><th>commissioned: cases / share of "
+            f"frames found</th></tr>{rows}</table>")
+
+
 def report_html(r: dict, site) -> str:
     figs = []
     for rec, stock, aside in zip(site.recs, site.stock, site.aside):
@@ -84,6 +96,7 @@ train on it. Rule: {html.escape(r['rule'])}.</p>
 <p>Polyp evidence kept back from training (the kit's check frames): sensitivity
 {r['stock']['check_positives_sensitivity']} (stock, its threshold) → {r['commissioned_check_positives_sensitivity']}
 (site model, threshold {r['site_threshold']:.3f}).</p>
+{_site_polyps(r.get('site_polyps'))}
 <h2>Set aside for review: {r['set_aside']['frames']} frames</h2>
 <p class="note">The stock model scores these (or their neighbours) at or over its threshold. They were {trained}.</p>
 {''.join(figs) or '<p class="note">none</p>'}

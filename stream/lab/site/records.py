@@ -42,6 +42,16 @@ def _procedures(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if is_procedure(p))
 
 
+def _polyp_frames(case: dict, chosen: int | None, fps: float) -> list[dict]:
+    """The frames of a case reviewed "polyp": every frame of an alert episode; of a mark, the frame the reviewer
+    chose, else those within half a second of the mark (the seconds around a mark need not all show it)."""
+    if case["kind"] == "episode":
+        return case["frames"]
+    if chosen is not None:
+        return [f for f in case["frames"] if f["frame_index"] == chosen]
+    return [f for f in case["frames"] if abs(f["frame_index"] - case["mark_frame"]) <= fps / 2]
+
+
 def records_footage(root: Path, work: Path, mark_seconds: float = 3.0) -> RecordsFootage:
     """The footage and truth of every finished, reviewed procedure under ``root``, its frames linked under ``work``."""
     folders, fps, positives, per = [], [], [], []
@@ -67,9 +77,8 @@ def records_footage(root: Path, work: Path, mark_seconds: float = 3.0) -> Record
             excluded |= set(range(c["first_frame"], c["last_frame"] + 1))
             if answer == "polyp":
                 a = latest[c["id"]]
-                chosen = [f for f in c["frames"] if f["frame_index"] == a.get("frame_index")] or c["frames"]
                 box = tuple(a["box"]) if a.get("box") and a.get("frame_index") is not None else None
-                for f in chosen:
+                for f in _polyp_frames(c, a.get("frame_index"), source_fps(proc)):
                     positives.append(SitePositive(proc.name, c["id"], proc / FOOTAGE / f["file"],
                                                   box if f["frame_index"] == a.get("frame_index") else None))
         kept = [f for f in frames if f["frame_index"] not in excluded]
