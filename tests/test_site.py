@@ -35,15 +35,19 @@ def test_quiet_footage_fits_and_a_clip_with_a_polyp_is_flagged_with_its_frames(f
                 str(tmp_path / "quiet"), "--set", "engine.threads=1", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path / "quiet" / "site_check.json").read_text())
-    assert s["verdict"] == "fits" and s["frames"] == 200 and s["episodes"] == 0 and s["alarming_frames"] == 0
+    # 8 s with no alert is no "fits": the interval of its rate spans the limit (issue 49)
+    assert s["verdict"] == "undecided" and s["frames"] == 200 and s["episodes"] == 0 and s["alarming_frames"] == 0
+    assert s["episodes_per_minute_ci95"][0] == 0.0 and s["episodes_per_minute_ci95"][1] > 20
+    assert "more minutes of footage are needed" in s["reason"]
     assert s["alert_on_share"] == 0.0 and s["episodes_per_minute"] == 0.0 and (tmp_path / "quiet" / "report.html").is_file()
     r = run_cli("site-check", "--polyp-free", str(footage["polyp"]), str(footage["quiet1"]), "--out",
                 str(tmp_path / "polyp"), "--set", "engine.threads=1", "--require-fit", timeout=300)
     assert r.returncode == 5, r.stderr[-2000:]                      # not 'fits': --require-fit fails the check
+    # (the polyp clip's alarms: 'commission' or 'unfit' where the interval clears the limit, else 'undecided')
     s = json.loads((tmp_path / "polyp" / "site_check.json").read_text())
     truth = json.loads(footage["polyp"].with_suffix(".json").read_text())
     visible = {i for i, f in enumerate(truth["frames"]) if f}
-    assert s["verdict"] in ("commission", "unfit") and s["episodes"] >= 1 and s["alarming_frames"] > 0
+    assert s["verdict"] in ("commission", "unfit", "undecided") and s["episodes"] >= 1 and s["alarming_frames"] > 0
     assert s["gallery"] and all(g["recording"] == "polyp" and g["boxes"] and g["peak_frame"] in visible
                                 for g in s["gallery"])
     page = (tmp_path / "polyp" / "report.html").read_text()
@@ -155,3 +159,30 @@ def test_frames_the_stock_model_alarms_on_are_set_aside_for_review(shipped_model
     assert "set aside for review, not trained on" in r.stdout
     page = out.with_suffix(".commission.html").read_text()
     assert page.count('<figure class="review">') == min(48, rec["set_aside"]["frames"]) and "polyp.mp4 frame" in page
+
+
+@pytest.mark.parametrize("episodes, minutes, expected", [
+    (0, 209 / 25 / 60, "undecided"),        # 8 s with no alert: not "fits"
+    (1, 209 / 25 / 60, "undecided"),        # one episode in 8 s: not "six a minute", not "commission"
+    (0, 10.0, "fits"),                      # 10 quiet minutes: the interval's top (0.37) is under 0.5
+    (30, 10.0, "commission"),               # 3 a minute over 10 minutes: the interval's bottom is over 0.5
+])
+def test_a_rate_verdict_rests_on_its_interval(episodes, minutes, expected):
+    from stream.lab.site.check import verdict
+    v, why = verdict(1000, 0.0 if not episodes else 0.01, episodes, minutes, 0.99)
+    assert v == expected, why
+    if expected == "undecided":
+        assert "95% interval" in why and "more minutes" in why
+
+
+def test_commissioning_refuses_a_tower_as_unfit_only_when_the_footage_can_say_so():
+    """The held-out tower of issue 49: one alert episode in 209 frames (~8 s) is not 'unfit'; half an hour of them is."""
+    from engines.lab.site.operating import refusal
+    from engines.runtime.alerts import AlertsConfig
+    short = np.zeros(209, np.float32)
+    short[100:105] = 1.0                                     # one episode, specificity 0.976
+    why = refusal([short], [209 / 25 / 60], AlertsConfig())
+    assert "cannot be called quiet or not" in why and "95% interval" in why and "more minutes" in why
+    noisy = np.tile(short, 200)                              # the same every 8 s for 28 minutes
+    why = refusal([noisy], [200 * 209 / 25 / 60], AlertsConfig())
+    assert "this tower is unfit for this model" in why

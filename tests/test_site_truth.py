@@ -243,7 +243,7 @@ def test_replay_over_procedure_records_judges_the_live_run_by_the_sites_truth(po
     """Two reviewed procedures: one alert episode a polyp, one not, a mark the detector was late on; replay of the
     record folder gives per-procedure and pooled figures, the false-alarm rate as an interval."""
     from conftest import run_cli
-    from stream.lab.qa.site_truth import poisson_interval
+    from engines.lab.site.rates import poisson_interval
     from stream.truth_files import append_answer, _append
     root = tmp_path / "rec"
     folders = []

@@ -28,7 +28,7 @@ from engines.errors import ConfigError, ModelError
 from engines.lab.site.commission import FinetuneConfig, check_network, finetune, scores, trunk
 from engines.lab.site.footage import FootageError, Recording, read_footage
 from engines.lab.site.kit import SiteKit, kit_path, load_kit
-from engines.lab.site.operating import footage_figures, site_threshold
+from engines.lab.site.operating import footage_figures, refusal, site_threshold
 from engines.runtime.alerts import AlertsConfig
 from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.preprocess import preprocess
@@ -200,9 +200,7 @@ def figures(net, kit: SiteKit, site: SiteData, meta, opts: AdaptOptions) -> tupl
     kept_held, kept_stock = _kept(site, held, opts), _kept(site, site.stock, opts)
     chosen = site_threshold(kept_held, site.minutes, opts.alerts)
     if chosen is None:
-        raise ModelError(f"site {opts.site}: even at 0.995 the commissioned model is not quiet on the held-out "
-                         f"recordings ({footage_figures(kept_held, site.minutes, 0.995, opts.alerts)}): this tower is "
-                         f"unfit for this model; nothing was written")
+        raise ModelError(f"site {opts.site}: {refusal(kept_held, site.minutes, opts.alerts)}; nothing was written")
     t = chosen["threshold"]
     return {"site_threshold": t, "rule": "lowest threshold >= 0.5 with held-out specificity >= 0.97 and <= 0.5 alert "
                                          "episodes per minute (engines/lab/site/operating.py)",

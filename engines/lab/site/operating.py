@@ -53,3 +53,18 @@ def site_threshold(scores_by_recording: list[np.ndarray], minutes: list[float], 
         if fig["specificity"] >= MIN_SPECIFICITY and (fig["episodes_per_minute"] or 0) <= MAX_EPISODES_PER_MINUTE:
             return fig
     return None
+
+
+def refusal(scores_by_recording: list[np.ndarray], minutes: list[float], alerts: AlertsConfig) -> str:
+    """Why no threshold meets the rule, and whether the footage can say so: at CEILING the tower is unfit only when the
+    95% interval of its alert episodes per minute lies over the limit (or specificity fails); a rate over a few
+    held-out seconds is an interval that may span it, and then how much more footage is needed is said instead."""
+    from engines.lab.site.rates import poisson_interval, rests_on
+    fig = footage_figures(scores_by_recording, minutes, CEILING, alerts)
+    total = sum(minutes)
+    lo, hi = poisson_interval(fig["episodes"], total)
+    if fig["specificity"] is not None and fig["specificity"] >= MIN_SPECIFICITY and lo <= MAX_EPISODES_PER_MINUTE:
+        return (f"even at {CEILING} the held-out recordings cannot be called quiet or not: "
+                + rests_on(fig["episodes"], total, MAX_EPISODES_PER_MINUTE) + "; commission on more footage")
+    return (f"even at {CEILING} the commissioned model is not quiet on the held-out recordings ({fig}; 95% interval "
+            f"{lo}–{hi} episodes per minute): this tower is unfit for this model")

@@ -11,37 +11,14 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 
+from engines.lab.site.rates import poisson_interval
 from stream.record_files import is_procedure
 from stream.truth_files import cases, latest_answers, read_review
 
 MIN_MINUTES = 30.0              # below this, a false-alarm rate is reported as its interval only
 MIN_REVIEWED = 20               # below this many reviewed cases, the figures are said to rest on too few
-
-
-def _poisson_cdf(k: int, mu: float) -> float:
-    term = total = math.exp(-mu)
-    for i in range(1, k + 1):
-        term *= mu / i
-        total += term
-    return min(1.0, total)
-
-
-def poisson_interval(k: int, exposure: float, alpha: float = 0.05) -> tuple[float, float]:
-    """The exact (Garwood) two-sided interval of a rate: ``k`` events in ``exposure`` (minutes), per minute."""
-    if exposure <= 0:
-        return 0.0, math.inf
-
-    def solve(target, k_):                           # mu with P(X <= k_; mu) = target, by bisection
-        lo, hi = 0.0, max(10.0, 4.0 * (k_ + 5))
-        for _ in range(200):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if _poisson_cdf(k_, mid) > target else (lo, mid)
-        return (lo + hi) / 2
-    low = 0.0 if k == 0 else solve(1 - alpha / 2, k - 1)
-    return round(low / exposure, 4), round(solve(alpha / 2, k) / exposure, 4)
 
 
 def _first_line(path: Path) -> dict:

@@ -5,7 +5,11 @@ polyp-free footage, and a verdict written down before any site was scored (docs/
   frames, and at least MIN_SPECIFICITY of the frames under the threshold;
 - ``unfit``: the alert on in more than UNFIT_ON_SHARE of the frames: half the polyp-free footage under alert is
   either not polyp-free or a picture this model cannot serve (commissioning would refuse it too);
-- ``commission`` otherwise: the tower alarms, and its footage can commission a site model (polypwatch adapt).
+- ``commission`` otherwise: the tower alarms, and its footage can commission a site model (polypwatch adapt);
+- ``undecided`` (issue 49): the rate of alert episodes is the deciding figure and its 95% interval spans
+  MAX_EPISODES_PER_MINUTE: a few minutes of footage cannot say; the reason gives the interval and how many more
+  minutes are needed (engines/lab/site/rates.py). Eight seconds with no alert is not "fits", and one episode in
+  them is not "six a minute".
 """
 from __future__ import annotations
 
@@ -92,18 +96,25 @@ def run_recording(inp, cfg: Config, stop=None) -> tuple[RecordingResult, dict]:
                            len(summary.get("unreadable_frames") or ()) and summary["read_errors"]), ident
 
 
-def verdict(frames: int, on_share: float, per_minute: float, specificity: float) -> tuple[str, str]:
+def verdict(frames: int, on_share: float, episodes: int, minutes: float, specificity: float) -> tuple[str, str]:
+    from engines.lab.site.rates import poisson_interval, rests_on
+    per_minute = episodes / minutes if minutes > 0 else 0.0
+    lo, hi = poisson_interval(episodes, minutes)
     if on_share > UNFIT_ON_SHARE:
         return "unfit", (f"the alert is on in {on_share:.0%} of these polyp-free frames (over {UNFIT_ON_SHARE:.0%}): "
                          f"either the footage is not polyp-free (look at the gallery) or this model cannot serve this "
                          f"tower's picture")
-    if per_minute > MAX_EPISODES_PER_MINUTE or on_share > MAX_ON_SHARE or specificity < MIN_SPECIFICITY:
-        return "commission", (f"{per_minute:.2f} alert episodes per minute, alert on in {on_share:.1%} of frames, "
-                              f"specificity {specificity:.3f} (fits: at most {MAX_EPISODES_PER_MINUTE}, "
-                              f"{MAX_ON_SHARE:.0%}, at least {MIN_SPECIFICITY}): commission a site model on this "
-                              f"footage (polypwatch adapt) and check again")
-    return "fits", (f"{per_minute:.2f} alert episodes per minute, alert on in {on_share:.1%} of frames, specificity "
-                    f"{specificity:.3f}: within {MAX_EPISODES_PER_MINUTE}, {MAX_ON_SHARE:.0%} and {MIN_SPECIFICITY}")
+    if lo > MAX_EPISODES_PER_MINUTE or on_share > MAX_ON_SHARE or specificity < MIN_SPECIFICITY:
+        return "commission", (f"{per_minute:.2f} alert episodes per minute (95% interval {lo}–{hi}), alert on in "
+                              f"{on_share:.1%} of frames, specificity {specificity:.3f} (fits: at most "
+                              f"{MAX_EPISODES_PER_MINUTE}, {MAX_ON_SHARE:.0%}, at least {MIN_SPECIFICITY}): commission a "
+                              f"site model on this footage (polypwatch adapt) and check again")
+    if hi > MAX_EPISODES_PER_MINUTE:
+        return "undecided", ("no verdict yet: " + rests_on(episodes, minutes, MAX_EPISODES_PER_MINUTE) +
+                             f" (alert on in {on_share:.1%} of frames, specificity {specificity:.3f})")
+    return "fits", (f"{per_minute:.2f} alert episodes per minute (95% interval {lo}–{hi}), alert on in {on_share:.1%} "
+                    f"of frames, specificity {specificity:.3f}: within {MAX_EPISODES_PER_MINUTE}, {MAX_ON_SHARE:.0%} "
+                    f"and {MIN_SPECIFICITY}")
 
 
 def summarise(results: list[RecordingResult], ident: dict) -> dict:
@@ -115,13 +126,15 @@ def summarise(results: list[RecordingResult], ident: dict) -> dict:
     on_share = float(on.mean()) if len(on) else 0.0
     per_minute = n_eps / minutes if minutes > 0 else 0.0
     spec = float((scores < t).mean()) if len(scores) else 1.0
-    v, why = verdict(len(scores), on_share, per_minute, spec)
+    v, why = verdict(len(scores), on_share, n_eps, minutes, spec)
     bad = sum(r.unreadable for r in results)
     if bad:
         why += f"; {bad} frame(s) could not be read and were skipped (see each recording's unreadable_frames)"
     alarms = sorted((a for r in results for a in r.alarms), key=lambda a: -a.peak.score)
+    from engines.lab.site.rates import poisson_interval
     return {"verdict": v, "reason": why, **ident, "frames": int(len(scores)), "minutes": round(minutes, 3),
             "alert_on_share": round(on_share, 4), "episodes": n_eps, "episodes_per_minute": round(per_minute, 3),
+            "episodes_per_minute_ci95": list(poisson_interval(n_eps, minutes)),
             "alarming_frames": int(on.sum()), "specificity": round(spec, 4),
             "score_quantiles": {q: round(float(np.quantile(scores, v)), 4) for q, v in
                                 (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))} if len(scores) else {},

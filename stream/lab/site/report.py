@@ -12,7 +12,7 @@ import numpy as np
 from stream.lab.qa.report import _plt, _png
 from stream.lab.site.check import Alarm, RecordingResult
 
-COLORS = {"fits": "#2ca02c", "commission": "#e69500", "unfit": "#d62728"}
+COLORS = {"fits": "#2ca02c", "commission": "#e69500", "unfit": "#d62728", "undecided": "#777777"}
 
 
 def _histogram(results: list[RecordingResult], threshold: float, reference: dict) -> str:
