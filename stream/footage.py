@@ -15,6 +15,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +80,16 @@ class FootageWriter:
 
     # ------------------------------------------------------------------ the writer thread
     def _loop(self) -> None:
+        next_poll = 0.0
         while True:
             try:
                 item = self._queue.get(timeout=0.25)
             except queue.Empty:
                 item = ()
             try:
-                self._read_marks()
+                if item is None or time.monotonic() >= next_poll:      # marks: four times a second at most
+                    self._read_marks()
+                    next_poll = time.monotonic() + 0.25
                 if item is None:
                     break
                 if item:
