@@ -336,6 +336,9 @@ def test_commissioning_from_the_records_learns_the_sites_polyps_and_is_named_liv
     rec = read_onnx_metadata(out).training["site_adaptation"]
     assert set(rec["site_polyps"]) == {p.name for p in site_records.iterdir()}           # each procedure held out
     assert all(v["cases"] == 1 and v["after"]["frames_found"] is not None for v in rec["site_polyps"].values())
+    assert set(rec["per_recording"]) == set(rec["site_polyps"])                         # false alarms per procedure
+    assert all(len(v["after"]["per_minute_ci95"]) == 2 for v in rec["per_recording"].values())
+    assert "Each recording held out" in out.with_suffix(".commission.html").read_text()
     assert "reviewed polyp frame" in r.stdout
     summary = tmp_path / "run.json"
     clip = next(site_records.iterdir()) / "footage"

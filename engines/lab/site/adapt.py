@@ -28,7 +28,7 @@ from engines.errors import ConfigError, ModelError
 from engines.lab.site.commission import FinetuneConfig, check_network, finetune, scores, trunk
 from engines.lab.site.footage import FootageError, Recording, read_footage
 from engines.lab.site.kit import SiteKit, kit_path, load_kit
-from engines.lab.site.operating import footage_figures, refusal, site_threshold
+from engines.lab.site.operating import footage_figures, per_recording, refusal, site_threshold
 from engines.runtime.alerts import AlertsConfig
 from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.preprocess import preprocess
@@ -207,7 +207,8 @@ def figures(net, kit: SiteKit, site: SiteData, meta, opts: AdaptOptions) -> tupl
             "stock": {"at_stock_threshold": footage_figures(kept_stock, site.minutes, meta.threshold, opts.alerts),
                       "check_positives_sensitivity": _sens(scores(net, kit.check), meta.threshold)},
             "threshold_only": site_threshold(kept_stock, site.minutes, opts.alerts),   # a new threshold alone
-            "commissioned_held_out": chosen,
+            "commissioned_held_out": chosen, "per_recording": per_recording(
+                [r.name for r in site.recs], kept_stock, kept_held, site.minutes, meta.threshold, t, opts.alerts),
             "set_aside": {"frames": int(sum(a.sum() for a in site.aside)), "trained_on": opts.include_set_aside}}, held
 
 

@@ -68,3 +68,16 @@ def refusal(scores_by_recording: list[np.ndarray], minutes: list[float], alerts:
                 + rests_on(fig["episodes"], total, MAX_EPISODES_PER_MINUTE) + "; commission on more footage")
     return (f"even at {CEILING} the commissioned model is not quiet on the held-out recordings ({fig}; 95% interval "
             f"{lo}–{hi} episodes per minute): this tower is unfit for this model")
+
+
+def per_recording(names: list[str], stock: list[np.ndarray], held: list[np.ndarray], minutes: list[float],
+                  stock_t: float, site_t: float, alerts: AlertsConfig) -> dict:
+    """Each recording (procedure) held out: its false-alarm episodes before (the stock model at its threshold) and
+    after (the model fine-tuned without it, at the site threshold), with the 95% interval of the rate."""
+    from engines.lab.site.rates import poisson_interval
+    out = {}
+    for name, s, h, m in zip(names, stock, held, minutes):
+        b, a = episodes(s, stock_t, alerts)[0], episodes(h, site_t, alerts)[0]
+        out[name] = {"minutes": round(m, 3), "before": {"episodes": b, "per_minute_ci95": list(poisson_interval(b, m))},
+                     "after": {"episodes": a, "per_minute_ci95": list(poisson_interval(a, m))}}
+    return out

@@ -59,6 +59,19 @@ def _row(name: str, fig: dict | None) -> str:
             f"<td>{fig['episodes_per_minute']}</td><td>{fig['alert_on_frames']} of {fig['frames']}</td></tr>")
 
 
+def _per_recording(figs: dict | None) -> str:
+    """Each recording (procedure) held out: false-alarm episodes before and after, with their 95% intervals."""
+    if not figs:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{v['minutes']}</td><td>{v['before']['episodes']} "
+                   f"({v['before']['per_minute_ci95'][0]}–{v['before']['per_minute_ci95'][1]}/min)</td><td>"
+                   f"{v['after']['episodes']} ({v['after']['per_minute_ci95'][0]}–{v['after']['per_minute_ci95'][1]}"
+                   f"/min)</td></tr>" for n, v in figs.items())
+    return ("<h2>Each recording held out: alert episodes on its polyp-free frames</h2><table><tr><th>recording</th>"
+            "<th>minutes</th><th>stock model, its threshold</th><th>commissioned, site threshold</th></tr>"
+            f"{rows}</table>")
+
+
 def _site_polyps(figs: dict | None) -> str:
     """The site's own reviewed polyps (adapt --records), each procedure held out: found before and after."""
     if not figs:
@@ -96,6 +109,7 @@ train on it. Rule: {html.escape(r['rule'])}.</p>
 <p>Polyp evidence kept back from training (the kit's check frames): sensitivity
 {r['stock']['check_positives_sensitivity']} (stock, its threshold) → {r['commissioned_check_positives_sensitivity']}
 (site model, threshold {r['site_threshold']:.3f}).</p>
+{_per_recording(r.get('per_recording'))}
 {_site_polyps(r.get('site_polyps'))}
 <h2>Set aside for review: {r['set_aside']['frames']} frames</h2>
 <p class="note">The stock model scores these (or their neighbours) at or over its threshold. They were {trained}.</p>
