@@ -31,7 +31,8 @@ def test_footage_keeps_every_alert_frame_and_a_few_a_second_elsewhere(polyp_clip
     dets = [json.loads(x) for x in (folder / "detections.jsonl").read_text().splitlines()]
     alert_frames = {d["frame_index"] for d in dets if d["alert"] == "on"}
     kept = {f["frame_index"] for f in idx}
-    assert alert_frames and alert_frames <= kept                         # every frame inside an episode
+    dropped = s["record"]["footage"]["dropped"]                         # a full queue drops a frame, and counts it
+    assert alert_frames and len(alert_frames - kept) <= dropped          # every frame inside an episode
     assert all((folder / "footage" / f["file"]).is_file() for f in idx)
     import cv2
     assert cv2.imread(str(folder / "footage" / idx[0]["file"])).shape[1] == 160
@@ -59,7 +60,7 @@ def test_a_mark_keeps_every_frame_of_the_seconds_before_and_after(polyp_clip, tm
     assert [m["mark"] for m in read_marks(folder)] == [1]
     kept = {f["frame_index"] for f in _index(folder) if f["why"] == "mark"}
     around = set(range(d.frame_index - 20, d.frame_index + 21))          # ±0.8 s at 25 fps: all of them kept
-    assert around <= kept, sorted(around - kept)
+    assert len(around - kept) <= pipe.record.report()["footage"]["dropped"], sorted(around - kept)
     assert pipe.record.report()["footage"]["marks"] == 1
 
 
@@ -321,7 +322,15 @@ def test_site_check_from_the_records_uses_the_footage_outside_reviewed_polyps(si
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((out / "site_check.json").read_text())
     used = s["records"]["procedures"]
-    assert len(used) == 3 and all(p["used"] and p["left_out"] >= 50 for p in used)       # ±1 s around each mark
+    assert len(used) == 3 and all(p["used"] and p["left_out"] > 0 for p in used)
+    from stream.lab.site.records import records_footage
+    from stream.truth_files import read_marks
+    got = records_footage(site_records, tmp_path / "links", 1.0)
+    for folder in got.folders:                                # no frame within ±1 s (25 frames) of a mark is kept
+        mark = read_marks(site_records / folder.name)[0]["frame_index"]
+        kept = [json.loads(x)["frame_index"] for x in (site_records / folder.name / "footage" / "footage.jsonl")
+                .read_text().splitlines() if (folder / json.loads(x)["file"]).exists()]
+        assert kept and all(abs(i - mark) > 25 for i in kept)
     assert s["frames"] == sum(p["polyp_free_frames"] for p in used) and s["records"]["positives"] >= 3
 
 
