@@ -59,29 +59,30 @@ def _row(name: str, fig: dict | None) -> str:
             f"<td>{fig['episodes_per_minute']}</td><td>{fig['alert_on_frames']} of {fig['frames']}</td></tr>")
 
 
+def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> str:
+    """An h2 and a table; every cell escaped."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
 def _per_recording(figs: dict | None) -> str:
     """Each recording (procedure) held out: false-alarm episodes before and after, with their 95% intervals."""
-    if not figs:
-        return ""
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{v['minutes']}</td><td>{v['before']['episodes']} "
-                   f"({v['before']['per_minute_ci95'][0]}–{v['before']['per_minute_ci95'][1]}/min)</td><td>"
-                   f"{v['after']['episodes']} ({v['after']['per_minute_ci95'][0]}–{v['after']['per_minute_ci95'][1]}"
-                   f"/min)</td></tr>" for n, v in figs.items())
-    return ("<h2>Each recording held out: alert episodes on its polyp-free frames</h2><table><tr><th>recording</th>"
-            "<th>minutes</th><th>stock model, its threshold</th><th>commissioned, site threshold</th></tr>"
-            f"{rows}</table>")
+    span = lambda f: f"{f['episodes']} ({f['per_minute_ci95'][0]}–{f['per_minute_ci95'][1]}/min)"   # noqa: E731
+    return _table("Each recording held out: alert episodes on its polyp-free frames",
+                  ("recording", "minutes", "stock model, its threshold", "commissioned, site threshold"),
+                  [(n, v["minutes"], span(v["before"]), span(v["after"])) for n, v in (figs or {}).items()])
 
 
 def _site_polyps(figs: dict | None) -> str:
     """The site's own reviewed polyps (adapt --records), each procedure held out: found before and after."""
-    if not figs:
-        return ""
-    rows = "".join(f"<tr><td>{html.escape(p)}</td><td>{v['cases']}</td><td>{v['frames']}</td>"
-                   f"<td>{v['before']['cases_found']} / {v['before']['frames_found']}</td>"
-                   f"<td>{v['after']['cases_found']} / {v['after']['frames_found']}</td></tr>" for p, v in figs.items())
-    return ("<h2>The site's own polyps (reviewed), each procedure held out</h2><table><tr><th>procedure</th><th>cases"
-            "</th><th>frames</th><th>stock: cases / share of frames found</th><th>commissioned: cases / share of "
-            f"frames found</th></tr>{rows}</table>")
+    found = lambda f: f"{f['cases_found']} / {f['frames_found']}"                                  # noqa: E731
+    return _table("The site's own polyps (reviewed), each procedure held out",
+                  ("procedure", "cases", "frames", "stock: cases / share of frames found",
+                   "commissioned: cases / share of frames found"),
+                  [(n, v["cases"], v["frames"], found(v["before"]), found(v["after"])) for n, v in (figs or {}).items()])
 
 
 def report_html(r: dict, site) -> str:
