@@ -345,6 +345,7 @@ def test_commissioning_from_the_records_learns_the_sites_polyps_and_is_named_liv
     rec = read_onnx_metadata(out).training["site_adaptation"]
     assert set(rec["site_polyps"]) == {p.name for p in site_records.iterdir()}           # each procedure held out
     assert all(v["cases"] == 1 and v["after"]["frames_found"] is not None for v in rec["site_polyps"].values())
+    assert all("time_to_first_frame_s" in v["after"] for v in rec["site_polyps"].values())
     assert set(rec["per_recording"]) == set(rec["site_polyps"])                         # false alarms per procedure
     assert all(len(v["after"]["per_minute_ci95"]) == 2 for v in rec["per_recording"].values())
     assert "Each recording held out" in out.with_suffix(".commission.html").read_text()
@@ -368,3 +369,8 @@ def test_too_few_reviewed_polyps_are_refused_with_how_many_more(site_records, tm
                 "ward-9", "--out", str(tmp_path / "w.onnx"), "--steps", "2", timeout=300)
     assert r.returncode == 2 and "1 reviewed polyp case(s), at least 3 are needed" in r.stderr, r.stderr[-1500:]
     assert "2 more" in r.stderr and not (tmp_path / "w.onnx").exists()
+    one = tmp_path / "one"
+    shutil.copytree(site_records / sorted(p.name for p in site_records.iterdir())[0], one / "p", symlinks=True)
+    r = run_cli("adapt", "--model", str(tiny_site_model), "--records", str(one), "--site", "ward-9", "--out",
+                str(tmp_path / "w.onnx"), "--steps", "2", timeout=300)
+    assert r.returncode == 2 and "1 procedure(s) with polyp-free footage, at least 2 are needed (1 more)" in r.stderr

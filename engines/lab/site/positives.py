@@ -20,6 +20,7 @@ class Positive:
     case: str                                         # its episode or mark
     image: Path
     box: tuple[float, float, float, float] | None     # the reviewer's place, 0..1 of the frame
+    t_s: float = 0.0                                  # seconds since its case's first frame
 
 
 @dataclass
@@ -28,19 +29,21 @@ class SitePositives:
     heat: np.ndarray                                  # N x 1 x h x w targets in 0..1
     groups: list[str]
     cases: list[str]
+    t_s: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.groups)
 
+    def _select(self, keep: np.ndarray) -> "SitePositives":
+        pick = lambda v: [x for x, k in zip(v, keep) if k]          # noqa: E731
+        return SitePositives(self.f16[keep], self.heat[keep], pick(self.groups), pick(self.cases),
+                             pick(self.t_s) if self.t_s is not None else None)
+
     def without(self, group: str) -> "SitePositives":
-        keep = np.array([g != group for g in self.groups], bool)
-        return SitePositives(self.f16[keep], self.heat[keep], [g for g, k in zip(self.groups, keep) if k],
-                             [c for c, k in zip(self.cases, keep) if k])
+        return self._select(np.array([g != group for g in self.groups], bool))
 
     def of(self, group: str) -> "SitePositives":
-        keep = np.array([g == group for g in self.groups], bool)
-        return SitePositives(self.f16[keep], self.heat[keep], [g for g, k in zip(self.groups, keep) if k],
-                             [c for c, k in zip(self.cases, keep) if k])
+        return self._select(np.array([g == group for g in self.groups], bool))
 
 
 def place_map(box, area, frame_w: int, frame_h: int, h: int, w: int) -> np.ndarray:
@@ -64,7 +67,7 @@ def load_positives(net, meta, positives: list[Positive]) -> SitePositives:
 
     from engines.lab.site.commission import head, trunk
     if not positives:
-        return SitePositives(np.zeros((0,), np.float32), np.zeros((0,), np.float32), [], [])
+        return SitePositives(np.zeros((0,), np.float32), np.zeros((0,), np.float32), [], [], [])
     xs, areas, sizes = [], [], []
     for p in positives:
         img = cv2.imread(str(p.image), cv2.IMREAD_COLOR)
@@ -80,7 +83,8 @@ def load_positives(net, meta, positives: list[Positive]) -> SitePositives:
     h, w = stock.shape[-2:]
     heat = np.stack([place_map(p.box, a, fw, fh, h, w) if p.box is not None else s
                      for p, a, (fw, fh), s in zip(positives, areas, sizes, stock)]).astype(np.float32)
-    return SitePositives(f16, heat, [p.group for p in positives], [p.case for p in positives])
+    return SitePositives(f16, heat, [p.group for p in positives], [p.case for p in positives],
+                         [p.t_s for p in positives])
 
 
 MIN_SITE_POLYPS = 3                 # reviewed polyp cases (episodes or marks) before the site's own polyps are used
@@ -102,19 +106,25 @@ def check_enough(positives: list[Positive], recordings: list[str]) -> None:
 
 def site_polyp_figures(pos: SitePositives, held: dict, stock: np.ndarray, stock_t: float, site_t: float) -> dict:
     """Per procedure held out: the site's reviewed polyps found before (stock model, its threshold) and after (the
-    model fine-tuned without that procedure, the site threshold), per frame and per case (any frame over)."""
+    model fine-tuned without that procedure, the site threshold), per frame and per case (any frame over), and each
+    found case's time to its first frame over the threshold (seconds from the case's first frame; the live alert
+    filter's k-of-n comes on top)."""
     out = {}
     for group in sorted(set(pos.groups)):
         mine = np.array([g == group for g in pos.groups], bool)
         cases = [c for c, m in zip(pos.cases, mine) if m]
+        times = [t for t, m in zip(pos.t_s or [0.0] * len(mine), mine) if m]
         after, _ = held.get(group, (np.zeros(0), []))
 
-        def found(s, t):
-            return sorted({c for c, v in zip(cases, s) if v >= t})
-        before_s = stock[mine]
-        out[group] = {"cases": len(set(cases)), "frames": int(mine.sum()),
-                      "before": {"frames_found": round(float((before_s >= stock_t).mean()), 4),
-                                 "cases_found": len(found(before_s, stock_t))},
-                      "after": {"frames_found": round(float((after >= site_t).mean()), 4) if len(after) else None,
-                                "cases_found": len(found(after, site_t)) if len(after) else None}}
+        def figs(s, t):
+            if not len(s):
+                return {"frames_found": None, "cases_found": None, "time_to_first_frame_s": None}
+            first: dict[str, float] = {}
+            for c, v, ts in zip(cases, s, times):
+                if v >= t:
+                    first[c] = min(first.get(c, ts), ts)
+            return {"frames_found": round(float((s >= t).mean()), 4), "cases_found": len(first),
+                    "time_to_first_frame_s": sorted(first.values())}
+        out[group] = {"cases": len(set(cases)), "frames": int(mine.sum()), "before": figs(stock[mine], stock_t),
+                      "after": figs(after, site_t)}
     return out

@@ -27,6 +27,11 @@ def run(args) -> int:
     from stream.lab.site.records import records_footage
     with tempfile.TemporaryDirectory(prefix="polypwatch-records-") as work:
         used = records_footage(Path(args.records), Path(work), args.mark_seconds)
-        positives = [Positive(p.procedure, p.case, p.image, p.box) for p in used.positives]
+        if len(used.folders) < 2:
+            from engines.errors import ConfigError
+            raise ConfigError(f"--records: {len(used.folders)} procedure(s) with polyp-free footage, at least 2 are "
+                              f"needed ({2 - len(used.folders)} more): each is held out in turn to judge the others' "
+                              f"site model; nothing was written")
+        positives = [Positive(p.procedure, p.case, p.image, p.box, p.t_s) for p in used.positives]
         print(f"--records: {len(used.folders)} procedure(s) of footage, {len(positives)} reviewed polyp frame(s)")
         return adapt_cli.run(args, [str(f) for f in used.folders], positives, statistics.median(used.fps))

@@ -24,6 +24,7 @@ class SitePositive:
     case: str
     image: Path
     box: tuple[float, float, float, float] | None        # the reviewer's place, 0..1 of the frame; None: not given
+    t_s: float = 0.0                                       # seconds since the case's first frame
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,11 @@ def records_footage(root: Path, work: Path, mark_seconds: float = 3.0) -> Record
             if answer == "polyp":
                 a = latest[c["id"]]
                 box = tuple(a["box"]) if a.get("box") and a.get("frame_index") is not None else None
-                for f in _polyp_frames(c, a.get("frame_index"), source_fps(proc)):
+                rate = source_fps(proc)
+                for f in _polyp_frames(c, a.get("frame_index"), rate):
                     positives.append(SitePositive(proc.name, c["id"], proc / FOOTAGE / f["file"],
-                                                  box if f["frame_index"] == a.get("frame_index") else None))
+                                                  box if f["frame_index"] == a.get("frame_index") else None,
+                                                  round((f["frame_index"] - c["first_frame"]) / rate, 3)))
         kept = [f for f in frames if f["frame_index"] not in excluded]
         per.append({"procedure": proc.name, "used": bool(kept), "frames": len(frames), "polyp_free_frames": len(kept),
                     "left_out": len(frames) - len(kept), "reviewed_cases": len(latest)})
