@@ -52,25 +52,17 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return ap
 
 
-NAME_MAX = 255                 # bytes of one path component (Linux); PATH_MAX 4096 for the whole
-
-
 def check_path_options(args) -> None:
-    """Every option and argument given on the command line that could be a path: no component over NAME_MAX bytes
-    and no NUL, else a ConfigError naming the option (before any work; never an OSError traceback)."""
-    from engines.errors import ConfigError
+    """Every option and argument given on the command line that could be a path, by the configuration's own rule
+    (``stream.config.check_path_value``: no NUL, no component over 255 bytes): a ConfigError naming the option, before
+    any work, never an OSError traceback."""
+    from stream.config import check_path_value
     for key, value in vars(args).items():
         if key == "set":
             continue
         for v in value if isinstance(value, list) else [value]:
-            if not isinstance(v, str):
-                continue
-            if "\0" in v:
-                raise ConfigError(f"--{key.replace('_', '-')}: a NUL character in {v[:60]!r}")
-            long = next((c for c in v.split("/") if len(c.encode()) > NAME_MAX), None)
-            if long is not None or len(v.encode()) > 4096:
-                raise ConfigError(f"--{key.replace('_', '-')}: a path component of {len((long or v).encode())} bytes "
-                                  f"({(long or v)[:40]}…); file names are at most {NAME_MAX} bytes")
+            if isinstance(v, str):
+                check_path_value(f"--{key.replace('_', '-')}", v)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,13 +167,16 @@ def _check_cross(cfg: Config) -> None:
 
 
 def check_path_value(key: str, value: str) -> None:
-    """A path in the configuration: no NUL and no component over 255 bytes (refused here, never an OSError later)."""
+    """A path in the configuration or on the command line: no NUL, no component over 255 bytes, at most 4096 bytes in
+    all (refused here, never an OSError later)."""
     if "\0" in value:
         raise ConfigError(f"{key}: a NUL character in {show(value)}")
     long = next((c for c in value.split("/") if len(c.encode()) > 255), None)
     if long is not None:
         raise ConfigError(f"{key}: a path component of {len(long.encode())} bytes ({long[:40]}…); file names are at "
                           f"most 255 bytes")
+    if len(value.encode()) > 4096:
+        raise ConfigError(f"{key}: a path of {len(value.encode())} bytes ({value[:40]}…); paths are at most 4096 bytes")
 
 
 def check_output_path(key: str, value: str) -> None:

@@ -14,10 +14,6 @@ OURS = ("procedure.json", "detections.jsonl", "episodes.jsonl", "summary.json", 
 FOOTAGE = "footage"                   # the procedure's frames (record.footage): NNNNNNNN.jpg + footage.jsonl
 
 
-def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-
-
 def is_procedure(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()
 

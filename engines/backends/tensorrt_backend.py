@@ -120,6 +120,7 @@ class TensorRTBackend(BackendBase):
         self._bufs: dict = {}
         self._shape = None
         self._graph_bufs: dict = {}
+        self._bound = None                 # the buffers the context points at now
         return self
 
     def _check_io_types(self, trt) -> None:
@@ -153,11 +154,15 @@ class TensorRTBackend(BackendBase):
         return bufs
 
     def _bind(self, bufs: dict) -> None:
-        """Point the context at ``bufs`` (the shape first: output shapes follow from it)."""
+        """Point the context at ``bufs`` (the shape first: output shapes follow from it), only when another set of
+        buffers was bound last: a frame in a steady state makes no shape or address call."""
+        if self._bound is bufs:
+            return
         self._set_shape(tuple(bufs[self._inputs[0]].shape))
         for n, t in bufs.items():
             if not self._context.set_tensor_address(n, t.data_ptr()):
                 raise BackendError(f"tensorrt backend: the engine refused the address of tensor {n!r}")
+        self._bound = bufs
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         torch = self._torch
@@ -231,3 +236,4 @@ class TensorRTBackend(BackendBase):
         self._engine = None
         self._bufs = {}
         self._graph_bufs = {}
+        self._bound = None

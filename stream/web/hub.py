@@ -72,6 +72,7 @@ class Hub:
         self._last_frame: FrameHeader | None = None
         self._last_det: Detection | None = None
         self.hub_errors: dict[str, int] = {}
+        self._last_sent = 0                         # monotonic ns of the last message handed to the viewers
 
     def style(self) -> dict:
         o = self.overlay
@@ -108,10 +109,9 @@ class Hub:
     def _run(self) -> None:
         """Never dies of a message: whatever one step raises is logged once per kind and counted (``hub_errors``)."""
         interval_ns = int(self.web.state_interval_ms * 1e6)
-        last_sent = [0]
         while not self.stop_event.is_set():
             try:
-                self._step(interval_ns, last_sent)
+                self._step(interval_ns)
             except Exception as e:  # noqa: BLE001 - the thread that feeds every browser must outlive any message
                 kind = type(e).__name__
                 if not self.hub_errors.get(kind):
@@ -119,7 +119,7 @@ class Hub:
                 self.hub_errors[kind] = self.hub_errors.get(kind, 0) + 1
                 time.sleep(0.01)
 
-    def _step(self, interval_ns: int, last_sent: list) -> None:
+    def _step(self, interval_ns: int) -> None:
         newest: FrameHeader | None = None
         for msg in self._receiver.poll(timeout_ms=10):
             now = time.monotonic_ns()
@@ -143,10 +143,10 @@ class Hub:
             self._last_frame = newest
             self.latest = out
             self._publish(out)
-            last_sent[0] = now
-        elif now - last_sent[0] >= interval_ns:
+            self._last_sent = now
+        elif now - self._last_sent >= interval_ns:
             self._publish(self._state_message(now))
-            last_sent[0] = now
+            self._last_sent = now
 
     def _publish(self, msg: Outgoing) -> None:
         self.last_state = msg.header

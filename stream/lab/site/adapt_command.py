@@ -23,7 +23,6 @@ def run(args) -> int:
     from engines.lab.site import adapt_cli
     if not args.records:
         return adapt_cli.run(args)
-    from engines.lab.site.positives import Positive
     from stream.lab.site.records import records_footage
     with tempfile.TemporaryDirectory(prefix="polypwatch-records-") as work:
         used = records_footage(Path(args.records), Path(work), args.mark_seconds)
@@ -32,6 +31,5 @@ def run(args) -> int:
             raise ConfigError(f"--records: {len(used.folders)} procedure(s) with polyp-free footage, at least 2 are "
                               f"needed ({2 - len(used.folders)} more): each is held out in turn to judge the others' "
                               f"site model; nothing was written")
-        positives = [Positive(p.procedure, p.case, p.image, p.box, p.t_s) for p in used.positives]
-        print(f"--records: {len(used.folders)} procedure(s) of footage, {len(positives)} reviewed polyp frame(s)")
-        return adapt_cli.run(args, [str(f) for f in used.folders], positives, statistics.median(used.fps))
+        print(f"--records: {len(used.folders)} procedure(s) of footage, {len(used.positives)} reviewed polyp frame(s)")
+        return adapt_cli.run(args, [str(f) for f in used.folders], used.positives, statistics.median(used.fps))

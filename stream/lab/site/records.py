@@ -14,24 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import ConfigError
+from engines.lab.site.positives import Positive
 from stream.record_files import FOOTAGE, is_procedure
 from stream.truth_files import cases, footage, latest_answers, read_review, source_fps
-
-
-@dataclass(frozen=True)
-class SitePositive:
-    procedure: str
-    case: str
-    image: Path
-    box: tuple[float, float, float, float] | None        # the reviewer's place, 0..1 of the frame; None: not given
-    t_s: float = 0.0                                       # seconds since the case's first frame
 
 
 @dataclass(frozen=True)
 class RecordsFootage:
     folders: list[Path]                 # one folder of polyp-free frames per procedure (links)
     fps: list[float]                    # the kept frames' own rate (footage is denser inside episodes and marks)
-    positives: list[SitePositive]
+    positives: list[Positive]           # the site's reviewed polyps, each named by its procedure (its recording)
     summary: dict                       # what was used and left out, per procedure
 
 
@@ -81,9 +73,9 @@ def records_footage(root: Path, work: Path, mark_seconds: float = 3.0) -> Record
                 box = tuple(a["box"]) if a.get("box") and a.get("frame_index") is not None else None
                 rate = source_fps(proc)
                 for f in _polyp_frames(c, a.get("frame_index"), rate):
-                    positives.append(SitePositive(proc.name, c["id"], proc / FOOTAGE / f["file"],
-                                                  box if f["frame_index"] == a.get("frame_index") else None,
-                                                  round((f["frame_index"] - c["first_frame"]) / rate, 3)))
+                    positives.append(Positive(proc.name, c["id"], proc / FOOTAGE / f["file"],
+                                              box if f["frame_index"] == a.get("frame_index") else None,
+                                              round((f["frame_index"] - c["first_frame"]) / rate, 3)))
         kept = [f for f in frames if f["frame_index"] not in excluded]
         per.append({"procedure": proc.name, "used": bool(kept), "frames": len(frames), "polyp_free_frames": len(kept),
                     "left_out": len(frames) - len(kept), "reviewed_cases": len(latest)})
