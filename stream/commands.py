@@ -52,6 +52,8 @@ COMMANDS = (
             "engines.lab.site.build_kit"),
     Command("commission-protocol", LAB, "the pre-registered commissioning protocol on the shared sources",
             "engines.lab.site.protocol"),
+    Command("site-truth-sim", LAB, "the site's-truth loop simulated on the shared sources (rounds of reviewed procedures)",
+            "engines.lab.site.truth_simulation"),
     Command("adapt", LAB, "commission the model at one hospital's tower from its polyp-free footage", "stream.lab.site.adapt_command"),
     Command("evaluate", LAB, "AUROC, sensitivity/specificity, boxes, shortcut checks per source; INT8 parity",
             "engines.lab.evaluation.cli"),

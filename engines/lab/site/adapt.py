@@ -216,16 +216,26 @@ def _sens(s: np.ndarray, t: float) -> float | None:
     return round(float((s >= t).mean()), 4) if len(s) else None
 
 
-def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path, positives: list | None = None) -> dict:
-    """Commission ``model`` at the tower of ``paths``; writes ``out`` (+ .pt, INT8 twin, .commission.json/.html).
-    ``positives`` (procedure records): the site's reviewed polyps (positives.Positive), their ``group`` the name of
-    the recording they were seen in; cross-validation then holds each recording's polyps out with it."""
+@dataclass(frozen=True)
+class Commissioned:
+    """A site model in memory, before anything is written: the fine-tuned network, the stock model's metadata and
+    kit, the report's figures (held out by recording), the site's frames and the held-out scores."""
+    net: object
+    meta: object
+    kit: SiteKit
+    report: dict
+    site: SiteData
+    held: list
+
+
+def commission(model: Path, paths: list[str], opts: AdaptOptions, positives: list | None = None) -> Commissioned:
+    """Commission ``model`` at the tower of ``paths`` in memory (writes nothing). ``positives`` (procedure records):
+    the site's reviewed polyps (positives.Positive), their ``group`` the name of the recording they were seen in;
+    cross-validation then holds each recording's polyps out with it."""
     from engines.lab.site.model import load_model
-    model, out = Path(model), Path(out)
-    check_out(out, model, opts.replace, paths)
-    net, meta = load_model(model)
+    net, meta = load_model(Path(model))
     check_network(net)
-    kit = load_kit(kit_path(model), meta.model_id)
+    kit = load_kit(kit_path(Path(model)), meta.model_id)
     site = load_site(net, meta, paths, opts)
     if positives is not None:
         from engines.lab.site.positives import check_enough, load_positives, site_polyp_figures
@@ -239,11 +249,21 @@ def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path, positive
     final = finetune(net, np.concatenate([_train_frames(site, i, opts) for i in range(len(site.recs))]), kit,
                      opts.finetune, site.pos)
     report["commissioned_check_positives_sensitivity"] = _sens(scores(final, kit.check), t)
+    return Commissioned(final, meta, kit, report, site, held)
+
+
+def adapt(model: Path, paths: list[str], opts: AdaptOptions, out: Path, positives: list | None = None) -> dict:
+    """Commission ``model`` at the tower of ``paths`` (``commission``); writes ``out`` (+ .pt, INT8 twin,
+    .commission.json/.html), never over a file it does not own (``check_out``, before any work)."""
+    model, out = Path(model), Path(out)
+    check_out(out, model, opts.replace, paths)
+    c = commission(model, paths, opts, positives)
+    report, site, meta = c.report, c.site, c.meta
     report.update(site=opts.site, commissioned_from=meta.model_id, model_path=str(model), method="last stage and head fine-tuned "
                   f"({opts.finetune.steps} steps, lr {opts.finetune.lr}) with the site's frames as negatives beside the "
-                  f"kit's evidence ({kit.describe()})", date_utc=datetime.datetime.now(datetime.timezone.utc)
+                  f"kit's evidence ({c.kit.describe()})", date_utc=datetime.datetime.now(datetime.timezone.utc)
                   .strftime("%Y-%m-%dT%H:%M:%SZ"),
                   footage=[{"path": str(r.path), "sha256": footage_hash(r.path), "frames_used": len(r.frames),
                             "size": list(r.size)} for r in site.recs])
     from engines.lab.site.write import write_site_model
-    return write_site_model(final, meta, report, site, held, out)
+    return write_site_model(c.net, meta, report, site, c.held, out)
