@@ -132,7 +132,7 @@ def features(net, meta, proc: Procedure) -> Features:
                     tuple(p.case for p in proc.polyps), _trunk_of(net, meta, list(proc.zoomed)))
 
 
-def test_figures(net, threshold: float, test: list[Features], alerts) -> dict:
+def held_out_figures(net, threshold: float, test: list[Features], alerts) -> dict:
     """The procedures not yet used, scored by ``net`` at ``threshold``."""
     from engines.lab.evaluation.metrics import auroc
     from engines.lab.site.commission import scores
@@ -160,15 +160,20 @@ def test_figures(net, threshold: float, test: list[Features], alerts) -> dict:
             "negatives": int(len(neg)), "positives": int(len(pos))}
 
 
-def run_round(model: Path, site: str, procs: list[Procedure], feats: dict[str, Features], k: int, stock, meta) -> dict:
+def run_round(model: Path, site: str, procs: list[Procedure], feats: dict[str, Features], k: int, stock, meta,
+              finetune=None) -> dict:
+    """Round ``k``: commission on procedures 1..k both ways (``finetune``: the protocol's FinetuneConfig() unless
+    given) and score the rest."""
     from engines.lab.site.adapt import AdaptOptions, commission
+    from engines.lab.site.commission import FinetuneConfig
     from engines.runtime.alerts import AlertsConfig
     used, test = procs[:k], procs[k:]
     alerts = AlertsConfig()
     tf = [feats[p.name] for p in test]
     row = {"site": site, "round": k, "commissioned_on": [p.name for p in used], "tested_on": [p.name for p in test],
-           "stock": test_figures(stock, meta.threshold, tf, alerts)}
-    opts = AdaptOptions(site=f"{site.lower()}-r{k}", min_frames=50, include_set_aside=True, alerts=alerts)
+           "stock": held_out_figures(stock, meta.threshold, tf, alerts)}
+    opts = AdaptOptions(site=f"{site.lower()}-r{k}", min_frames=50, include_set_aside=True, alerts=alerts,
+                        finetune=finetune or FinetuneConfig())
     for cond in CONDITIONS:
         positives = [q for p in used for q in p.polyps] if cond == "with_site_polyps" else None
         t0 = time.monotonic()
@@ -181,7 +186,7 @@ def run_round(model: Path, site: str, procs: list[Procedure], feats: dict[str, F
         row[cond] = {"site_threshold": t, "wall_s": round(time.monotonic() - t0, 1),
                      "held_out": c.report["commissioned_held_out"], "site_polyps_held_out": c.report.get("site_polyps"),
                      "kit_check_sensitivity": c.report["commissioned_check_positives_sensitivity"],
-                     "test": test_figures(c.net, t, tf, alerts)}
+                     "test": held_out_figures(c.net, t, tf, alerts)}
     return row
 
 
