@@ -54,7 +54,7 @@ def test_adapt_refuses_before_any_work_when_any_file_it_would_write_exists(tmp_p
 
 def test_adapt_never_writes_over_its_footage_or_model(tmp_path, shipped_model):
     from engines.errors import ConfigError
-    from engines.lab.site.adapt import check_out
+    from engines.lab.site.out_files import check_out
     footage = tmp_path / "ward3.commission.json"
     footage.write_text("not really footage, but named like an output")
     with pytest.raises(ConfigError, match="which is an input \\(footage\\)"):

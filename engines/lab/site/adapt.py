@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -29,13 +28,12 @@ from engines.lab.site.commission import FinetuneConfig, check_network, finetune,
 from engines.lab.site.footage import FootageError, Recording, read_footage
 from engines.lab.site.kit import SiteKit, kit_path, load_kit
 from engines.lab.site.operating import footage_figures, per_recording, refusal, site_threshold
+from engines.lab.site.out_files import check_out, footage_hash
 from engines.runtime.alerts import AlertsConfig
-from engines.runtime.metadata import read_onnx_metadata
 from engines.runtime.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-SHIPPED = Path(__file__).resolve().parents[2] / "models"
 
 
 @dataclass(frozen=True)
@@ -61,64 +59,6 @@ class AdaptOptions:
         if self.min_recordings < 2:
             raise ConfigError(f"min_recordings: expected at least 2 (one recording is held out at a time), "
                               f"got {self.min_recordings}")
-
-
-def site_files(out: Path) -> list[Path]:
-    """Every file a commissioning run writes for ``out``: the model, its weights, its INT8 twin, the report pair."""
-    from engines.runtime.precision import int8_twin
-    return [out, out.with_suffix(".pt"), int8_twin(out), out.with_suffix(".commission.json"),
-            out.with_suffix(".commission.html")]
-
-
-def _earlier_run_files(out: Path) -> set[Path]:
-    """The files an earlier commissioning run wrote for ``out`` (its report lists them); empty if there was none."""
-    import json
-    try:
-        earlier_site = "site_adaptation" in read_onnx_metadata(out).training
-        listed = json.loads(out.with_suffix(".commission.json").read_text()).get("files", {})
-    except (ModelError, OSError, ValueError, AttributeError):
-        return set()
-    if not earlier_site or not isinstance(listed, dict):
-        return set()
-    return {Path(v).resolve() for v in listed.values() if isinstance(v, str)} | {
-        out.with_suffix(".commission.json").resolve(), out.with_suffix(".commission.html").resolve()}
-
-
-def check_out(out: Path, model: Path, replace: bool, inputs: list[str] | tuple = ()) -> None:
-    """One never-overwrite rule for every file a run writes (the model, .pt, .int8.onnx, .commission.json/.html):
-    none may be in the shipped models' folder, the model being commissioned, an input, or an existing file, except,
-    with --replace, a file an earlier commissioning run of this same site model wrote (its report lists them)."""
-    if out.suffix != ".onnx":
-        raise ConfigError(f"--out: expected a path ending in .onnx, got {out}")
-    if out.resolve().parent == SHIPPED:
-        raise ConfigError(f"--out: {out} is in the shipped models' folder ({SHIPPED}); site models live elsewhere")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out: {out.parent} is not a folder")
-    taken = {model.resolve(): "the model being commissioned", model.with_suffix(".pt").resolve(): "its weights",
-             **{Path(p).resolve(): "an input (footage)" for p in inputs}}
-    ours = _earlier_run_files(out) if replace else set()
-    for f in site_files(out):
-        if f.resolve() in taken:
-            raise ConfigError(f"--out: the run would write {f}, which is {taken[f.resolve()]}; write the site model "
-                              f"to a new file (nothing was written)")
-        if (f.exists() or f.is_symlink()) and f.resolve() not in ours:
-            raise ConfigError(f"--out: {f} exists and a commissioning run would overwrite it; a site model and its "
-                              f"files (.pt, .int8.onnx, .commission.json/.html) are written to new files" +
-                              (" (--replace overwrites only what an earlier run of this site model wrote, as its "
-                               ".commission.json lists)" if replace else
-                               " (--replace overwrites an earlier site model's own files)") + "; nothing was written")
-
-
-def footage_hash(path: Path) -> str:
-    """sha256 of a video file, or of a folder's frame names and contents in order."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    for f in files:
-        h.update(f.name.encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def set_aside(stock: np.ndarray, threshold: float) -> np.ndarray:
