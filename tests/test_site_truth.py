@@ -374,3 +374,22 @@ def test_too_few_reviewed_polyps_are_refused_with_how_many_more(site_records, tm
     r = run_cli("adapt", "--model", str(tiny_site_model), "--records", str(one), "--site", "ward-9", "--out",
                 str(tmp_path / "w.onnx"), "--steps", "2", timeout=300)
     assert r.returncode == 2 and "1 procedure(s) with polyp-free footage, at least 2 are needed (1 more)" in r.stderr
+
+
+def test_the_commissioning_report_times_each_site_polyp_to_its_first_live_alert():
+    """Per case, frames in time order through the live 3-of-5 filter: a case with two frames over raises nothing
+    (found per frame, not alerted); one with three over in five alerts at the third."""
+    import numpy as np
+
+    from engines.lab.site.positives import SitePositives, site_polyp_figures
+    times = [0.12, 0.0, 0.04, 0.08, 0.16, 0.2, 0.0, 0.04, 0.08]           # case a given out of order
+    scores_ = np.array([0.9, 0.9, 0.1, 0.9, 0.1, 0.1, 0.9, 0.1, 0.9])    # a in time order: .9 .1 .9 .9 .1 .1
+    pos = SitePositives(np.zeros((9, 1, 1, 1), np.float32), np.zeros((9, 1, 1, 1), np.float32),
+                        ["p1"] * 6 + ["p2"] * 3, ["a"] * 6 + ["b"] * 3, times)
+    held = {"p1": (scores_[:6], ["a"] * 6), "p2": (np.full(3, 0.1), ["b"] * 3)}
+    figs = site_polyp_figures(pos, held, scores_, 0.5, 0.5)
+    before_a, before_b = figs["p1"]["before"], figs["p2"]["before"]
+    assert before_a["time_to_first_frame_s"] == [0.0] and before_a["time_to_first_alert_s"] == [0.12]
+    assert before_b["cases_found"] == 1 and before_b["cases_alerted"] == 0 and before_b["time_to_first_alert_s"] == []
+    assert figs["p2"]["after"]["cases_found"] == 0 and figs["p2"]["after"]["frames_found"] == 0.0
+    assert figs["p1"]["after"]["time_to_first_alert_s"] == [0.12]

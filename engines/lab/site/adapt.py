@@ -185,7 +185,7 @@ def commission(model: Path, paths: list[str], opts: AdaptOptions, positives: lis
     t = report["site_threshold"]
     if site.pos is not None:
         report["site_polyps"] = site_polyp_figures(site.pos, site.pos_held, scores(net, site.pos.f16),
-                                                   meta.threshold, t)
+                                                   meta.threshold, t, opts.alerts)
     final = finetune(net, np.concatenate([_train_frames(site, i, opts) for i in range(len(site.recs))]), kit,
                      opts.finetune, site.pos)
     report["commissioned_check_positives_sensitivity"] = _sens(scores(final, kit.check), t)

@@ -104,11 +104,30 @@ def check_enough(positives: list[Positive], recordings: list[str]) -> None:
                           f"them out with; nothing was written")
 
 
-def site_polyp_figures(pos: SitePositives, held: dict, stock: np.ndarray, stock_t: float, site_t: float) -> dict:
+def _first_alert(cases: list[str], times: list[float], s: np.ndarray, t: float, alerts) -> dict[str, float]:
+    """Per case: the time of its first frame with the live alert filter (``alerts`` at threshold ``t``) on, over its
+    frames in time order (a recorded case keeps every frame of its episode or mark)."""
+    import dataclasses
+
+    from engines.runtime.alerts import AlertFilter, AlertState
+    first: dict[str, float] = {}
+    for c in dict.fromkeys(cases):
+        f = AlertFilter.from_config(dataclasses.replace(alerts, on_threshold=t, off_threshold=0.0), t)
+        for ts, v in sorted((ts, v) for cc, ts, v in zip(cases, times, s) if cc == c):
+            if f.update(float(v)) is AlertState.ON:
+                first[c] = ts
+                break
+    return first
+
+
+def site_polyp_figures(pos: SitePositives, held: dict, stock: np.ndarray, stock_t: float, site_t: float,
+                       alerts=None) -> dict:
     """Per procedure held out: the site's reviewed polyps found before (stock model, its threshold) and after (the
-    model fine-tuned without that procedure, the site threshold), per frame and per case (any frame over), and each
-    found case's time to its first frame over the threshold (seconds from the case's first frame; the live alert
-    filter's k-of-n comes on top)."""
+    model fine-tuned without that procedure, the site threshold), per frame and per case (any frame over), each found
+    case's time to its first frame over the threshold, and each case's time to its first alert of the live filter
+    (``alerts``; seconds from the case's first frame; cases the filter never raised on are not listed)."""
+    from engines.runtime.alerts import AlertsConfig
+    alerts = alerts or AlertsConfig()
     out = {}
     for group in sorted(set(pos.groups)):
         mine = np.array([g == group for g in pos.groups], bool)
@@ -118,13 +137,16 @@ def site_polyp_figures(pos: SitePositives, held: dict, stock: np.ndarray, stock_
 
         def figs(s, t):
             if not len(s):
-                return {"frames_found": None, "cases_found": None, "time_to_first_frame_s": None}
+                return {"frames_found": None, "cases_found": None, "time_to_first_frame_s": None,
+                        "cases_alerted": None, "time_to_first_alert_s": None}
             first: dict[str, float] = {}
             for c, v, ts in zip(cases, s, times):
                 if v >= t:
                     first[c] = min(first.get(c, ts), ts)
+            alerted = _first_alert(cases, times, s, t, alerts)
             return {"frames_found": round(float((s >= t).mean()), 4), "cases_found": len(first),
-                    "time_to_first_frame_s": sorted(first.values())}
+                    "time_to_first_frame_s": sorted(first.values()), "cases_alerted": len(alerted),
+                    "time_to_first_alert_s": sorted(alerted.values())}
         out[group] = {"cases": len(set(cases)), "frames": int(mine.sum()), "before": figs(stock[mine], stock_t),
                       "after": figs(after, site_t)}
     return out

@@ -79,9 +79,10 @@ def _per_recording(figs: dict | None) -> str:
 def _site_polyps(figs: dict | None) -> str:
     """The site's own reviewed polyps (adapt --records), each procedure held out: found before and after."""
     found = lambda f: (f"{f['cases_found']} / {f['frames_found']}; first frame over the threshold after "   # noqa: E731
-                       f"{f.get('time_to_first_frame_s')} s")
+                       f"{f.get('time_to_first_frame_s')} s; alert raised on {f.get('cases_alerted')} case(s), after "
+                       f"{f.get('time_to_first_alert_s')} s")
     return _table("The site's own polyps (reviewed), each procedure held out",
-                  ("procedure", "cases", "frames", "stock: cases / share of frames found; time to the first frame over",
+                  ("procedure", "cases", "frames", "stock: cases / share of frames found; time to the first frame over; live alert and time to it",
                    "commissioned: the same"),
                   [(n, v["cases"], v["frames"], found(v["before"]), found(v["after"])) for n, v in (figs or {}).items()])
 
