@@ -119,3 +119,22 @@ def net_trunk_shape(model: Path) -> tuple[int, int, int]:
     net, meta = load_model(model)
     x = np.zeros((1, 3, meta.preprocess.input_height, meta.preprocess.input_width), np.float32)
     return trunk(net, x).shape[1:]
+
+
+def _row(with_sens, with_spec, only_sens, only_spec, zoomed=None, only_zoomed=None):
+    t = lambda s, p, z: {"test": {"sensitivity": s, "specificity": p, "zoomed_sensitivity": z}}   # noqa: E731
+    return {"footage_only": t(only_sens, only_spec, only_zoomed), "with_site_polyps": t(with_sens, with_spec, zoomed)}
+
+
+def test_the_protocols_decision_rule():
+    from engines.lab.site.truth_simulation import lifted, verdict
+    assert lifted(_row(0.8, 0.96, 0.7, 0.97)) == "lift"
+    assert lifted(_row(0.8, 0.94, 0.7, 0.97)) == "no lift"              # specificity missed with the site's polyps
+    assert lifted(_row(0.7, 0.96, 0.7, 0.97)) == "no lift"              # not higher
+    assert lifted(_row(0.5, 0.96, 0.9, 0.80)) == "lift"                 # footage only missed specificity
+    assert lifted(_row(0.8, 0.96, 0.7, 0.97, zoomed=0.6, only_zoomed=0.65)) == "framing"
+    assert lifted(_row(0.8, 0.96, 0.7, 0.97, zoomed=0.6, only_zoomed=0.5)) == "lift"   # both lean on framing alike
+    assert lifted({"footage_only": {}, "with_site_polyps": {"refused": "x"}}) == "refused"
+    assert verdict([_row(0.8, 0.96, 0.7, 0.97)] * 3 + [_row(0.7, 0.9, 0.7, 0.97)]).startswith("yes: lifted in 3 of 4")
+    assert verdict([_row(0.8, 0.96, 0.7, 0.97)] * 2 + [_row(0.7, 0.9, 0.7, 0.97)] * 2).startswith("mixed")
+    assert verdict([_row(0.8, 0.96, 0.7, 0.97)] + [_row(0.7, 0.9, 0.7, 0.97)] * 3).startswith("no")

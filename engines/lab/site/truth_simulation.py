@@ -214,6 +214,32 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def lifted(row: dict) -> str:
+    """The decision rule of the protocol for one round: 'lift', 'no lift', 'framing' (a lift that leans on the framing
+    shortcut) or 'refused' (the condition with the site's polyps was not commissioned)."""
+    w, f = row.get("with_site_polyps") or {}, row.get("footage_only") or {}
+    if "test" not in w:
+        return "refused"
+    wt = w["test"]
+    ft = f.get("test")
+    if wt["specificity"] < 0.95:
+        return "no lift"
+    if ft is not None and ft["specificity"] >= 0.95 and wt["sensitivity"] <= ft["sensitivity"]:
+        return "no lift"
+    drop = lambda t: t.get("zoomed_sensitivity") is not None and t["zoomed_sensitivity"] < t["sensitivity"] - 0.10  # noqa: E731
+    if drop(wt) and not (ft is not None and drop(ft)):
+        return "framing"
+    return "lift"
+
+
+def verdict(rows: list[dict]) -> str:
+    """Over all rounds run: yes if lifted in more than half, no if in at most a quarter, mixed otherwise."""
+    calls = [lifted(r) for r in rows]
+    n = sum(c == "lift" for c in calls)
+    word = "yes" if n > len(calls) / 2 else "no" if n <= len(calls) / 4 else "mixed"
+    return f"{word}: lifted in {n} of {len(calls)} rounds ({', '.join(calls)})"
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", required=True, help="the fold model that never saw --site (its .pt and kit beside it)")
     ap.add_argument("--site", required=True, choices=SITES)
@@ -242,5 +268,6 @@ def run(args) -> int:
         target.write_text(json.dumps({"model": str(args.model), "site": args.site, "rows": rows}, indent=1) + "\n")
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(table(rows))
+    print(f"reviewed polyps lift sensitivity at specificity >= 0.95 at {args.site}: {verdict(rows)}")
     return 0
 
