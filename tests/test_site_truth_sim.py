@@ -11,7 +11,8 @@ import pytest
 from conftest import run_cli
 
 from engines.lab.site.positives import Positive
-from engines.lab.site.truth_simulation import Procedure, features, procedures, run_round, table, held_out_figures
+from engines.lab.site.truth_simulation import Procedure, features, held_out_figures, procedures, run_round
+from engines.lab.site.truth_simulation_report import table
 
 
 def _jpg(path: Path, value: int, size=(96, 72)) -> None:
@@ -127,7 +128,7 @@ def _row(with_sens, with_spec, only_sens, only_spec, zoomed=None, only_zoomed=No
 
 
 def test_the_protocols_decision_rule():
-    from engines.lab.site.truth_simulation import lifted, verdict
+    from engines.lab.site.truth_simulation_report import lifted, verdict
     assert lifted(_row(0.8, 0.96, 0.7, 0.97)) == "lift"
     assert lifted(_row(0.8, 0.94, 0.7, 0.97)) == "no lift"              # specificity missed with the site's polyps
     assert lifted(_row(0.7, 0.96, 0.7, 0.97)) == "no lift"              # not higher
